@@ -1,0 +1,128 @@
+// braggnac peaks: find Bragg peaks in detector frames and write unlabelled patches.
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "cli.h"
+#include "core/common/error.h"
+#include "core/io/framesource.h"
+#include "core/io/patchdataset.h"
+#include "core/peaks/finder.h"
+
+namespace braggnac::cli {
+
+namespace {
+
+int parseIndex(const std::string &text, const std::string &whole)
+{
+    try {
+        std::size_t pos = 0;
+        const long long v = std::stoll(text, &pos);
+        if (pos == text.size() && v >= 0 && v <= 1000000000)
+            return int(v);
+    } catch (const std::exception &) {
+    }
+    throw UsageError("--frames: expected A:B with frame numbers >= 0 (frames A to B-1), got '" + whole + "'");
+}
+
+/// "A:B" (frames A..B-1), "A:" (A to the end), ":B", or "A" (one frame).
+std::pair<int, int> parseRange(const std::string &text, int count)
+{
+    if (text.empty())
+        return {0, count};
+    const auto colon = text.find(':');
+    if (colon == std::string::npos) {
+        const int a = parseIndex(text, text);
+        return {a, a + 1};
+    }
+    const std::string a = text.substr(0, colon), b = text.substr(colon + 1);
+    return {a.empty() ? 0 : parseIndex(a, text), b.empty() ? count : parseIndex(b, text)};
+}
+
+int runPeaks(const Args &args)
+{
+    const std::string input = args.positionalAt(0, "FRAMES (a frame file)");
+    const std::string out = args.required("out");
+    const std::string dataset = args.get("dataset");
+    const std::string darkPath = args.get("dark");
+    const std::string darkDataset = args.get("dark-dataset");
+    const std::string range = args.get("frames");
+    core::FinderOptions o;
+    o.threshold = args.getDouble("threshold", o.threshold);
+    o.autoSigma = args.getDouble("auto-sigma", o.autoSigma);
+    o.minPixels = int(args.getInt("min-pixels", o.minPixels));
+    o.maxPixels = int(args.getInt("max-pixels", o.maxPixels));
+    o.patchSize = int(args.getInt("patch-size", o.patchSize));
+    o.maskOthers = !args.flag("no-mask");
+    o.threads = args.threads();
+    const bool compress = !args.flag("no-compress");
+    args.finish(1);
+    if (o.patchSize < 1 || o.patchSize > 255 || o.patchSize % 2 == 0)
+        throw UsageError("--patch-size: expected an odd size from 1 to 255, got "
+                         + std::to_string(o.patchSize));
+    if (o.minPixels < 1 || o.maxPixels < o.minPixels)
+        throw UsageError("--min-pixels/--max-pixels: expected 1 <= min <= max");
+    if (!(o.autoSigma > 0))
+        throw UsageError("--auto-sigma: expected a positive number");
+
+    checkOutputFolder(out);
+    const auto source = core::openFrameSource(input, dataset);
+    const auto [first, last] = parseRange(range, source->frameCount());
+    if (first >= last || last > source->frameCount())
+        throw core::InputError(core::fileMessage(
+            input, "--frames " + range + " selects no frames of the " + std::to_string(source->frameCount())
+                       + " in the file (frames A to B-1 with 0 <= A < B <= "
+                       + std::to_string(source->frameCount()) + ")"));
+    core::Frame dark;
+    if (!darkPath.empty()) {
+        dark = core::readDarkFrame(darkPath, darkDataset);
+        if (dark.rows != source->rows() || dark.cols != source->cols())
+            throw core::InputError(core::fileMessage(
+                darkPath, "dark frame is " + std::to_string(dark.rows) + " x " + std::to_string(dark.cols)
+                              + " but the frames of " + input + " are " + std::to_string(source->rows())
+                              + " x " + std::to_string(source->cols())));
+    }
+
+    const auto start = std::chrono::steady_clock::now();
+    const core::PatchDataset data = core::findPeaksInSource(
+        *source, first, last, o, darkPath.empty() ? nullptr : &dark, makeMonitor(args, "peaks"));
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    endProgress();
+    core::writePatchDataset(out, data, compress);
+
+    const int frames = last - first;
+    const auto countFlag = [&](const char *name) {
+        const auto it = data.extraFlags.find(name);
+        return it == data.extraFlags.end() ? 0L : long(std::count(it->second.begin(), it->second.end(), 1));
+    };
+    const double fps = elapsed > 0 ? frames / elapsed : 0.0;
+    if (args.json()) {
+        printJson({{"frames", frames},
+                   {"peaks", data.size()},
+                   {"frames_per_s", fps},
+                   {"border", countFlag("/flags/border")},
+                   {"merged", countFlag("/flags/merged")},
+                   {"out", out}});
+    } else {
+        info("found " + std::to_string(data.size()) + " peaks in " + std::to_string(frames)
+             + " frames (" + std::to_string(int(fps + 0.5)) + " frames/s; "
+             + std::to_string(countFlag("/flags/border")) + " at the border, "
+             + std::to_string(countFlag("/flags/merged")) + " merged); patches in " + out);
+    }
+    return 0;
+}
+
+const VerbRegistrar registrar(
+    "peaks",
+    "peaks FRAMES --out P.h5 [--dataset PATH] [--dark D [--dark-dataset PATH]] [--threshold T] "
+    "[--auto-sigma 5] [--min-pixels 3] [--max-pixels 2500] [--patch-size 11] [--frames A:B] "
+    "[--no-mask] [--no-compress] [--threads N] [--json]",
+    "find peaks (threshold -- absolute, or median + auto-sigma x robust sigma -- then 8-connected "
+    "components) in frames A to B-1 and write one unlabelled patch per peak with /origin, "
+    "/frame_index, /flags/border, /flags/merged, /peaks/*; a multi-frame dark is averaged; "
+    "--json: {\"frames\", \"peaks\", \"frames_per_s\", ...}",
+    &runPeaks);
+
+} // namespace
+
+} // namespace braggnac::cli

@@ -1,0 +1,148 @@
+// braggnac predict: peak centres from a trained model, for a patch file (a copy of it with
+// /predicted [N,2]) or a frame file (peak finder, then /predicted and /predicted_frame [N,2]).
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "cli.h"
+#include "core/common/error.h"
+#include "core/io/framesource.h"
+#include "core/io/patchdataset.h"
+#include "core/nn/model.h"
+#include "core/peaks/finder.h"
+
+namespace braggnac::cli {
+
+namespace {
+
+/// True when `path` is an HDF5 file holding /patches (a patch dataset); false for frame files.
+bool isPatchFile(const std::string &path, const std::string &dataset)
+{
+    if (!dataset.empty())
+        return false;
+    std::vector<core::Hdf5DatasetInfo> list;
+    try {
+        list = core::listHdf5Datasets(path);
+    } catch (const core::InputError &) {
+        return false; // not HDF5 (GE, TIFF) or unreadable: the frame reader reports it
+    }
+    return std::any_of(list.begin(), list.end(),
+                       [](const core::Hdf5DatasetInfo &d) { return d.path == "/patches"; });
+}
+
+std::pair<int, int> parseRange(const std::string &text, int count, const std::string &path)
+{
+    if (text.empty())
+        return {0, count};
+    const auto colon = text.find(':');
+    if (colon == std::string::npos)
+        throw UsageError("--frames: expected A:B, got '" + text + "'");
+    auto num = [&](const std::string &s, int fallback) {
+        if (s.empty())
+            return fallback;
+        try {
+            std::size_t pos = 0;
+            const int v = std::stoi(s, &pos);
+            if (pos != s.size())
+                throw std::invalid_argument(s);
+            return v;
+        } catch (const std::exception &) {
+            throw UsageError("--frames: expected A:B with integers, got '" + text + "'");
+        }
+    };
+    const int a = num(text.substr(0, colon), 0), b = num(text.substr(colon + 1), count);
+    if (a < 0 || b > count || a >= b)
+        throw core::InputError(core::fileMessage(
+            path, "--frames " + text + ": expected 0 <= A < B <= " + std::to_string(count)
+                      + " (the file has " + std::to_string(count) + " frames)"));
+    return {a, b};
+}
+
+int runPredict(const Args &args)
+{
+    const std::string modelPath = args.positionalAt(0, "MODEL (a model folder)");
+    const std::string input = args.positionalAt(1, "INPUT (a patch file or a frame file)");
+    const std::string out = args.required("out");
+    const std::string dataset = args.get("dataset");
+    const std::string darkPath = args.get("dark");
+    const double threshold = args.getDouble("threshold", -1);
+    const std::string frames = args.get("frames");
+    const int batch = int(args.getInt("batch", 512));
+    args.finish(2);
+    if (batch < 1)
+        throw UsageError("--batch: expected a positive integer, got " + std::to_string(batch));
+
+    core::setTorchThreads(args.threads());
+    const core::Model model = core::Model::load(modelPath);
+    const int size = model.spec().inputSize;
+    const core::Monitor monitor = makeMonitor(args, "predict");
+    const auto t0 = std::chrono::steady_clock::now();
+
+    core::PatchDataset data;
+    nlohmann::json summary;
+    const bool patchFile = isPatchFile(input, dataset);
+    if (patchFile) {
+        if (!darkPath.empty() || !frames.empty() || args.has("threshold"))
+            throw UsageError("--dark, --frames and --threshold apply to frame files only; "
+                             + input + " is a patch file");
+        data = core::readPatchDataset(input);
+        if (data.patchSize != size)
+            throw core::InputError(core::fileMessage(
+                input, "/patches: patch size " + std::to_string(data.patchSize)
+                           + " does not match the model's input size " + std::to_string(size)));
+    } else {
+        const auto source = core::openFrameSource(input, dataset);
+        const auto [first, last] = parseRange(frames, source->frameCount(), input);
+        std::unique_ptr<core::Frame> dark;
+        if (!darkPath.empty())
+            dark = std::make_unique<core::Frame>(core::openFrameSource(darkPath)->readFrame(0));
+        core::FinderOptions fo;
+        fo.threshold = threshold;
+        fo.patchSize = size;
+        fo.threads = args.threads();
+        data = core::findPeaksInSource(*source, first, last, fo, dark.get(), monitor);
+        summary["frames"] = last - first;
+    }
+
+    const std::size_t n = data.size();
+    std::vector<float> predicted;
+    if (n > 0)
+        predicted = model.predict(data.patches.data(), n, batch);
+    data.extraFloat.erase("/predicted");
+    data.extraFloat.erase("/predicted_frame");
+    data.extraFloat["/predicted"] = {{n, 2}, predicted};
+    if (!patchFile || data.origin.size() == 2 * n) {
+        std::vector<float> inFrame(2 * n);
+        for (std::size_t i = 0; i < 2 * n; ++i)
+            inFrame[i] = predicted[i] + float(data.origin[i]);
+        data.extraFloat["/predicted_frame"] = {{n, 2}, std::move(inFrame)};
+    }
+    core::writePatchDataset(out, data);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    summary["input"] = patchFile ? "patches" : "frames";
+    summary["patches"] = n;
+    summary["seconds"] = seconds;
+    if (args.json())
+        printJson(summary);
+    else
+        info("predicted " + std::to_string(n) + " centres"
+             + (patchFile ? std::string() : " for the peaks of " + std::to_string(summary["frames"].get<int>()) + " frames")
+             + "; written to " + out);
+    return 0;
+}
+
+const VerbRegistrar registrar(
+    "predict",
+    "predict MODEL INPUT --out OUT.h5 [--dataset PATH] [--dark D] [--threshold T] [--frames A:B] "
+    "[--batch 512] [--threads N] [--json]",
+    "centres for a patch file (a copy with /predicted [N,2]) or for every peak the finder sees in "
+    "a frame file (patches + /predicted + /predicted_frame [N,2] frame coordinates); --json: "
+    "{\"input\", \"patches\", \"frames\", \"seconds\"}",
+    &runPredict);
+
+} // namespace
+
+} // namespace braggnac::cli

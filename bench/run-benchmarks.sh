@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every benchmark side by side with its reference and rewrites docs/benchmarks/*.md.
+# Usage: bench/run-benchmarks.sh [finder|fit|train ...]   (default: all)
+# Installs the reference tools (Debian's python3-numpy/h5py/scipy/torch) with apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BRAGGNAC_BENCH=1 ./scripts/setup-debian.sh
+topics=("$@")
+[ ${#topics[@]} -gt 0 ] || topics=(finder fit train)
+for t in "${topics[@]}"; do
+  echo "=== benchmark: $t"
+  bash "bench/$t.sh"
+done
+echo "Results: docs/benchmarks.md and docs/benchmarks/"

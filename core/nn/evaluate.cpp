@@ -1,0 +1,120 @@
+// Distance statistics and model evaluation (torch-free: inference goes through Model::predict).
+#include "core/nn/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "core/common/error.h"
+
+namespace braggnac::core {
+
+namespace {
+
+double percentile(const std::vector<float> &sorted, double q)
+{
+    if (sorted.empty())
+        return 0;
+    const double pos = q * double(sorted.size() - 1);
+    const auto lo = std::size_t(std::floor(pos));
+    const auto hi = std::min(lo + 1, sorted.size() - 1);
+    const double frac = pos - double(lo);
+    return double(sorted[lo]) + frac * (double(sorted[hi]) - double(sorted[lo]));
+}
+
+} // namespace
+
+nlohmann::json DistanceStats::toJson() const
+{
+    return {{"n", n}, {"mean", mean}, {"p50", p50}, {"p75", p75}, {"p95", p95}, {"max", max}};
+}
+
+DistanceStats distanceStats(std::vector<float> distances)
+{
+    DistanceStats s;
+    s.n = distances.size();
+    if (distances.empty())
+        return s;
+    // Non-finite distances (a diverged network) sort last and make the mean non-finite.
+    std::sort(distances.begin(), distances.end(), [](float a, float b) {
+        if (std::isnan(a))
+            return false;
+        if (std::isnan(b))
+            return true;
+        return a < b;
+    });
+    double sum = 0;
+    for (float d : distances)
+        sum += d;
+    s.mean = sum / double(distances.size());
+    s.p50 = percentile(distances, 0.50);
+    s.p75 = percentile(distances, 0.75);
+    s.p95 = percentile(distances, 0.95);
+    s.max = distances.back();
+    return s;
+}
+
+Evaluation evaluateModel(const Model &model, const PatchDataset &data, int split)
+{
+    data.validate("patch dataset");
+    if (!data.labelled())
+        throw InputError("/centers: missing: the patches are unlabelled, nothing to evaluate against");
+    if (data.patchSize != model.spec().inputSize)
+        throw InputError("/patches: patch size " + std::to_string(data.patchSize)
+                         + " does not match the model's input size "
+                         + std::to_string(model.spec().inputSize));
+    if (split < -1 || split > 2)
+        throw InputError("split: expected -1 (all), 0 (train), 1 (validation) or 2 (test), got "
+                         + std::to_string(split));
+
+    std::vector<std::uint8_t> splits;
+    if (split >= 0)
+        splits = effectiveSplit(data);
+    const std::vector<std::uint8_t> *converged = nullptr;
+    auto conv = data.extraFlags.find("/fit/converged");
+    if (conv != data.extraFlags.end() && conv->second.size() == data.size())
+        converged = &conv->second;
+
+    Evaluation ev;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        if (split >= 0 && splits[i] != split)
+            continue;
+        if (converged && (*converged)[i] == 0)
+            continue;
+        ev.indices.push_back(i);
+    }
+
+    const int s = data.patchSize;
+    const std::size_t area = std::size_t(s) * s;
+    std::vector<float> raw(ev.indices.size() * area);
+    for (std::size_t k = 0; k < ev.indices.size(); ++k)
+        std::copy_n(data.patch(ev.indices[k]), area, raw.data() + k * area);
+    // Moderate batches keep the attention maps of BraggNN-sized nets in cache.
+    ev.predictions = ev.indices.empty() ? std::vector<float>{}
+                                        : model.predict(raw.data(), ev.indices.size(), 512);
+    ev.distances.resize(ev.indices.size());
+    for (std::size_t k = 0; k < ev.indices.size(); ++k) {
+        const std::size_t i = ev.indices[k];
+        const double dr = double(ev.predictions[2 * k]) - data.centers[2 * i];
+        const double dc = double(ev.predictions[2 * k + 1]) - data.centers[2 * i + 1];
+        ev.distances[k] = float(std::sqrt(dr * dr + dc * dc));
+    }
+    ev.overall = distanceStats(ev.distances);
+
+    for (const auto &[path, flags] : data.extraFlags) {
+        if (path.rfind("/flags/", 0) != 0 || flags.size() != data.size())
+            continue;
+        const std::string name = path.substr(7);
+        std::vector<float> with, without;
+        for (std::size_t k = 0; k < ev.indices.size(); ++k)
+            (flags[ev.indices[k]] ? with : without).push_back(ev.distances[k]);
+        if (!with.empty())
+            ev.subsets.emplace_back(name, distanceStats(std::move(with)));
+        if (!without.empty())
+            ev.subsets.emplace_back("no-" + name, distanceStats(std::move(without)));
+    }
+    return ev;
+}
+
+} // namespace braggnac::core

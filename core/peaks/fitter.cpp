@@ -1,0 +1,786 @@
+#include "core/peaks/fitter.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "core/common/error.h"
+#include "core/common/parallel.h"
+#include "core/peaks/fitsimd.h"
+#include "core/peaks/fitstart.h"
+
+// Per-instruction-set kernels need GCC's target attributes and __builtin_cpu_supports levels.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BRAGGNAC_FIT_X86 1
+#endif
+
+namespace braggnac::core {
+
+namespace {
+
+constexpr int kP = PseudoVoigt::kParameterCount;
+// The two-peak model adds a second peak of the same shape: amplitude, row, col.
+constexpr int kP2 = kP + 3;
+constexpr double kPi = 3.14159265358979323846;
+constexpr double kMinWidth = 0.3;
+// A fit is a peak only when it lowers chi^2 below that of a flat patch by at least this many
+// residual variances (a 6 sigma detection; pure-noise patches pass in < 0.1%); otherwise it
+// fitted noise.
+constexpr double kSignificance = 36.0;
+// Two-peak stage: tried when a neighbour's basin was masked or the one-peak residual shows
+// structure above this (robust sigmas of a 3x3 mean), kept when the F statistic of its 3 extra
+// parameters exceeds kTwoPeakF.
+constexpr double kResidualStructure = 5.0;
+constexpr double kTwoPeakF = 20.0;
+
+// Pixel data of one patch, pixel-major, padded with weight-0 pixels to a multiple of the widest
+// vector.
+struct Workspace {
+    int size = 0;
+    int padded = 0;
+    fit::DoubleArray row, col, data, weight;
+    fit::DoubleArray jac[2]; // kP2 columns of `padded`: current and trial Jacobian (weighted)
+    fit::DoubleArray res[2]; // weighted residuals
+    std::vector<std::uint8_t> use;
+    fit::StartScratch scratch;
+
+    explicit Workspace(int s) : size(s)
+    {
+        const int n = s * s;
+        padded = (n + fit::kMaxLanes - 1) / fit::kMaxLanes * fit::kMaxLanes;
+        row = fit::DoubleArray(padded);
+        col = fit::DoubleArray(padded);
+        data = fit::DoubleArray(padded);
+        weight = fit::DoubleArray(padded);
+        for (auto &j : jac)
+            j = fit::DoubleArray(std::size_t(kP2) * padded);
+        for (auto &r : res)
+            r = fit::DoubleArray(padded);
+        use.assign(n, 0);
+        for (int k = 0; k < padded; ++k) {
+            row[k] = k < n ? k / s : s / 2;
+            col[k] = k < n ? k % s : s / 2;
+        }
+    }
+
+    /// Pixel weights (1 used, 0 left out) and data from `use`; returns the number used.
+    int load(const float *patch)
+    {
+        int used = 0;
+        for (int k = 0; k < size * size; ++k) {
+            weight[k] = use[k];
+            data[k] = use[k] ? patch[k] : 0.0f;
+            used += use[k];
+        }
+        return used;
+    }
+};
+
+// Normal equations of one evaluation: chi^2, J^T J (upper triangle), J^T r.
+template <int NP>
+struct Normal {
+    double chi2 = 0;
+    double jtj[NP][NP];
+    double jtr[NP];
+};
+
+// out[g] = x . ys[g] for G columns at once (independent accumulators hide the FMA latency).
+template <int N, int G>
+BRAGGNAC_FIT_INLINE void dotProducts(const typename fit::Vec<N>::D *x,
+                                     const typename fit::Vec<N>::D *const *ys, int nb,
+                                     double *out)
+{
+    using V = typename fit::Vec<N>::D;
+    V acc[G];
+    for (int g = 0; g < G; ++g)
+        acc[g] = V{};
+    for (int k = 0; k < nb; ++k) {
+        const V xk = x[k];
+        for (int g = 0; g < G; ++g)
+            acc[g] += xk * ys[g][k];
+    }
+    for (int g = 0; g < G; ++g)
+        out[g] = fit::horizontalSum<N>(acc[g]);
+}
+
+// Model, weighted residuals and the analytic Jacobian in one pass over the pixels (sharing the
+// exponential, the Lorentzian and the rotated coordinates), then J^T J and J^T r. NP = kP2 adds
+// a second peak with the same shape (parameters 10-12: amplitude, row, col). `slot` picks the
+// Jacobian/residual buffers. N: vector lanes.
+template <int NP, int N>
+BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Normal<NP> &out)
+{
+    using V = typename fit::Vec<N>::D;
+    const int nb = ws.padded / N;
+    const V *rows = ws.row.vec<N>(), *cols = ws.col.vec<N>();
+    const V *data = ws.data.vec<N>(), *weight = ws.weight.vec<N>();
+    V *jac = ws.jac[slot].vec<N>();
+    V *res = ws.res[slot].vec<N>();
+    const double amp = p[0], bg = p[1], r0 = p[2], c0 = p[3];
+    const double isu2 = 1 / (p[4] * p[4]), isv2 = 1 / (p[5] * p[5]);
+    const double igu2 = 1 / (p[6] * p[6]), igv2 = 1 / (p[7] * p[7]);
+    const double isu3 = isu2 / p[4], isv3 = isv2 / p[5];
+    const double igu3 = igu2 / p[6], igv3 = igv2 / p[7];
+    const double eta = p[8];
+    const double ct = std::cos(p[9]), st = std::sin(p[9]);
+    const double ga = amp * (1 - eta), la = 2 * amp * eta;
+    V *j[NP];
+    for (int i = 0; i < NP; ++i)
+        j[i] = jac + i * nb;
+    V chi = {};
+    for (int k = 0; k < nb; ++k) {
+        const V w = weight[k];
+        const V dr = rows[k] - r0, dc = cols[k] - c0;
+        const V u = dr * ct + dc * st;
+        const V v = dc * ct - dr * st;
+        const V u2 = u * u, v2 = v * v;
+        const V g = fit::expNonPositive<N>((u2 * isu2 + v2 * isv2) * -0.5);
+        const V l = 1.0 / (1.0 + u2 * igu2 + v2 * igv2);
+        const V shape = g + eta * (l - g);
+        const V wg = ga * g * w, wl = la * (l * l) * w;
+        const V mu = -(wg * isu2 + wl * igu2) * u; // d model / du (weighted)
+        const V mv = -(wg * isv2 + wl * igv2) * v;
+        V model = bg + amp * shape;
+        V dsu = wg * u2, dsv = wg * v2, dgu = wl * u2, dgv = wl * v2;
+        V deta = amp * (l - g);
+        V dtheta = v * mu - u * mv;
+        if constexpr (NP == kP2) {
+            const double amp2 = p[10];
+            const double ga2 = amp2 * (1 - eta), la2 = 2 * amp2 * eta;
+            const V dr2 = rows[k] - p[11], dc2 = cols[k] - p[12];
+            const V u_ = dr2 * ct + dc2 * st;
+            const V v_ = dc2 * ct - dr2 * st;
+            const V uu = u_ * u_, vv = v_ * v_;
+            const V g2 = fit::expNonPositive<N>((uu * isu2 + vv * isv2) * -0.5);
+            const V l2 = 1.0 / (1.0 + uu * igu2 + vv * igv2);
+            const V shape2 = g2 + eta * (l2 - g2);
+            const V wg2 = ga2 * g2 * w, wl2 = la2 * (l2 * l2) * w;
+            const V mu2 = -(wg2 * isu2 + wl2 * igu2) * u_;
+            const V mv2 = -(wg2 * isv2 + wl2 * igv2) * v_;
+            model += amp2 * shape2;
+            dsu += wg2 * uu;
+            dsv += wg2 * vv;
+            dgu += wl2 * uu;
+            dgv += wl2 * vv;
+            deta += amp2 * (l2 - g2);
+            dtheta += v_ * mu2 - u_ * mv2;
+            j[10][k] = w * shape2;
+            j[11][k] = st * mv2 - ct * mu2;
+            j[12][k] = -(st * mu2 + ct * mv2);
+        }
+        const V r = w * (data[k] - model);
+        j[0][k] = w * shape;
+        j[1][k] = w;
+        j[2][k] = st * mv - ct * mu;
+        j[3][k] = -(st * mu + ct * mv);
+        j[4][k] = dsu * isu3;
+        j[5][k] = dsv * isv3;
+        j[6][k] = dgu * igu3;
+        j[7][k] = dgv * igv3;
+        j[8][k] = w * deta;
+        j[9][k] = dtheta;
+        res[k] = r;
+        chi += r * r;
+    }
+    out.chi2 = fit::horizontalSum<N>(chi);
+    // J^T J (upper triangle) and J^T r: for each column a, the dot products with columns
+    // a..NP-1 and with r, four at a time.
+    const V *cols_[NP + 1];
+    for (int i = 0; i < NP; ++i)
+        cols_[i] = j[i];
+    cols_[NP] = res;
+    double dots[NP + 1];
+    for (int a = 0; a < NP; ++a) {
+        const V *ja = j[a];
+        int b = a;
+        for (; b + 4 <= NP + 1; b += 4)
+            dotProducts<N, 4>(ja, cols_ + b, nb, dots + b);
+        switch (NP + 1 - b) {
+        case 3:
+            dotProducts<N, 3>(ja, cols_ + b, nb, dots + b);
+            break;
+        case 2:
+            dotProducts<N, 2>(ja, cols_ + b, nb, dots + b);
+            break;
+        case 1:
+            dotProducts<N, 1>(ja, cols_ + b, nb, dots + b);
+            break;
+        default:
+            break;
+        }
+        for (int c = a; c < NP; ++c)
+            out.jtj[a][c] = dots[c];
+        out.jtr[a] = dots[NP];
+    }
+}
+
+struct Bounds {
+    double lo[kP2];
+    double hi[kP2];
+};
+
+// Amplitudes > ampMin, centre inside the patch, widths in [0.3, S], eta in [0, 1]; a second
+// peak's centre may lie up to S/2 outside the patch (a partly visible neighbour).
+Bounds makeBounds(int size, double ampMin)
+{
+    const double inf = HUGE_VAL;
+    const double edgeLo = -0.5, edgeHi = size - 0.5, out = 0.5 * size;
+    Bounds b{{ampMin, -inf, edgeLo, edgeLo, kMinWidth, kMinWidth, kMinWidth, kMinWidth, 0, -inf,
+              ampMin, edgeLo - out, edgeLo - out},
+             {inf, inf, edgeHi, edgeHi, double(size), double(size), double(size), double(size), 1,
+              inf, inf, edgeHi + out, edgeHi + out}};
+    return b;
+}
+
+BRAGGNAC_FIT_INLINE double wrapTheta(double t)
+{
+    // The model is invariant under theta -> theta + pi.
+    return t - kPi * std::nearbyint(t / kPi);
+}
+
+// Solves (S A S + lambda I) y = S g with S = diag(1/sqrt(scale)) by Cholesky, x = S y. Rows in
+// `fixed` are decoupled (x = 0). Returns false when the matrix is not positive definite.
+template <int NP>
+BRAGGNAC_FIT_INLINE bool solveDamped(const Normal<NP> &nrm, const double *scale, double lambda,
+                                     const bool *fixed, double *x)
+{
+    double a[NP][NP];
+    double g[NP];
+    double s[NP];
+    for (int i = 0; i < NP; ++i)
+        s[i] = 1 / std::sqrt(scale[i]);
+    for (int i = 0; i < NP; ++i) {
+        for (int j = 0; j < i; ++j)
+            a[i][j] = (fixed[i] || fixed[j]) ? 0 : nrm.jtj[j][i] * s[i] * s[j];
+        a[i][i] = fixed[i] ? 1 : nrm.jtj[i][i] * s[i] * s[i] + lambda;
+        g[i] = fixed[i] ? 0 : nrm.jtr[i] * s[i];
+    }
+    for (int j = 0; j < NP; ++j) {
+        double d = a[j][j];
+        for (int k = 0; k < j; ++k)
+            d -= a[j][k] * a[j][k];
+        if (!(d > 1e-300))
+            return false;
+        d = std::sqrt(d);
+        a[j][j] = d;
+        for (int i = j + 1; i < NP; ++i) {
+            double v = a[i][j];
+            for (int k = 0; k < j; ++k)
+                v -= a[i][k] * a[j][k];
+            a[i][j] = v / d;
+        }
+    }
+    double y[NP];
+    for (int i = 0; i < NP; ++i) {
+        double v = g[i];
+        for (int k = 0; k < i; ++k)
+            v -= a[i][k] * y[k];
+        y[i] = v / a[i][i];
+    }
+    for (int i = NP - 1; i >= 0; --i) {
+        double v = y[i];
+        for (int k = i + 1; k < NP; ++k)
+            v -= a[k][i] * x[k];
+        x[i] = v / a[i][i];
+    }
+    for (int i = 0; i < NP; ++i)
+        x[i] *= s[i];
+    return true;
+}
+
+struct LmRun {
+    // In:
+    const Bounds *bounds = nullptr;
+    double chi2Floor = 0;
+    int maxIterations = 100;
+    double tol = 1e-8;
+    // Out:
+    double chi2 = 0;
+    int iterations = 0;
+    bool criteriaMet = false;
+    int residual = 0; // which of ws.res holds the final weighted residuals
+};
+
+// Levenberg-Marquardt with Marquardt scaling (running maximum of diag(J^T J)), Nielsen's damping
+// update, and bounds by projection plus an active set (a parameter at a bound whose gradient
+// points outwards is held for that step). Converged when an accepted step changes chi^2 by at
+// most tol * chi^2 (relative) and its scaled length is at most sqrt(tol) of the scaled
+// parameter vector (MINPACK's xtol test), or when no step can lower chi^2 and the gradient is
+// orthogonal to the residual (cosine <= sqrt(tol)).
+template <int NP, int N>
+BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run)
+{
+    const Bounds &bounds = *run.bounds;
+    const double tol = run.tol;
+    const double xtol = std::sqrt(tol);
+    int cur = 0;
+    Normal<NP> nrm[2];
+    evaluate<NP, N>(ws, p, cur, nrm[cur]);
+    double scale[NP];
+    double dmax = 0;
+    for (int i = 0; i < NP; ++i)
+        dmax = std::max(dmax, nrm[cur].jtj[i][i]);
+    for (int i = 0; i < NP; ++i)
+        scale[i] = std::max(nrm[cur].jtj[i][i], 1e-14 * dmax + 1e-300);
+    double lambda = 1e-3, nu = 2;
+    run.iterations = 0;
+    run.criteriaMet = false;
+    for (int it = 0; it < run.maxIterations; ++it) {
+        run.iterations = it + 1;
+        const Normal<NP> &n = nrm[cur];
+        bool fixed[NP];
+        for (int i = 0; i < NP; ++i)
+            fixed[i] = (p[i] <= bounds.lo[i] && n.jtr[i] <= 0)
+                || (p[i] >= bounds.hi[i] && n.jtr[i] >= 0);
+        double step[NP];
+        double trial[NP];
+        if (!solveDamped<NP>(n, scale, lambda, fixed, step)) {
+            lambda *= nu;
+            nu *= 2;
+            if (lambda > 1e16)
+                break;
+            continue;
+        }
+        for (int i = 0; i < NP; ++i) {
+            trial[i] = std::clamp(p[i] + step[i], bounds.lo[i], bounds.hi[i]);
+            step[i] = trial[i] - p[i];
+        }
+        trial[9] = wrapTheta(trial[9]);
+        const int nxt = 1 - cur;
+        evaluate<NP, N>(ws, trial, nxt, nrm[nxt]);
+        const double chi2 = nrm[nxt].chi2;
+        if (std::isfinite(chi2) && chi2 < n.chi2) {
+            // Gain ratio: actual / predicted (linear model) reduction.
+            double pred = 0;
+            for (int i = 0; i < NP; ++i) {
+                double hs = 0;
+                for (int j = 0; j < NP; ++j)
+                    hs += (i <= j ? n.jtj[i][j] : n.jtj[j][i]) * step[j];
+                pred += step[i] * (2 * n.jtr[i] - hs);
+            }
+            const double rho = pred > 0 ? (n.chi2 - chi2) / pred : 0;
+            const double f = 2 * rho - 1;
+            lambda *= std::max(1.0 / 3, 1 - f * f * f);
+            lambda = std::max(lambda, 1e-12);
+            nu = 2;
+            double stepNorm = 0, xNorm = 0;
+            for (int i = 0; i < NP; ++i) {
+                const double d = std::sqrt(scale[i]);
+                stepNorm += d * step[i] * d * step[i];
+                xNorm += d * trial[i] * d * trial[i];
+            }
+            const bool chiSmall = n.chi2 - chi2 <= tol * chi2 + run.chi2Floor;
+            const bool stepSmall = std::sqrt(stepNorm) <= xtol * (std::sqrt(xNorm) + xtol);
+            std::copy(trial, trial + NP, p);
+            cur = nxt;
+            for (int i = 0; i < NP; ++i)
+                scale[i] = std::max(scale[i], nrm[cur].jtj[i][i]);
+            if (chiSmall && stepSmall) {
+                run.criteriaMet = true;
+                break;
+            }
+        } else {
+            lambda *= nu;
+            nu *= 2;
+            if (lambda > 1e16) {
+                // No step lowers chi^2 any more: a minimum if the gradient vanishes.
+                const Normal<NP> &c = nrm[cur];
+                double cosMax = 0;
+                for (int i = 0; i < NP; ++i)
+                    if (!fixed[i] && c.jtj[i][i] > 0 && c.chi2 > 0)
+                        cosMax = std::max(cosMax,
+                                          std::fabs(c.jtr[i]) / std::sqrt(c.jtj[i][i] * c.chi2));
+                run.criteriaMet = cosMax <= xtol || c.chi2 <= run.chi2Floor;
+                break;
+            }
+        }
+    }
+    run.chi2 = nrm[cur].chi2;
+    run.residual = cur;
+}
+
+template <int N>
+BRAGGNAC_FIT_INLINE double chi2At(Workspace &ws, const double *p)
+{
+    Normal<kP> nrm;
+    evaluate<kP, N>(ws, p, 1, nrm);
+    return nrm.chi2;
+}
+
+// The kernels, compiled once per instruction set with its natural vector width (8 lanes for
+// AVX-512, 4 for AVX2+FMA, 2 for the SSE2 baseline) and picked at run time.
+struct Kernels {
+    void (*onePeak)(Workspace &, double *, LmRun &);
+    void (*twoPeaks)(Workspace &, double *, LmRun &);
+    double (*chi2)(Workspace &, const double *);
+    const char *name;
+};
+
+#define BRAGGNAC_FIT_KERNELS(suffix, attr, lanes)                                               \
+    attr void onePeak##suffix(Workspace &ws, double *p, LmRun &run)                             \
+    {                                                                                           \
+        levenbergMarquardt<kP, lanes>(ws, p, run);                                              \
+    }                                                                                           \
+    attr void twoPeaks##suffix(Workspace &ws, double *p, LmRun &run)                            \
+    {                                                                                           \
+        levenbergMarquardt<kP2, lanes>(ws, p, run);                                             \
+    }                                                                                           \
+    attr double chi2##suffix(Workspace &ws, const double *p) { return chi2At<lanes>(ws, p); }
+
+BRAGGNAC_FIT_KERNELS(Base, , 2)
+#ifdef BRAGGNAC_FIT_X86
+BRAGGNAC_FIT_KERNELS(Avx2, __attribute__((target("arch=x86-64-v3"))), 4)
+BRAGGNAC_FIT_KERNELS(Avx512, __attribute__((target("arch=x86-64-v4"))), 8)
+#endif
+
+// The widest instruction set the CPU has; BRAGGNAC_FIT_ISA=avx2|sse2 narrows it (for
+// benchmarks).
+const Kernels &kernels()
+{
+    static const Kernels k = [] {
+        const Kernels base{&onePeakBase, &twoPeaksBase, &chi2Base, "sse2"};
+#ifdef BRAGGNAC_FIT_X86
+        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2, &chi2Avx2, "avx2"};
+        const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512, &chi2Avx512, "avx512"};
+        const char *env = std::getenv("BRAGGNAC_FIT_ISA");
+        const std::string want = env ? env : "avx512";
+        __builtin_cpu_init();
+        const bool v4 = __builtin_cpu_supports("x86-64-v4");
+        const bool v3 = __builtin_cpu_supports("x86-64-v3");
+        if (v4 && want == "avx512")
+            return avx512;
+        if (v3 && want != "base" && want != "sse2")
+            return avx2;
+#endif
+        return base;
+    }();
+    return k;
+}
+
+PseudoVoigt toPseudoVoigt(const double *p)
+{
+    std::array<double, kP> a;
+    std::copy(p, p + kP, a.begin());
+    return PseudoVoigt::fromArray(a);
+}
+
+double flatChi2Of(const float *patch, const std::vector<std::uint8_t> &use)
+{
+    double sum = 0;
+    int used = 0;
+    for (std::size_t k = 0; k < use.size(); ++k)
+        if (use[k]) {
+            sum += patch[k];
+            ++used;
+        }
+    const double mean = sum / std::max(1, used);
+    double chi2 = 0;
+    for (std::size_t k = 0; k < use.size(); ++k)
+        if (use[k])
+            chi2 += (patch[k] - mean) * (patch[k] - mean);
+    return chi2;
+}
+
+// Structure left by a one-peak fit: the largest sum of residuals over a 3x3 window at least
+// 2 px from the fitted centre, divided by sqrt(pixels in the window) (so that noise gives unit
+// variance), in units of the residuals' robust sigma (1.4826 MAD). A neighbour's tail leaves a
+// coherent positive blob; noise alone gives more than 5 in < 1% of patches (docs/fitting.md).
+double residualStructure(Workspace &ws, const LmRun &lm, const double *p)
+{
+    const int s = ws.size;
+    const double *res = ws.res[lm.residual].data();
+    auto at = [&](int k) { return res[k]; };
+    auto w = [&](int k) { return ws.use[k]; };
+    double best = 0;
+    for (int r = 0; r < s; ++r)
+        for (int c = 0; c < s; ++c) {
+            const double dr = r - p[2], dc = c - p[3];
+            if (dr * dr + dc * dc < 4.0)
+                continue;
+            double sum = 0;
+            int cnt = 0;
+            for (int rr = std::max(0, r - 1); rr <= std::min(s - 1, r + 1); ++rr)
+                for (int cc = std::max(0, c - 1); cc <= std::min(s - 1, c + 1); ++cc)
+                    if (w(rr * s + cc)) {
+                        sum += at(rr * s + cc);
+                        ++cnt;
+                    }
+            if (cnt > 0)
+                best = std::max(best, sum / std::sqrt(double(cnt)));
+        }
+    std::vector<double> &v = ws.scratch.values;
+    v.clear();
+    for (int k = 0; k < s * s; ++k)
+        if (w(k))
+            v.push_back(std::fabs(at(k)));
+    if (v.empty())
+        return 0;
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    const double sigma = 1.4826 * v[v.size() / 2];
+    return sigma > 0 ? best / sigma : 0;
+}
+
+// Start for a second peak: the maximum of the 3x3-smoothed residual of the one-peak fit, at least
+// 2 px from the fitted centre.
+bool neighbourStart(const float *patch, int s, const std::vector<std::uint8_t> &use,
+                    const PseudoVoigt &fit1, double *q)
+{
+    std::vector<double> res(std::size_t(s) * s, 0.0);
+    for (int r = 0; r < s; ++r)
+        for (int c = 0; c < s; ++c)
+            if (use[r * s + c])
+                res[r * s + c] = patch[r * s + c] - fit1.evaluate(r, c);
+    double best = 0;
+    int at = -1;
+    for (int r = 0; r < s; ++r)
+        for (int c = 0; c < s; ++c) {
+            if (std::hypot(r - fit1.row, c - fit1.col) < 2.0)
+                continue;
+            double sum = 0;
+            int cnt = 0;
+            for (int rr = std::max(0, r - 1); rr <= std::min(s - 1, r + 1); ++rr)
+                for (int cc = std::max(0, c - 1); cc <= std::min(s - 1, c + 1); ++cc)
+                    if (use[rr * s + cc]) {
+                        sum += res[rr * s + cc];
+                        ++cnt;
+                    }
+            if (cnt && sum / cnt > best) {
+                best = sum / cnt;
+                at = r * s + c;
+            }
+        }
+    if (at < 0)
+        return false;
+    q[10] = std::max(best, patch[at] - fit1.evaluate(at / s, at % s));
+    q[11] = at / s;
+    q[12] = at % s;
+    return true;
+}
+
+// The result of one LM run: canonical parameters, rms and the convergence verdict
+// (docs/fitting.md): criteria met, not degenerate, significant, finite.
+FitResult assess(double *p, const LmRun &lm, int used, double flatChi2, int parameters,
+                 const Bounds &bounds, int size)
+{
+    FitResult result;
+    result.iterations = lm.iterations;
+    bool finite = std::isfinite(lm.chi2);
+    for (int i = 0; i < kP; ++i)
+        finite = finite && std::isfinite(p[i]);
+    if (!finite) {
+        result.params.row = result.params.col = size / 2;
+        result.params.amplitude = 0;
+        result.params.background = std::isfinite(p[1]) ? p[1] : 0.0;
+        return result;
+    }
+    // Canonical form: theta in [-pi/4, pi/4); theta +- pi/2 with the U and V widths swapped is
+    // the same peak.
+    if (p[9] >= kPi / 4 || p[9] < -kPi / 4) {
+        p[9] = wrapTheta(p[9] - kPi / 2);
+        std::swap(p[4], p[5]);
+        std::swap(p[6], p[7]);
+    }
+    result.params = toPseudoVoigt(p);
+    result.rms = std::sqrt(lm.chi2 / used);
+
+    // Degenerate solutions: no amplitude; the centre on the patch edge (or, from the second
+    // peak of a two-peak fit, whose bounds are wider, outside the patch); a component that
+    // matters (the Gaussian when eta < 0.9, the Lorentzian when eta > 0.1) collapsed to a point
+    // (both widths on the lower bound: it fits one pixel) or flattened (a width on the upper
+    // bound: it fits the background). One width on the lower bound is a line-shaped component,
+    // an extreme but legitimate shape that leaves the centre well defined.
+    const double eps = 1e-6;
+    auto atLo = [&](int i) { return p[i] <= bounds.lo[i] + eps; };
+    auto atHi = [&](int i) { return p[i] >= bounds.hi[i] - eps; };
+    bool degenerate = p[0] <= bounds.lo[0] * (1 + eps) || atLo(2) || atHi(2) || atLo(3)
+        || atHi(3) || p[2] < bounds.lo[2] || p[2] > bounds.hi[2] || p[3] < bounds.lo[3]
+        || p[3] > bounds.hi[3];
+    if (p[8] < 0.9)
+        degenerate = degenerate || (atLo(4) && atLo(5)) || atHi(4) || atHi(5);
+    if (p[8] > 0.1)
+        degenerate = degenerate || (atLo(6) && atLo(7)) || atHi(6) || atHi(7);
+    const double noiseVar = lm.chi2 / std::max(1, used - parameters);
+    const bool significant = flatChi2 - lm.chi2 >= kSignificance * noiseVar;
+    result.converged = lm.criteriaMet && !degenerate && significant;
+    return result;
+}
+
+FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
+                 const std::uint8_t *mask)
+{
+    const int s = ws.size;
+    const int n = s * s;
+    FitResult result;
+    PseudoVoigt &out = result.params;
+    out.row = out.col = s / 2;
+    out.amplitude = 0;
+
+    int valid = 0;
+    double lo = HUGE_VAL, hi = -HUGE_VAL;
+    for (int k = 0; k < n; ++k) {
+        const bool ok = std::isfinite(patch[k]) && !(mask && mask[k]);
+        ws.use[k] = ok;
+        if (ok) {
+            ++valid;
+            lo = std::min(lo, double(patch[k]));
+            hi = std::max(hi, double(patch[k]));
+        }
+    }
+    if (valid == 0)
+        return result;
+    out.background = lo;
+    if (valid <= kP2 + 2 || !(hi > lo))
+        return result; // too few pixels, or a constant patch: nothing to fit
+    const std::vector<std::uint8_t> validPixels = ws.use;
+
+    const fit::StartValues start =
+        fit::estimateStart(patch, s, ws.use.data(),
+                           options.neighbours != NeighbourHandling::Ignore, ws.scratch);
+    double p[kP2];
+    std::copy(start.params.begin(), start.params.end(), p);
+    const int used = ws.load(patch);
+    const double flatChi2 = flatChi2Of(patch, ws.use);
+    if (!start.usable || !(flatChi2 > 0)) {
+        out.background = start.params[1];
+        return result;
+    }
+
+    const Bounds bounds = makeBounds(s, 1e-9 * (hi - lo));
+    for (int i = 0; i < kP; ++i)
+        p[i] = std::clamp(p[i], bounds.lo[i], bounds.hi[i]);
+    p[9] = wrapTheta(p[9]);
+    const Kernels &kernel = kernels();
+    LmRun lm;
+    lm.bounds = &bounds;
+    // float32 data: residuals cannot go below ~1e-7 of the signal, so neither can chi^2 changes.
+    lm.chi2Floor = 1e-13 * flatChi2;
+    lm.maxIterations = std::max(1, options.maxIterations);
+    lm.tol = options.tolerance > 0 ? options.tolerance : 1e-8;
+    kernel.onePeak(ws, p, lm);
+    bool finite = std::isfinite(lm.chi2);
+    for (int i = 0; i < kP; ++i)
+        finite = finite && std::isfinite(p[i]);
+    const bool tryTwo = finite && options.neighbours == NeighbourHandling::TwoPeak
+        && (start.neighbourPixels > 0 || residualStructure(ws, lm, p) > kResidualStructure);
+    double one[kP2];
+    std::copy(p, p + kP2, one);
+    result = assess(one, lm, used, flatChi2, kP, bounds, s);
+    if (!tryTwo)
+        return result;
+
+    // A second peak: fit both over every valid pixel, keep the pair when it explains the patch
+    // significantly better than one peak (F test on the 3 extra parameters).
+    ws.use = validPixels;
+    const int used2 = ws.load(patch);
+    const double chi1 = kernel.chi2(ws, p);
+    double q[kP2];
+    std::copy(p, p + kP, q);
+    if (!neighbourStart(patch, s, ws.use, toPseudoVoigt(p), q))
+        return result;
+    for (int i = kP; i < kP2; ++i)
+        q[i] = std::clamp(q[i], bounds.lo[i], bounds.hi[i]);
+    const double flat2 = flatChi2Of(patch, ws.use);
+    LmRun lm2 = lm;
+    lm2.chi2Floor = 1e-13 * flat2;
+    kernel.twoPeaks(ws, q, lm2);
+    result.iterations += lm2.iterations;
+    bool ok = std::isfinite(lm2.chi2);
+    for (double v : q)
+        ok = ok && std::isfinite(v);
+    const double f = (chi1 - lm2.chi2) / 3 / (lm2.chi2 / std::max(1, used2 - kP2));
+    // Two peaks closer than 2 px would split one peak (or leave the main one ill-defined):
+    // kept only when apart, the second one real and the F test passes.
+    const double apart = std::hypot(q[11] - q[2], q[12] - q[3]);
+    if (!(ok && f > kTwoPeakF && q[10] > bounds.lo[10] * (1 + 1e-6) && apart >= 2.0))
+        return result;
+    // The main peak is the one nearer the patch centre.
+    const double mid = s / 2;
+    if (std::hypot(q[11] - mid, q[12] - mid) < std::hypot(q[2] - mid, q[3] - mid)) {
+        std::swap(q[0], q[10]);
+        std::swap(q[2], q[11]);
+        std::swap(q[3], q[12]);
+    }
+    // When the F test prefers two peaks the one-peak fit is known to be biased, so the verdict
+    // is the two-peak fit's even when that one did not converge.
+    FitResult two = assess(q, lm2, used2, flat2, kP2, bounds, s);
+    two.iterations = result.iterations;
+    return two;
+}
+
+void checkSize(int size)
+{
+    if (size < 3 || size > 255)
+        throw InputError("fit: patch size must be in [3, 255], got " + std::to_string(size));
+}
+
+} // namespace
+
+FitResult fitPseudoVoigt(const float *patch, int size, const FitOptions &options,
+                         const std::uint8_t *mask)
+{
+    checkSize(size);
+    Workspace ws(size);
+    return fitOne(ws, patch, options, mask);
+}
+
+const char *fitKernelIsa()
+{
+    return kernels().name;
+}
+
+std::vector<FitResult> fitPatches(const PatchDataset &data, const FitOptions &options,
+                                  const Monitor &monitor)
+{
+    checkSize(data.patchSize);
+    const std::size_t n = data.size();
+    std::vector<FitResult> results(n);
+    std::atomic<std::size_t> done{0};
+    const std::size_t grain = 256;
+    parallelChunks(
+        n, options.threads, grain,
+        [&](std::size_t begin, std::size_t end, int) {
+            Workspace ws(data.patchSize);
+            for (std::size_t i = begin; i < end; ++i)
+                results[i] = fitOne(ws, data.patch(i), options, nullptr);
+            const std::size_t total = done.fetch_add(end - begin) + (end - begin);
+            monitor.report(double(total) / double(n),
+                           std::to_string(total) + "/" + std::to_string(n) + " patches");
+        },
+        [&] { return monitor.cancelled(); });
+    monitor.check();
+    return results;
+}
+
+void applyFitLabels(PatchDataset &data, const std::vector<FitResult> &fits)
+{
+    const std::size_t n = data.size();
+    if (fits.size() != n)
+        throw Error("applyFitLabels: " + std::to_string(fits.size()) + " fits for "
+                    + std::to_string(n) + " patches");
+    const float centre = float(data.patchSize / 2);
+    std::vector<float> params(n * kP), residual(n);
+    std::vector<std::uint8_t> converged(n);
+    data.centers.assign(n * 2, centre);
+    for (std::size_t i = 0; i < n; ++i) {
+        const FitResult &f = fits[i];
+        const auto a = f.params.toArray();
+        for (int j = 0; j < kP; ++j)
+            params[i * kP + j] = float(a[j]);
+        residual[i] = float(f.rms);
+        converged[i] = f.converged ? 1 : 0;
+        if (f.converged) {
+            data.centers[2 * i] = float(f.params.row);
+            data.centers[2 * i + 1] = float(f.params.col);
+        }
+    }
+    data.labelSource = "pseudo-voigt";
+    const auto nn = static_cast<unsigned long long>(n);
+    data.extraFloat["/fit/params"] = {{nn, static_cast<unsigned long long>(kP)}, std::move(params)};
+    data.extraFloat["/fit/residual"] = {{nn}, std::move(residual)};
+    data.extraFlags["/fit/converged"] = std::move(converged);
+}
+
+} // namespace braggnac::core

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Rebuilds the studio screenshots in docs/images/studio-*.png from the running application:
+# builds braggnac-studio, starts it under Xvfb (1600x1000) with --screenshot-tour, which opens
+# the simulated demo frames, finds and fits the peaks, trains a small model for its predictions,
+# visits every stage and saves QWidget::grab() of the window per view. About a minute on 2 cores.
+# Environment: BRAGGNAC_BUILD_DIR (default build), SCREENSHOT_DIR (default docs/images).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BRAGGNAC_BUILD_DIR:-build}
+OUT_DIR=${SCREENSHOT_DIR:-docs/images}
+./scripts/setup-debian.sh
+./scripts/build.sh --target braggnac-studio
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/braggnac-xdg}
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+xvfb-run -a -s "-screen 0 1600x1000x24" \
+  "$BUILD_DIR/app/studio/braggnac-studio" --screenshot-tour "$tmp"
+mkdir -p "$OUT_DIR"
+shopt -s nullglob
+shots=("$tmp"/studio-*.png)
+if [ ${#shots[@]} -eq 0 ]; then
+  echo "screenshots.sh: the tour saved no screenshot" >&2
+  exit 1
+fi
+cp "${shots[@]}" "$OUT_DIR"/
+for f in "${shots[@]}"; do echo "$OUT_DIR/$(basename "$f")"; done

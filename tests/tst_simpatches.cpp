@@ -1,0 +1,358 @@
+// braggnac-test-libs: braggnac_sim braggnac_io
+// Patch simulator: determinism (seed, thread count), labels = true centres (the truth renders the
+// noiseless patch exactly; the centroid of a symmetric peak sits on the label), neighbour
+// fraction, split fractions, noise statistics, option checks and the HDF5 round trip.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <QtTest>
+
+#include "core/common/error.h"
+#include "core/io/patchdataset.h"
+#include "core/sim/simulator.h"
+
+using namespace braggnac::core;
+
+namespace {
+
+constexpr int kP = PseudoVoigt::kParameterCount;
+
+PatchSimOptions noiseless(PatchSimOptions o)
+{
+    o.poisson = false;
+    o.readNoise = 0;
+    return o;
+}
+
+PseudoVoigt truthOf(const PatchDataset &d, std::size_t i, const char *path = "/truth/params")
+{
+    std::array<double, kP> a{};
+    const auto &t = d.extraFloat.at(path).data;
+    for (int j = 0; j < kP; ++j)
+        a[j] = t[i * kP + j];
+    return PseudoVoigt::fromArray(a);
+}
+
+bool identical(const PatchDataset &a, const PatchDataset &b)
+{
+    return a.patches == b.patches && a.centers == b.centers && a.split == b.split
+        && a.extraFloat.at("/truth/params").data == b.extraFloat.at("/truth/params").data
+        && a.extraFlags.at("/flags/neighbour") == b.extraFlags.at("/flags/neighbour");
+}
+
+} // namespace
+
+class TestSimPatches : public QObject {
+    Q_OBJECT
+
+private Q_SLOTS:
+    void determinism_data();
+    void determinism();
+    void seedChangesOutput();
+    void truthRendersPatch_data();
+    void truthRendersPatch();
+    void centroidOnLabel_data();
+    void centroidOnLabel();
+    void neighbourFraction_data();
+    void neighbourFraction();
+    void splitFractions_data();
+    void splitFractions();
+    void noiseStatistics();
+    void badOptions_data();
+    void badOptions();
+    void cancellation();
+    void fileRoundTrip();
+};
+
+void TestSimPatches::determinism_data()
+{
+    QTest::addColumn<int>("threadsA");
+    QTest::addColumn<int>("threadsB");
+    QTest::addColumn<int>("n");
+    QTest::newRow("1 vs 2 threads") << 1 << 2 << 3001;
+    QTest::newRow("2 vs 7 threads") << 2 << 7 << 2500;
+    QTest::newRow("same call twice") << 1 << 1 << 777;
+}
+
+void TestSimPatches::determinism()
+{
+    QFETCH(int, threadsA);
+    QFETCH(int, threadsB);
+    QFETCH(int, n);
+    PatchSimOptions o;
+    o.seed = 42;
+    o.threads = threadsA;
+    const PatchDataset a = simulatePatches(n, o);
+    o.threads = threadsB;
+    const PatchDataset b = simulatePatches(n, o);
+    QCOMPARE(a.size(), std::size_t(n));
+    QVERIFY(identical(a, b));
+    // A prefix run gives the prefix: every patch depends only on (seed, index).
+    const PatchDataset c = simulatePatches(100, o);
+    QVERIFY(std::equal(c.patches.begin(), c.patches.end(), a.patches.begin()));
+}
+
+void TestSimPatches::seedChangesOutput()
+{
+    PatchSimOptions o;
+    o.seed = 1;
+    const PatchDataset a = simulatePatches(200, o);
+    o.seed = 2;
+    const PatchDataset b = simulatePatches(200, o);
+    QVERIFY(a.patches != b.patches);
+    QVERIFY(a.centers != b.centers);
+}
+
+void TestSimPatches::truthRendersPatch_data()
+{
+    QTest::addColumn<int>("patchSize");
+    QTest::addColumn<double>("neighbourFraction");
+    QTest::newRow("11 px, no neighbours") << 11 << 0.0;
+    QTest::newRow("15 px, no neighbours") << 15 << 0.0;
+    QTest::newRow("11 px, all neighbours") << 11 << 1.0;
+}
+
+void TestSimPatches::truthRendersPatch()
+{
+    QFETCH(int, patchSize);
+    QFETCH(double, neighbourFraction);
+    PatchSimOptions o = noiseless({});
+    o.patchSize = patchSize;
+    o.neighbourFraction = neighbourFraction;
+    o.seed = 3;
+    const std::size_t n = 300;
+    const PatchDataset d = simulatePatches(n, o);
+    QCOMPARE(d.labelSource, std::string("simulation"));
+    QCOMPARE(d.patchSize, patchSize);
+    const std::size_t pix = std::size_t(patchSize) * patchSize;
+    std::vector<float> img(pix);
+    double maxNeighbourPart = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const PseudoVoigt t = truthOf(d, i);
+        // The label is the rendered peak's centre.
+        QCOMPARE(d.centers[2 * i], float(t.row));
+        QCOMPARE(d.centers[2 * i + 1], float(t.col));
+        QCOMPARE(d.extraFloat.at("/truth/amplitude").data[i], float(t.amplitude));
+        t.render(img.data(), patchSize, patchSize);
+        if (neighbourFraction > 0) {
+            const PseudoVoigt q = truthOf(d, i, "/truth/neighbour_params");
+            const double dist = std::hypot(q.row - t.row, q.col - t.col);
+            QVERIFY2(dist >= 3.0 - 1e-4 && dist <= 7.0 + 1e-4, qPrintable(QString::number(dist)));
+            QVERIFY(q.amplitude <= t.amplitude * (1 + 1e-6));
+            double part = 0;
+            for (std::size_t k = 0; k < pix; ++k)
+                part = std::max(part, double(d.patch(i)[k] - img[k]));
+            maxNeighbourPart = std::max(maxNeighbourPart, part / q.amplitude);
+            q.render(img.data(), patchSize, patchSize, 0, 0, true);
+        }
+        for (std::size_t k = 0; k < pix; ++k)
+            QVERIFY(std::fabs(d.patch(i)[k] - img[k]) <= 1e-4f * std::max(1.0f, img[k]));
+    }
+    if (neighbourFraction > 0)
+        QVERIFY(maxNeighbourPart > 0.2); // the neighbour is visible in the patch
+}
+
+void TestSimPatches::centroidOnLabel_data()
+{
+    QTest::addColumn<double>("sigma");
+    QTest::addColumn<double>("jitter");
+    QTest::newRow("narrow, jitter 1") << 0.7 << 1.0;
+    QTest::newRow("wide, jitter 1") << 1.5 << 1.0;
+    QTest::newRow("wide, no jitter") << 1.5 << 0.0;
+}
+
+void TestSimPatches::centroidOnLabel()
+{
+    // Round, nearly Gaussian peaks (eta < 0.1 and a short Lorentzian part): the
+    // background-subtracted, intensity-weighted centroid is the true centre up to the truncated
+    // tails. A label off by a convention (half a pixel, rows and columns swapped) fails.
+    QFETCH(double, sigma);
+    QFETCH(double, jitter);
+    PatchSimOptions o = noiseless({});
+    o.sigmaMin = o.sigmaMax = sigma;
+    o.gammaMin = o.gammaMax = 0.3;
+    o.neighbourFraction = 0;
+    o.centreJitter = jitter;
+    o.seed = 11;
+    const std::size_t n = 3000;
+    const PatchDataset d = simulatePatches(n, o);
+    const int s = d.patchSize;
+    const auto &truth = d.extraFloat.at("/truth/params").data;
+    double maxErr = 0, minR = 1e9, maxR = -1e9;
+    int used = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        minR = std::min(minR, double(d.centers[2 * i]));
+        maxR = std::max(maxR, double(d.centers[2 * i]));
+        if (truth[i * kP + 8] >= 0.1)
+            continue;
+        ++used;
+        const double bg = truth[i * kP + 1];
+        double sw = 0, sr = 0, sc = 0;
+        for (int r = 0; r < s; ++r)
+            for (int c = 0; c < s; ++c) {
+                const double w = d.patch(i)[r * s + c] - bg;
+                sw += w;
+                sr += w * r;
+                sc += w * c;
+            }
+        maxErr = std::max({maxErr, std::fabs(sr / sw - d.centers[2 * i]),
+                           std::fabs(sc / sw - d.centers[2 * i + 1])});
+    }
+    QVERIFY(used > 200);
+    QVERIFY2(maxErr < 0.02, qPrintable(QString::number(maxErr)));
+    // Centres spread over the jitter range, and stay inside it.
+    const double mid = s / 2;
+    QVERIFY(minR >= mid - jitter - 1e-6 && maxR <= mid + jitter + 1e-6);
+    if (jitter > 0)
+        QVERIFY(minR < mid - 0.8 * jitter && maxR > mid + 0.8 * jitter);
+    else
+        QCOMPARE(minR, mid);
+}
+
+void TestSimPatches::neighbourFraction_data()
+{
+    QTest::addColumn<double>("fraction");
+    QTest::newRow("none") << 0.0;
+    QTest::newRow("default 0.2") << 0.2;
+    QTest::newRow("half") << 0.5;
+    QTest::newRow("all") << 1.0;
+}
+
+void TestSimPatches::neighbourFraction()
+{
+    QFETCH(double, fraction);
+    PatchSimOptions o;
+    o.neighbourFraction = fraction;
+    o.seed = 5;
+    const std::size_t n = 4000;
+    const PatchDataset d = simulatePatches(n, o);
+    const auto &flags = d.extraFlags.at("/flags/neighbour");
+    QCOMPARE(flags.size(), n);
+    const double count = double(std::count(flags.begin(), flags.end(), 1));
+    const double sd = std::sqrt(n * fraction * (1 - fraction));
+    QVERIFY2(std::fabs(count - n * fraction) <= 4 * sd + 1e-9,
+             qPrintable(QString("%1 of %2").arg(count).arg(n)));
+    // Neighbour parameters are recorded exactly for the flagged patches.
+    const auto &q = d.extraFloat.at("/truth/neighbour_params").data;
+    for (std::size_t i = 0; i < n; ++i)
+        QCOMPARE(q[i * kP] > 0, flags[i] == 1);
+}
+
+void TestSimPatches::splitFractions_data()
+{
+    QTest::addColumn<int>("n");
+    QTest::addColumn<int>("train");
+    QTest::addColumn<int>("validation");
+    QTest::addColumn<int>("test");
+    QTest::newRow("1000") << 1000 << 800 << 100 << 100;
+    QTest::newRow("1005") << 1005 << 805 << 100 << 100;
+    QTest::newRow("7") << 7 << 7 << 0 << 0;
+}
+
+void TestSimPatches::splitFractions()
+{
+    QFETCH(int, n);
+    QFETCH(int, train);
+    QFETCH(int, validation);
+    QFETCH(int, test);
+    const PatchDataset d = simulatePatches(n, {});
+    QCOMPARE(int(d.split.size()), n);
+    QCOMPARE(int(std::count(d.split.begin(), d.split.end(), std::uint8_t(Split::Train))), train);
+    QCOMPARE(int(std::count(d.split.begin(), d.split.end(), std::uint8_t(Split::Validation))),
+             validation);
+    QCOMPARE(int(std::count(d.split.begin(), d.split.end(), std::uint8_t(Split::Test))), test);
+}
+
+void TestSimPatches::noiseStatistics()
+{
+    // Poisson + Gaussian read noise: residuals against the rendered truth have mean 0 and
+    // variance expected + readNoise^2.
+    PatchSimOptions o;
+    o.neighbourFraction = 0;
+    o.amplitudeMin = 50;
+    o.amplitudeMax = 5000;
+    o.readNoise = 4;
+    o.seed = 9;
+    const std::size_t n = 2000;
+    const PatchDataset d = simulatePatches(n, o);
+    const int s = d.patchSize;
+    std::vector<float> img(s * s);
+    double sumZ = 0, sumZ2 = 0;
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        truthOf(d, i).render(img.data(), s, s);
+        for (int k = 0; k < s * s; ++k) {
+            const double var = img[k] + o.readNoise * o.readNoise;
+            const double z = (d.patch(i)[k] - img[k]) / std::sqrt(var);
+            sumZ += z;
+            sumZ2 += z * z;
+            ++count;
+        }
+    }
+    const double mean = sumZ / count, var = sumZ2 / count - mean * mean;
+    QVERIFY2(std::fabs(mean) < 0.01, qPrintable(QString::number(mean)));
+    QVERIFY2(std::fabs(var - 1) < 0.02, qPrintable(QString::number(var)));
+    // Amplitudes are log-uniform over [min, max].
+    const auto &a = d.extraFloat.at("/truth/amplitude").data;
+    double sumLog = 0;
+    for (float v : a) {
+        QVERIFY(v >= o.amplitudeMin * 0.999 && v <= o.amplitudeMax * 1.001);
+        sumLog += std::log(v);
+    }
+    const double expected = 0.5 * (std::log(o.amplitudeMin) + std::log(o.amplitudeMax));
+    QVERIFY(std::fabs(sumLog / n - expected) < 0.1);
+}
+
+void TestSimPatches::badOptions_data()
+{
+    QTest::addColumn<int>("patchSize");
+    QTest::addColumn<double>("amplitudeMin");
+    QTest::addColumn<double>("fraction");
+    QTest::newRow("even size") << 10 << 100.0 << 0.2;
+    QTest::newRow("tiny size") << 1 << 100.0 << 0.2;
+    QTest::newRow("zero amplitude") << 11 << 0.0 << 0.2;
+    QTest::newRow("fraction > 1") << 11 << 100.0 << 1.5;
+}
+
+void TestSimPatches::badOptions()
+{
+    QFETCH(int, patchSize);
+    QFETCH(double, amplitudeMin);
+    QFETCH(double, fraction);
+    PatchSimOptions o;
+    o.patchSize = patchSize;
+    o.amplitudeMin = amplitudeMin;
+    o.neighbourFraction = fraction;
+    QVERIFY_THROWS_EXCEPTION(InputError, simulatePatches(10, o));
+}
+
+void TestSimPatches::cancellation()
+{
+    Monitor m;
+    m.cancel.cancel();
+    PatchSimOptions o;
+    o.threads = 2;
+    QVERIFY_THROWS_EXCEPTION(CancelledError, simulatePatches(5000, o, m));
+}
+
+void TestSimPatches::fileRoundTrip()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const std::string path = dir.filePath("sim.h5").toStdString();
+    PatchSimOptions o;
+    o.seed = 21;
+    const PatchDataset d = simulatePatches(250, o);
+    writePatchDataset(path, d);
+    const PatchDataset r = readPatchDataset(path);
+    QCOMPARE(r.labelSource, std::string("simulation"));
+    QCOMPARE(r.patchSize, 11);
+    QVERIFY(identical(d, r));
+    const auto &params = r.extraFloat.at("/truth/params");
+    QCOMPARE(params.shape, (std::vector<unsigned long long>{250, 10}));
+    QCOMPARE(r.extraFloat.at("/truth/amplitude").shape, (std::vector<unsigned long long>{250}));
+}
+
+QTEST_GUILESS_MAIN(TestSimPatches)
+#include "tst_simpatches.moc"

@@ -1,0 +1,222 @@
+#include "ui/screenshottour.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include <QApplication>
+#include <QDir>
+#include <QPixmap>
+#include <QTabWidget>
+
+#include "core/nn/model.h"
+#include "core/nn/trainer.h"
+#include "ui/aboutdialog.h"
+#include "ui/evaluatepanel.h"
+#include "ui/framespanel.h"
+#include "ui/frameview.h"
+#include "ui/mainwindow.h"
+#include "ui/peakspanel.h"
+#include "ui/peaktablemodel.h"
+#include "ui/studiocontext.h"
+#include "ui/trainpanel.h"
+
+namespace braggnac::ui {
+
+ScreenshotTour::ScreenshotTour(MainWindow *window, QString dir)
+    : QObject(window), m_window(window), m_dir(std::move(dir))
+{
+    m_timer.setInterval(100);
+    connect(&m_timer, &QTimer::timeout, this, &ScreenshotTour::tick);
+    buildSteps();
+}
+
+void ScreenshotTour::start()
+{
+    QDir().mkpath(m_dir);
+    m_index = 0;
+    m_acted = false;
+    m_timer.start();
+}
+
+int ScreenshotTour::pickPeak() const
+{
+    // A bright, converged, predicted peak away from the border, preferring one with neighbours.
+    const PeakTableModel *model = m_window->peaksPanel()->peakModel();
+    const int frame = m_window->framesPanel()->currentIndex();
+    int best = -1;
+    double bestScore = -1;
+    for (int i = 0; i < model->peakCount(); ++i) {
+        const core::Peak &p = model->peak(i);
+        if (p.frame != frame || p.border || p.merged || p.maxValue >= 16000 || !model->hasFit(i)
+            || !model->results().fits[std::size_t(i)].converged || !model->hasPrediction(i))
+            continue;
+        int neighbours = 0;
+        for (int j = 0; j < model->peakCount(); ++j) {
+            const core::Peak &q = model->peak(j);
+            if (j != i && q.frame == frame && std::abs(q.row - p.row) < 60 && std::abs(q.col - p.col) < 90)
+                ++neighbours;
+        }
+        const double score = std::min(neighbours, 4) * 10.0 + std::log10(std::max(1.0, model->amplitude(i)));
+        if (score > bestScore) {
+            bestScore = score;
+            best = i;
+        }
+    }
+    return best;
+}
+
+void ScreenshotTour::buildSteps()
+{
+    MainWindow *w = m_window;
+    const auto idle = [w]() { return !w->isBusy(); };
+    m_steps.push_back({QStringLiteral("window"), [w]() {
+                           w->resize(1560, 960);
+                           w->move(10, 10);
+                           w->show();
+                           w->raise();
+                       },
+                       [] { return true; }, {}});
+    m_steps.push_back({QStringLiteral("open demo"), [w]() { w->openDemo(); },
+                       [w, idle]() { return idle() && !w->currentFile().isEmpty() && w->framesPanel()->currentIndex() == 0; },
+                       {}, 300000});
+    m_steps.push_back({QStringLiteral("find and fit"), [w]() {
+                           w->peaksPanel()->setFitAfterFind(true);
+                           w->peaksPanel()->findInRange(0, w->framesPanel()->frameCount());
+                       },
+                       [w, idle]() { return idle() && w->peaksPanel()->peakModel()->peakCount() > 0; }, {}, 300000});
+    m_steps.push_back({QStringLiteral("use as dataset"), [w]() {
+                           w->peaksPanel()->sendToDataset();
+                           w->setStage(QStringLiteral("dataset"));
+                       },
+                       [w, idle]() { return idle() && w->context()->dataset() != nullptr; },
+                       QStringLiteral("studio-dataset.png")});
+    m_steps.push_back({QStringLiteral("train"), [w]() {
+                           w->setStage(QStringLiteral("train"));
+                           TrainPanel *train = w->trainPanel();
+                           train->setArchitecture(QStringLiteral("nac"));
+                           core::TrainOptions options;
+                           QString error;
+                           train->readOptions(options, &error);
+                           options.epochs = 40;
+                           options.batchSize = 64;
+                           options.learningRate = 2e-3;
+                           options.seed = 1;
+                           train->setOptions(options);
+                           train->startTraining();
+                       },
+                       [w, idle]() { return idle() && w->trainPanel()->trainedModel() != nullptr; },
+                       QStringLiteral("studio-train.png"), 600000});
+    m_steps.push_back({QStringLiteral("evaluate"), [w]() {
+                           w->trainPanel()->useTrainedModel();
+                           w->setStage(QStringLiteral("evaluate"));
+                           w->evaluatePanel()->evaluate();
+                       },
+                       [w, idle]() {
+                           return idle() && w->context()->model() != nullptr
+                               && w->peaksPanel()->peakModel()->predictedCount() == w->peaksPanel()->peakModel()->peakCount();
+                       },
+                       QStringLiteral("studio-evaluate.png")});
+    m_steps.push_back({QStringLiteral("frames overview"), [this, w]() {
+                           w->setStage(QStringLiteral("frames"));
+                           auto *tabs = w->findChild<QTabWidget *>(QStringLiteral("sideTabs"));
+                           tabs->setCurrentIndex(0);
+                           w->framesPanel()->setScaling(Scaling::Log);
+                           w->framesPanel()->setColormap(Colormap::Name::Viridis);
+                           const FrameStats &stats = w->framesPanel()->stats();
+                           w->framesPanel()->setLevels(stats.p2, stats.p2 + 0.25 * (stats.max - stats.p2));
+                           w->frameView()->fitToWindow();
+                           w->selectPeak(pickPeak());
+                           w->frameView()->fitToWindow();
+                       },
+                       [idle]() { return idle(); }, QStringLiteral("studio-frames.png")});
+    m_steps.push_back({QStringLiteral("peak close-up"), [this, w]() {
+                           auto *tabs = w->findChild<QTabWidget *>(QStringLiteral("sideTabs"));
+                           tabs->setCurrentIndex(1);
+                           w->framesPanel()->setColormap(Colormap::Name::Grey);
+                           w->framesPanel()->setScaling(Scaling::Sqrt);
+                           const int id = pickPeak();
+                           if (id >= 0) {
+                               const core::Peak &p = w->peaksPanel()->peakModel()->peak(id);
+                               w->framesPanel()->setLevels(w->framesPanel()->stats().p2, 1.1 * p.maxValue);
+                           }
+                           FrameView *view = w->frameView();
+                           view->setScale(7.0, QPointF(view->width() / 2.0, view->height() / 2.0));
+                           w->selectPeak(id);
+                           if (id >= 0) {
+                               const core::Peak &p = w->peaksPanel()->peakModel()->peak(id);
+                               view->centreOn(p.row, p.col);
+                           }
+                       },
+                       [idle]() { return idle(); }, QStringLiteral("studio-peaks.png")});
+    m_steps.push_back({QStringLiteral("max over frames"), [w]() {
+                           auto *tabs = w->findChild<QTabWidget *>(QStringLiteral("sideTabs"));
+                           tabs->setCurrentIndex(0);
+                           w->framesPanel()->setColormap(Colormap::Name::InvertedGrey);
+                           w->framesPanel()->setScaling(Scaling::Log);
+                           w->framesPanel()->setAutoLevels(true);
+                           w->framesPanel()->setMaxView(true);
+                       },
+                       [w, idle]() { return idle() && w->framesPanel()->maxView() && w->framesPanel()->maxFrame(); }, {}});
+    m_steps.push_back({QStringLiteral("max over frames, 1:1"), [w]() {
+                           FrameView *view = w->frameView();
+                           view->setScale(1.0, QPointF(view->width() / 2.0, view->height() / 2.0));
+                           view->centreOn(1024, 1024);
+                       },
+                       [idle]() { return idle(); }, QStringLiteral("studio-max.png")});
+    m_steps.push_back({QStringLiteral("about"), [w]() { w->showAbout(); },
+                       [w]() { return w->findChild<AboutDialog *>() != nullptr; }, QStringLiteral("studio-about.png")});
+}
+
+void ScreenshotTour::fail(const QString &why)
+{
+    std::fprintf(stderr, "screenshot tour: %s\n", why.toLocal8Bit().constData());
+    m_timer.stop();
+    QApplication::exit(1);
+}
+
+void ScreenshotTour::tick()
+{
+    if (m_index >= m_steps.size()) {
+        m_timer.stop();
+        std::fprintf(stderr, "screenshot tour: done\n");
+        m_window->close();
+        QApplication::exit(0);
+        return;
+    }
+    Step &step = m_steps[m_index];
+    if (!m_acted) {
+        std::fprintf(stderr, "screenshot tour: %s\n", step.name.toLocal8Bit().constData());
+        m_acted = true;
+        m_stable = 0;
+        m_elapsed.start();
+        step.action();
+        return;
+    }
+    if (m_elapsed.elapsed() > step.timeoutMs) {
+        fail(QStringLiteral("step '%1' timed out after %2 s").arg(step.name).arg(step.timeoutMs / 1000));
+        return;
+    }
+    if (!step.ready()) {
+        m_stable = 0;
+        return;
+    }
+    if (++m_stable < 4) // let the window settle (layouts, coalesced repaints)
+        return;
+    if (!step.shot.isEmpty()) {
+        QWidget *target = m_window;
+        if (auto *about = m_window->findChild<AboutDialog *>(); about && step.shot.contains(QLatin1String("about")))
+            target = about;
+        const QString path = QDir(m_dir).filePath(step.shot);
+        if (!target->grab().save(path)) {
+            fail(QStringLiteral("could not save %1").arg(path));
+            return;
+        }
+        std::fprintf(stderr, "screenshot tour: saved %s\n", path.toLocal8Bit().constData());
+        if (target != m_window)
+            target->close();
+    }
+    ++m_index;
+    m_acted = false;
+}
+
+} // namespace braggnac::ui
