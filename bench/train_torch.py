@@ -16,6 +16,8 @@ loop (one pre-normalised tensor, index_select on a shuffled permutation), for co
 
   train_torch.py throughput --data P.h5 --spec S.json [--threads 1] [--batch 256] [--epochs 6]
                             [--infer-batch 256] [--infer-repeats 5] [--pipeline dataloader|tensor]
+  train_torch.py inference  --data P.h5 --spec S.json [--threads 1] [--infer-batch 256]
+                            [--infer-repeats 5]      (inference alone, in a fresh process)
   train_torch.py accuracy   --data P.h5 --spec S.json [--threads 1] [--epochs 20] [--seed 1]
 
 Both print one JSON object on stdout. The data file must carry /split (braggnac simulate patches
@@ -24,6 +26,7 @@ writes one); rows with /fit/converged == 0 are left out, as in the C++ trainer.
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -305,6 +308,24 @@ def throughput(a):
                       "train_epochs_samples_per_s": train, "infer_repeats_samples_per_s": infer}))
 
 
+def inference(a):
+    """Inference alone in a fresh process (a standalone prediction script): build the net, then
+    time predict() passes over the file with the tensor pipeline (warm-up pass excluded)."""
+    patches, _, _, _, size = load(a.data)
+    spec, model, params = build(a.spec, a.threads, 1)
+    infer = []
+    for k in range(a.infer_repeats + 1):
+        t0 = time.perf_counter()
+        predict(model, patches, size, a.infer_batch, "tensor")
+        if k > 0:
+            infer.append(len(patches) / (time.perf_counter() - t0))
+    impl = "python-fresh-malloc" if os.environ.get("MALLOC_MMAP_THRESHOLD_") else "python-fresh"
+    print(json.dumps({"impl": impl, "torch": torch.__version__, "arch": spec.get("name"),
+                      "params": params, "threads": a.threads, "infer_batch": a.infer_batch,
+                      "samples": len(patches), "infer_samples_per_s": statistics.median(infer),
+                      "infer_repeats_samples_per_s": infer}))
+
+
 def accuracy(a):
     patches, centers, split, use, size = load(a.data)
     spec, model, params = build(a.spec, a.threads, a.seed)
@@ -329,7 +350,7 @@ def accuracy(a):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["throughput", "accuracy"])
+    p.add_argument("mode", choices=["throughput", "inference", "accuracy"])
     p.add_argument("--data", required=True)
     p.add_argument("--spec", required=True)
     p.add_argument("--threads", type=int, default=1)
@@ -346,7 +367,7 @@ def main():
     a = p.parse_args()
     if a.epochs is None:
         a.epochs = 6 if a.mode == "throughput" else 20
-    (throughput if a.mode == "throughput" else accuracy)(a)
+    {"throughput": throughput, "inference": inference, "accuracy": accuracy}[a.mode](a)
 
 
 if __name__ == "__main__":

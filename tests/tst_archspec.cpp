@@ -14,8 +14,10 @@
 #include "core/cost/cost.h"
 #include "core/nn/archspec.h"
 #include "core/nn/model.h"
+#include "tests/testutil.h"
 
 using namespace braggnac::core;
+using namespace braggnac::test;
 
 namespace {
 std::string resourceArch(const std::string &name)
@@ -188,16 +190,12 @@ private Q_SLOTS:
             std::ofstream out(path.toStdString());
             out << text.toStdString();
         }
-        try {
-            ArchSpec::load(path.toStdString());
-            QFAIL("expected InputError");
-        } catch (const InputError &e) {
-            const QString msg = QString::fromUtf8(e.what());
-            const QString prefix = field.isEmpty() ? path + ": " : path + ": " + field + ": ";
-            QVERIFY2(msg.startsWith(prefix), qPrintable(msg));
-            QVERIFY2(msg.contains(what), qPrintable(msg));
-            QVERIFY2(!msg.contains('\n'), qPrintable(msg));
-        }
+        const QString msg = inputErrorMessage([&] { ArchSpec::load(path.toStdString()); });
+        QVERIFY2(threwInputError(msg), qPrintable(msg));
+        const QString prefix = field.isEmpty() ? path + ": " : path + ": " + field + ": ";
+        QVERIFY2(msg.startsWith(prefix), qPrintable(msg));
+        QVERIFY2(msg.contains(what), qPrintable(msg));
+        QVERIFY2(!msg.contains('\n'), qPrintable(msg));
     }
 
     void forceOneByOne()
@@ -208,12 +206,9 @@ private Q_SLOTS:
                             {"blocks", {{{"type", "conv"},
                                          {"layers", {{{"channels", 6}, {"kernel", 5}},
                                                      {{"channels", 3}, {"kernel", 5}}}}}}}};
-        try {
-            ArchSpec::fromJson(j, "mem.json");
-            QFAIL("expected InputError");
-        } catch (const InputError &e) {
-            QVERIFY2(QString(e.what()).startsWith("mem.json: blocks[0].layers[1].kernel: "), e.what());
-        }
+        const QString msg = inputErrorMessage([&] { ArchSpec::fromJson(j, "mem.json"); });
+        QVERIFY2(threwInputError(msg), qPrintable(msg));
+        QVERIFY2(msg.startsWith("mem.json: blocks[0].layers[1].kernel: "), qPrintable(msg));
         j["force_one_by_one"] = true;
         const ArchSpec spec = ArchSpec::fromJson(j, "mem.json");
         const auto shapes = spec.shapes();
@@ -250,18 +245,12 @@ private Q_SLOTS:
 
     void unknownBuiltin()
     {
-        try {
-            builtinArch("resnet");
-            QFAIL("expected InputError");
-        } catch (const InputError &e) {
-            QVERIFY(QString(e.what()).contains("resnet"));
-        }
-        try {
-            resolveArch("/nonexistent/spec.json");
-            QFAIL("expected InputError");
-        } catch (const InputError &e) {
-            QVERIFY(QString(e.what()).startsWith("/nonexistent/spec.json: "));
-        }
+        QString msg = inputErrorMessage([] { builtinArch("resnet"); });
+        QVERIFY2(threwInputError(msg), qPrintable(msg));
+        QVERIFY(msg.contains("resnet"));
+        msg = inputErrorMessage([] { resolveArch("/nonexistent/spec.json"); });
+        QVERIFY2(threwInputError(msg), qPrintable(msg));
+        QVERIFY(msg.startsWith("/nonexistent/spec.json: "));
     }
 };
 

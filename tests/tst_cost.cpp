@@ -7,15 +7,16 @@
 #include <nlohmann/json.hpp>
 
 #include <QDir>
-#include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
 
 #include "core/common/error.h"
 #include "core/cost/cost.h"
 #include "core/nn/archspec.h"
+#include "tests/testutil.h"
 
 using namespace braggnac::core;
+using namespace braggnac::test;
 
 namespace {
 const double kLog2_9 = 3.1699250014423124;  // log2(9)
@@ -209,11 +210,10 @@ private Q_SLOTS:
         QFETCH(QStringList, args);
         QFETCH(double, bops);
         QFETCH(qint64, params);
-        QProcess p;
-        p.start(BRAGGNAC_CLI, QStringList{"cost"} + args + QStringList{"--json"});
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitCode(), 0);
-        const auto j = nlohmann::json::parse(p.readAllStandardOutput().toStdString());
+        const CliResult r = runCli(QStringList{"cost"} + args + QStringList{"--json"}, 60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 0);
+        const auto j = nlohmann::json::parse(r.out.toStdString());
         QCOMPARE(qint64(j["params"].get<std::int64_t>()), params);
         QVERIFY(std::abs(j["bops"].get<double>() - bops) < 1e-3);
         QVERIFY(j["layers"].is_array() && !j["layers"].empty());
@@ -224,20 +224,20 @@ private Q_SLOTS:
         QTemporaryDir dir;
         const QString spec = dir.filePath("tiny.json");
         tinySpec().save(spec.toStdString());
-        QProcess p;
-        p.start(BRAGGNAC_CLI, {"cost", spec, "--weight-bits", "8", "--act-bits", "8", "--json"});
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitCode(), 0);
-        const auto j = nlohmann::json::parse(p.readAllStandardOutput().toStdString());
+        CliResult r = runCli({"cost", spec, "--weight-bits", "8", "--act-bits", "8", "--json"}, 60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 0);
+        const auto j = nlohmann::json::parse(r.out.toStdString());
         CostOptions o;
         o.weightBits = o.activationBits = 8;
         QVERIFY(std::abs(j["bops"].get<double>() - computeCost(tinySpec(), o).bops) < 1e-6);
 
-        // Human output: a per-layer table on stdout.
-        p.start(BRAGGNAC_CLI, {"cost", "--arch", "nac"});
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitCode(), 0);
-        const QString table = QString::fromUtf8(p.readAllStandardOutput());
+        // Human output (cli.md: tables for people go to stderr, stdout stays empty).
+        r = runCli({"cost", "--arch", "nac"}, 60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 0);
+        QVERIFY(r.out.isEmpty());
+        const QString table = QString::fromUtf8(r.err);
         QVERIFY(table.contains("blocks[2].layers[1]"));
         QVERIFY(table.contains("17226") || table.contains("17,226"));
 
@@ -247,13 +247,13 @@ private Q_SLOTS:
             std::ofstream out(bad.toStdString());
             out << R"({"stem": {"channels": -1}})";
         }
-        p.start(BRAGGNAC_CLI, {"cost", bad, "--json"});
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitCode(), 2);
-        QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains(bad + ": stem.channels"));
-        p.start(BRAGGNAC_CLI, {"cost", "--arch", "nac", "--convention", "bogus"});
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitCode(), 2);
+        r = runCli({"cost", bad, "--json"}, 60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY(QString::fromUtf8(r.err).contains(bad + ": stem.channels"));
+        r = runCli({"cost", "--arch", "nac", "--convention", "bogus"}, 60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 2);
     }
 
     void cliModelFolderUsesItsBits()
@@ -268,11 +268,10 @@ private Q_SLOTS:
             out << text;
         };
         writeQuantization(R"({"weight_bits": 7, "act_bits": 6, "sparsity": 0.8})");
-        QProcess p;
-        p.start(BRAGGNAC_CLI, {"cost", folder, "--json"});
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitCode(), 0);
-        auto j = nlohmann::json::parse(p.readAllStandardOutput().toStdString());
+        CliResult r = runCli({"cost", folder, "--json"}, 60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 0);
+        auto j = nlohmann::json::parse(r.out.toStdString());
         CostOptions o;
         o.weightBits = 7;
         o.activationBits = 6;
@@ -282,10 +281,10 @@ private Q_SLOTS:
         QCOMPARE(j["sparsity"].get<double>(), 0.8);
         QVERIFY(std::abs(j["bops"].get<double>() - computeCost(tinySpec(), o).bops) < 1e-6);
 
-        p.start(BRAGGNAC_CLI, {"cost", folder, "--weight-bits", "4", "--json"});
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitCode(), 0);
-        j = nlohmann::json::parse(p.readAllStandardOutput().toStdString());
+        r = runCli({"cost", folder, "--weight-bits", "4", "--json"}, 60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 0);
+        j = nlohmann::json::parse(r.out.toStdString());
         o.weightBits = 4;
         QCOMPARE(j["weight_bits"].get<int>(), 4);
         QCOMPARE(j["act_bits"].get<int>(), 6);
@@ -293,12 +292,12 @@ private Q_SLOTS:
 
         // Out-of-range values are bad input naming the file, not a complaint about a flag.
         writeQuantization(R"({"bits": 99})");
-        p.start(BRAGGNAC_CLI, {"cost", folder, "--json"});
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitCode(), 2);
-        const QString err = QString::fromUtf8(p.readAllStandardError());
+        r = runCli({"cost", folder, "--json"}, 60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 2);
+        const QString err = QString::fromUtf8(r.err);
         QVERIFY2(err.contains("quantization.json") && err.contains("99"), qPrintable(err));
-        QVERIFY(p.readAllStandardOutput().isEmpty());
+        QVERIFY(r.out.isEmpty());
     }
 };
 

@@ -21,8 +21,10 @@
 #include "core/peaks/finder.h"
 #include "core/sim/peakscore.h"
 #include "core/sim/simulator.h"
+#include "tests/testutil.h"
 
 using namespace braggnac::core;
+using namespace braggnac::test;
 
 namespace {
 
@@ -99,20 +101,6 @@ std::string readText(const QString &path)
 {
     std::ifstream in(path.toStdString());
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-struct CliResult {
-    int exitCode;
-    QByteArray out, err;
-};
-
-CliResult runCli(const QStringList &args)
-{
-    QProcess p;
-    p.start(QStringLiteral(BRAGGNAC_CLI), args);
-    if (!p.waitForFinished(120000))
-        return {-1, {}, "timeout"};
-    return {p.exitCode(), p.readAllStandardOutput(), p.readAllStandardError()};
 }
 
 } // namespace

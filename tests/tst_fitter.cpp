@@ -12,7 +12,6 @@
 #include <QFile>
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QProcess>
 #include <QtTest>
 
 #include "core/common/error.h"
@@ -21,8 +20,10 @@
 #include "core/peaks/finder.h"
 #include "core/peaks/fitter.h"
 #include "core/sim/simulator.h"
+#include "tests/testutil.h"
 
 using namespace braggnac::core;
+using namespace braggnac::test;
 
 Q_DECLARE_METATYPE(braggnac::core::PseudoVoigt)
 
@@ -450,12 +451,10 @@ void TestFitter::cliFit()
     const PatchDataset input = simulatePatches(600, noisy(505, 0.2));
     const QString in = dir.filePath("p.h5"), out = dir.filePath("l.h5");
     writePatchDataset(in.toStdString(), input);
-    QProcess p;
-    p.start(QStringLiteral(BRAGGNAC_CLI),
-            {"fit", in, "--out", out, "--threads", "2", "--json"});
-    QVERIFY(p.waitForFinished(120000));
-    QCOMPARE(p.exitCode(), 0);
-    const QJsonObject j = QJsonDocument::fromJson(p.readAllStandardOutput()).object();
+    const CliResult r = runCli({"fit", in, "--out", out, "--threads", "2", "--json"}, 120000);
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    const QJsonObject j = QJsonDocument::fromJson(r.out).object();
     QCOMPARE(j.value("patches").toInt(), 600);
     QVERIFY(j.value("patches_per_s").toDouble() > 0);
 
@@ -520,15 +519,13 @@ void TestFitter::cliBadInput()
     }
     const QStringList before = QDir(dir.path()).entryList(QDir::Files | QDir::Hidden);
     const QString out = dir.filePath("out.h5");
-    QProcess p;
-    p.start(QStringLiteral(BRAGGNAC_CLI),
-            QStringList{"fit", dir.filePath(input), "--out", out, "--json"} + extra);
-    QVERIFY(p.waitForFinished(60000));
-    QCOMPARE(p.exitStatus(), QProcess::NormalExit);
-    QCOMPARE(p.exitCode(), 2);
-    const QString err = QString::fromUtf8(p.readAllStandardError());
+    const CliResult r = runCli(QStringList{"fit", dir.filePath(input), "--out", out, "--json"} + extra, 60000);
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitStatus, QProcess::NormalExit);
+    QCOMPARE(r.exitCode, 2);
+    const QString err = QString::fromUtf8(r.err);
     QVERIFY2(err.contains(mustMention), qPrintable(err));
-    QVERIFY(p.readAllStandardOutput().isEmpty());
+    QVERIFY(r.out.isEmpty());
     QVERIFY(!QFile::exists(out));
     QCOMPARE(QDir(dir.path()).entryList(QDir::Files | QDir::Hidden), before);
 }

@@ -28,8 +28,10 @@
 #include "core/common/error.h"
 #include "core/io/frame.h"
 #include "core/io/framesource.h"
+#include "tests/testutil.h"
 
 using namespace braggnac::core;
+using namespace braggnac::test;
 
 namespace {
 
@@ -242,19 +244,6 @@ void writeH5(const std::string &file, const std::string &path, hid_t type,
     H5Sclose(space);
     H5Pclose(lcpl);
     H5Fclose(f);
-}
-
-template <typename Fn>
-QString inputErrorMessage(Fn fn)
-{
-    try {
-        fn();
-    } catch (const InputError &e) {
-        return QString::fromStdString(e.what());
-    } catch (const std::exception &e) {
-        return QStringLiteral("WRONG EXCEPTION TYPE: ") + QString::fromStdString(e.what());
-    }
-    return QStringLiteral("NO EXCEPTION");
 }
 
 } // namespace

@@ -22,8 +22,10 @@
 #include "core/nn/model.h"
 #include "core/nn/torch_net.h"
 #include "core/sim/simulator.h"
+#include "tests/testutil.h"
 
 using namespace braggnac::core;
+using namespace braggnac::test;
 namespace fs = std::filesystem;
 
 namespace {
@@ -253,15 +255,11 @@ private Q_SLOTS:
         } else if (damage == "garble") {
             std::ofstream(dir / "spec.json") << "{\"stem\": ";
         }
-        try {
-            Model::load(folder);
-            QFAIL("expected InputError");
-        } catch (const InputError &e) {
-            const QString msg = QString::fromUtf8(e.what());
-            QVERIFY2(msg.contains(mentions), qPrintable(msg));
-            QVERIFY2(msg.contains(QString::fromStdString(folder)), qPrintable(msg));
-            QVERIFY2(!msg.contains('\n'), qPrintable(msg));
-        }
+        const QString msg = inputErrorMessage([&] { Model::load(folder); });
+        QVERIFY2(threwInputError(msg), qPrintable(msg));
+        QVERIFY2(msg.contains(mentions), qPrintable(msg));
+        QVERIFY2(msg.contains(QString::fromStdString(folder)), qPrintable(msg));
+        QVERIFY2(!msg.contains('\n'), qPrintable(msg));
         // The same failure in a fresh process: exit code 2 (InputError) with the message.
         const ChildResult r = runChild(folder);
         QCOMPARE(r.exitCode, 2);

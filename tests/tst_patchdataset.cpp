@@ -15,15 +15,16 @@
 #include <QFile>
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QProcess>
 #include <QTemporaryDir>
 #include <QTest>
 
 #include "core/common/error.h"
 #include "core/io/framesource.h"
 #include "core/io/patchdataset.h"
+#include "tests/testutil.h"
 
 using namespace braggnac::core;
+using namespace braggnac::test;
 
 namespace {
 
@@ -130,19 +131,6 @@ struct H5File {
     }
     void remove(const std::string &path) const { H5Ldelete(id, path.c_str(), H5P_DEFAULT); }
 };
-
-template <typename Fn>
-QString inputErrorMessage(Fn fn)
-{
-    try {
-        fn();
-    } catch (const InputError &e) {
-        return QString::fromStdString(e.what());
-    } catch (const std::exception &e) {
-        return QStringLiteral("WRONG EXCEPTION TYPE: ") + QString::fromStdString(e.what());
-    }
-    return QStringLiteral("NO EXCEPTION");
-}
 
 // ---- BraggNN fixture: frames [3, 40, 50], pixel = f*10000 + r*100 + c (exact in float32)
 constexpr int kF = 3, kH = 40, kW = 50;
@@ -659,14 +647,14 @@ private Q_SLOTS:
     void cliImport()
     {
         const QString out = m_dir.filePath(QStringLiteral("cli_out.h5"));
-        QProcess p;
-        p.start(QStringLiteral(BRAGGNAC_CLI),
-                {QStringLiteral("import-braggnn"), QStringLiteral("--frames"), m_dir.filePath(QStringLiteral("bn_frames.h5")),
-                 QStringLiteral("--labels"), m_dir.filePath(QStringLiteral("bn_labels.h5")), QStringLiteral("--out"), out,
-                 QStringLiteral("--json")});
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitCode(), 0);
-        const QJsonObject j = QJsonDocument::fromJson(p.readAllStandardOutput()).object();
+        const CliResult r = runCli(
+            {QStringLiteral("import-braggnn"), QStringLiteral("--frames"), m_dir.filePath(QStringLiteral("bn_frames.h5")),
+             QStringLiteral("--labels"), m_dir.filePath(QStringLiteral("bn_labels.h5")), QStringLiteral("--out"), out,
+             QStringLiteral("--json")},
+            60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 0);
+        const QJsonObject j = QJsonDocument::fromJson(r.out).object();
         QCOMPARE(j.value(QStringLiteral("patches")).toInt(), 5);
         QCOMPARE(j.value(QStringLiteral("skipped_border")).toInt(), 2);
         QCOMPARE(j.value(QStringLiteral("skipped_filter")).toInt(), 3);
@@ -691,18 +679,18 @@ private Q_SLOTS:
         const QString out = m_dir.filePath(QStringLiteral("cli_bad_out.h5"));
         QFile::remove(out);
         const QStringList before = dirEntries();
-        QProcess p;
-        p.start(QStringLiteral(BRAGGNAC_CLI),
-                QStringList{QStringLiteral("import-braggnn"), QStringLiteral("--frames"), m_dir.filePath(QStringLiteral("frames_nodev.h5")),
-                            QStringLiteral("--labels"), m_dir.filePath(QStringLiteral("labels_nodev.h5")),
-                            QStringLiteral("--out"), out, QStringLiteral("--json")}
-                    + extra);
-        QVERIFY(p.waitForFinished(60000));
-        QCOMPARE(p.exitStatus(), QProcess::NormalExit);
-        QCOMPARE(p.exitCode(), exitCode);
-        const QString err = QString::fromUtf8(p.readAllStandardError());
+        const CliResult r = runCli(
+            QStringList{QStringLiteral("import-braggnn"), QStringLiteral("--frames"), m_dir.filePath(QStringLiteral("frames_nodev.h5")),
+                        QStringLiteral("--labels"), m_dir.filePath(QStringLiteral("labels_nodev.h5")),
+                        QStringLiteral("--out"), out, QStringLiteral("--json")}
+                + extra,
+            60000);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitStatus, QProcess::NormalExit);
+        QCOMPARE(r.exitCode, exitCode);
+        const QString err = QString::fromUtf8(r.err);
         QVERIFY2(err.contains(mustMention), qPrintable(err));
-        QVERIFY(p.readAllStandardOutput().isEmpty());
+        QVERIFY(r.out.isEmpty());
         QVERIFY(!QFile::exists(out));
         QCOMPARE(dirEntries(), before); // no temporary left behind either
     }

@@ -16,8 +16,10 @@
 #include "core/io/hdf5util.h"
 #include "core/io/patchdataset.h"
 #include "core/sim/simulator.h"
+#include "tests/testutil.h"
 
 using namespace braggnac::core;
+using namespace braggnac::test;
 
 namespace {
 
@@ -61,20 +63,6 @@ bool sameTruth(const SimulatedFrames &a, const SimulatedFrames &b)
 double radiusOf(const PseudoVoigt &p, double widths)
 {
     return widths * std::max({p.sigmaU, p.sigmaV, p.gammaU, p.gammaV});
-}
-
-struct CliResult {
-    int exitCode;
-    QByteArray out, err;
-};
-
-CliResult runCli(const QStringList &args)
-{
-    QProcess p;
-    p.start(QStringLiteral(BRAGGNAC_CLI), args);
-    if (!p.waitForFinished(120000))
-        return {-1, {}, "did not finish"};
-    return {p.exitCode(), p.readAllStandardOutput(), p.readAllStandardError()};
 }
 
 std::pair<double, double> meanVariance(const std::vector<double> &v)

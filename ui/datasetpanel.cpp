@@ -15,7 +15,6 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLineEdit>
-#include <QMessageBox>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QScrollArea>
@@ -28,6 +27,7 @@
 #include "core/peaks/finder.h"
 #include "core/peaks/fitter.h"
 #include "core/sim/simulator.h"
+#include "ui/errors.h"
 #include "ui/job.h"
 #include "ui/patchgallery.h"
 #include "ui/studiocontext.h"
@@ -61,14 +61,6 @@ DatasetPanel::Summary summarize(const core::PatchDataset &data)
                                                 [](std::uint8_t v) { return v != 0; }));
     }
     return s;
-}
-
-/// The house format: the message names the file; the core's messages usually do already.
-QString withFile(const QString &path, const QString &message)
-{
-    if (path.isEmpty() || message.contains(path))
-        return message;
-    return QStringLiteral("%1: %2").arg(path, message);
 }
 
 /// A monitor reporting fractions [from, to] of `parent`, with a phase prefix.
@@ -337,10 +329,7 @@ void DatasetPanel::showError(const QString &message)
     m_status->setText(message);
     Q_EMIT errorOccurred(message);
     Q_EMIT m_context->statusMessage(message, 10000);
-    auto *box = new QMessageBox(QMessageBox::Warning, tr("Dataset"), message, QMessageBox::Ok, this);
-    box->setObjectName(QStringLiteral("datasetError"));
-    box->setAttribute(Qt::WA_DeleteOnClose);
-    box->open();
+    showErrorBox(this, tr("Dataset"), message, QStringLiteral("datasetError"));
 }
 
 bool DatasetPanel::startJob(Action action, const QString &path, const QString &title,

@@ -8,7 +8,6 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
-#include <QMessageBox>
 #include <QPushButton>
 #include <QSaveFile>
 #include <QSplitter>
@@ -19,6 +18,7 @@
 #include "core/nn/model.h"
 #include "core/nn/trainer.h"
 #include "ui/distancehistogram.h"
+#include "ui/errors.h"
 #include "ui/job.h"
 #include "ui/studiocontext.h"
 
@@ -39,13 +39,6 @@ QString splitName(int split)
 QString splitPhrase(int split)
 {
     return split < 0 ? QStringLiteral("all rows") : QStringLiteral("the %1 split").arg(splitName(split));
-}
-
-QString withFile(const QString &path, const QString &message)
-{
-    if (path.isEmpty() || message.contains(path))
-        return message;
-    return QStringLiteral("%1: %2").arg(path, message);
 }
 
 } // namespace
@@ -179,10 +172,7 @@ void EvaluatePanel::showError(const QString &message)
     m_status->setText(message);
     Q_EMIT errorOccurred(message);
     Q_EMIT m_context->statusMessage(message, 10000);
-    auto *box = new QMessageBox(QMessageBox::Warning, tr("Evaluation"), message, QMessageBox::Ok, this);
-    box->setObjectName(QStringLiteral("evaluateError"));
-    box->setAttribute(Qt::WA_DeleteOnClose);
-    box->open();
+    showErrorBox(this, tr("Evaluation"), message, QStringLiteral("evaluateError"));
 }
 
 bool EvaluatePanel::evaluate()

@@ -17,7 +17,6 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
-#include <QMessageBox>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QSignalBlocker>
@@ -33,19 +32,13 @@
 #include "core/nn/model.h"
 #include "core/nn/trainer.h"
 #include "ui/historychart.h"
+#include "ui/errors.h"
 #include "ui/job.h"
 #include "ui/studiocontext.h"
 
 namespace braggnac::ui {
 
 namespace {
-
-QString withFile(const QString &path, const QString &message)
-{
-    if (path.isEmpty() || message.contains(path))
-        return message;
-    return QStringLiteral("%1: %2").arg(path, message);
-}
 
 QString datasetName(const QString &path)
 {
@@ -420,10 +413,7 @@ void TrainPanel::showError(const QString &message)
     m_status->setText(message);
     Q_EMIT errorOccurred(message);
     Q_EMIT m_context->statusMessage(message, 10000);
-    auto *box = new QMessageBox(QMessageBox::Warning, tr("Training"), message, QMessageBox::Ok, this);
-    box->setObjectName(QStringLiteral("trainError"));
-    box->setAttribute(Qt::WA_DeleteOnClose);
-    box->open();
+    showErrorBox(this, tr("Training"), message, QStringLiteral("trainError"));
 }
 
 bool TrainPanel::startTraining()

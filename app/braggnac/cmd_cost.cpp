@@ -134,15 +134,15 @@ int runCost(const Args &args)
         printJson(j);
         return 0;
     }
-    std::printf("%s (%s): convention %s, weights %d bits, activations %d bits, sparsity %g\n",
+    std::fprintf(stderr, "%s (%s): convention %s, weights %d bits, activations %d bits, sparsity %g\n",
                 spec.name.empty() ? "spec" : spec.name.c_str(), source.c_str(),
                 o.convention == core::CostConvention::NacOpt ? "nac-opt" : "standard", o.weightBits,
                 o.activationBits, o.sparsity);
-    std::printf("%-26s %-10s %10s %14s %16s\n", "layer", "kind", "params", "MACs", "BOPs");
+    std::fprintf(stderr, "%-26s %-10s %10s %14s %16s\n", "layer", "kind", "params", "MACs", "BOPs");
     for (const auto &l : cost.layers)
-        std::printf("%-26s %-10s %10s %14s %16.6e\n", l.name.c_str(), l.kind.c_str(),
+        std::fprintf(stderr, "%-26s %-10s %10s %14s %16.6e\n", l.name.c_str(), l.kind.c_str(),
                     thousands(l.params).c_str(), thousands(l.macs).c_str(), l.bops);
-    std::printf("%-26s %-10s %10s %14s %16.6e\n", "total", "", thousands(cost.params).c_str(),
+    std::fprintf(stderr, "%-26s %-10s %10s %14s %16.6e\n", "total", "", thousands(cost.params).c_str(),
                 thousands(cost.macs).c_str(), cost.bops);
     return 0;
 }

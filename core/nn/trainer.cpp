@@ -308,6 +308,12 @@ TrainResult trainModel(const ArchSpec &spec, const PatchDataset &data, const Tra
                                         + std::to_string(data.patchSize) + ", got "
                                         + std::to_string(options.shift)));
     const torch::Device device = parseDevice(options.device);
+    if (device.is_cuda() && device.has_index()
+        && std::size_t(device.index()) >= torch::cuda::device_count())
+        throw InputError(fieldError("train options", "device",
+                                    "'" + options.device + "' requested but this machine has "
+                                        + std::to_string(torch::cuda::device_count())
+                                        + " CUDA device(s)"));
     setTorchThreads(options.threads);
 
     // Rows: train / validation split, unconverged fits left out.
