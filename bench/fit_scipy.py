@@ -281,12 +281,13 @@ def main():
     L.append("")
     L.append("## Throughput")
     L.append("")
-    L.append("Wall-clock rates are medians of the repeats; \"per core\" divides by the threads. The "
-             "machine was shared with other engineers' compilers while measured (load average "
-             f"{args.load or 'n/a'}), which slows wall-clock rates unpredictably (a 2-thread run "
-             "can be slower than a 1-thread one), so the robust per-core figure is **per CPU "
-             "second**: patches per second of process CPU time (all threads), which waiting "
-             "for the CPU does not inflate. Ratios to scipy use the same measure on both sides.")
+    L.append("Wall-clock rates are medians of the repeats; \"per core\" divides by the threads. "
+             f"Load average while measured: {args.load or 'n/a'}. Other jobs on a 2-core machine "
+             "slow wall-clock rates unpredictably (a 2-thread run can then be slower than a "
+             "1-thread one), so the robust per-core figure is **per CPU second**: patches per "
+             "second of process CPU time (all threads), which waiting for the CPU does not "
+             "inflate. On a quiet machine the two agree. Ratios to scipy use the same measure "
+             "on both sides.")
     L.append("")
     L.append("| fitter | neighbours | threads | patches/s (wall) | per core (wall) | per CPU second "
              "| vs scipy (per CPU s) |")
