@@ -5,6 +5,11 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BRAGGNAC_BUILD_DIR:-build}
 JOBS=${BRAGGNAC_JOBS:-$(nproc)}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  LAUNCHER=()
+  # ccache (when installed) makes rebuilds and parallel build folders cheap on two cores.
+  if command -v ccache >/dev/null 2>&1; then
+    LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  fi
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "${LAUNCHER[@]}"
 fi
 cmake --build "$BUILD_DIR" -j "$JOBS" "$@"

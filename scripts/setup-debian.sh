@@ -6,7 +6,7 @@ PKGS=(cmake ninja-build g++ pkg-config git
       qt6-base-dev qt6-base-dev-tools qt6-charts-dev libqt6opengl6-dev libgl1-mesa-dev qt6-svg-dev
       libtorch-dev libopenblas0-pthread libhdf5-dev libopencv-dev libtiff-dev
       libsqlite3-dev nlohmann-json3-dev libopenmpi-dev openmpi-bin
-      xvfb xauth fonts-dejavu-core)
+      xvfb xauth fonts-dejavu-core ccache libcli11-dev libsystemc-dev python3-optuna)
 if [ "${BRAGGNAC_BENCH:-0}" = 1 ]; then
   PKGS+=(python3-numpy python3-h5py python3-scipy python3-torch)
 fi

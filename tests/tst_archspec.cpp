@@ -12,7 +12,7 @@
 
 #include "core/common/error.h"
 #include "core/cost/cost.h"
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 #include "core/nn/model.h"
 #include "tests/testutil.h"
 

@@ -18,7 +18,7 @@
 #include <QtTest>
 
 #include "core/common/error.h"
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 #include "core/nn/model.h"
 #include "core/nn/torch_net.h"
 #include "core/sim/simulator.h"

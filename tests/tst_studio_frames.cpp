@@ -26,7 +26,7 @@
 #include <QtTest>
 
 #include "core/io/framesource.h"
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 #include "core/nn/model.h"
 #include "core/peaks/finder.h"
 #include "core/peaks/fitter.h"

@@ -27,7 +27,7 @@
 #include "core/cost/cost.h"
 #include "core/io/framesource.h"
 #include "core/io/patchdataset.h"
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 #include "core/nn/model.h"
 #include "core/nn/trainer.h"
 #include "core/peaks/finder.h"

@@ -17,7 +17,7 @@
 #include "core/common/error.h"
 #include "core/common/runtime.h"
 #include "core/io/patchdataset.h"
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 #include "core/nn/augmentation.h"
 #include "core/nn/model.h"
 #include "core/nn/trainer.h"

@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "core/common/error.h"
 #include "core/cost/cost.h"
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 
 namespace fs = std::filesystem;
 

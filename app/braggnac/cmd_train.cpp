@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "core/common/error.h"
 #include "core/io/patchdataset.h"
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 #include "core/nn/model.h"
 #include "core/nn/trainer.h"
 

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 
 namespace braggnac::core {
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 
 namespace braggnac::core {
 

@@ -18,7 +18,7 @@
 
 #include <torch/torch.h>
 
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 #include "core/nn/model.h"
 
 namespace braggnac::core {

@@ -1,4 +1,4 @@
-#include "core/nn/archspec.h"
+#include "core/arch/archspec.h"
 
 #include <algorithm>
 #include <cmath>
