@@ -707,8 +707,13 @@ void MainWindow::showError(const QString &message)
 void MainWindow::openFile(const QString &path, const QString &dataset)
 {
     const QFileInfo info(path);
-    if (!info.exists() || !info.isFile()) {
+    if (!info.exists()) {
         showError(tr("%1: no such file").arg(path));
+        return;
+    }
+    if (!info.isFile()) {
+        showError(info.isDir() ? tr("%1: is a folder, not a file").arg(path)
+                               : tr("%1: not a regular file").arg(path));
         return;
     }
     if (m_openJob->isRunning()) {
