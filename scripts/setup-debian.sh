@@ -6,9 +6,12 @@ PKGS=(cmake ninja-build g++ pkg-config git
       qt6-base-dev qt6-base-dev-tools qt6-charts-dev libqt6opengl6-dev libgl1-mesa-dev qt6-svg-dev
       libtorch-dev libopenblas0-pthread libhdf5-dev libopencv-dev libtiff-dev
       libsqlite3-dev nlohmann-json3-dev libopenmpi-dev openmpi-bin
-      xvfb xauth fonts-dejavu-core ccache libcli11-dev libsystemc-dev python3-optuna)
+      xvfb xauth fonts-dejavu-core ccache libcli11-dev libsystemc-dev python3-optuna
+      # The interop tests (tst_modelfile: TorchScript loaded in Python; h5py-written files) and
+      # the fuzz/sanitizer suite (scripts/fuzz.sh, scripts/sanitize.sh: clang + libFuzzer).
+      python3-numpy python3-h5py python3-torch clang libfuzzer-14-dev)
 if [ "${BRAGGNAC_BENCH:-0}" = 1 ]; then
-  PKGS+=(python3-numpy python3-h5py python3-scipy python3-torch)
+  PKGS+=(python3-scipy)
 fi
 if [ "${BRAGGNAC_SCREENSHOTS:-0}" = 1 ]; then
   PKGS+=(imagemagick x11-apps)

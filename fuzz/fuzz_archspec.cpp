@@ -1,0 +1,11 @@
+// libFuzzer target "archspec": see braggnac::fuzz::archSpec in fuzz/fuzzentries.h.
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz/fuzzentries.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size)
+{
+    braggnac::fuzz::archSpec(data, size);
+    return 0;
+}
