@@ -1,8 +1,29 @@
 #pragma once
-// Command-line plumbing shared by the verbs: argument parsing, progress on stderr, JSON on
-// stdout, SIGINT -> cancellation. Contract: ../shared/spec/cli.md (exit 0 ok, 1 failed
-// computation, 2 bad usage or bad input).
+// Command-line plumbing shared by the verbs: one argument parser (CLI11 underneath) driven by
+// the options each verb declares, the output checks, progress on stderr, JSON on stdout,
+// SIGINT/SIGTERM -> cancellation. Contract: ../shared/spec/cli.md and docs/cli.md (exit 0 ok,
+// 1 failed computation or interrupted, 2 bad usage or bad input).
+//
+// Adding a verb is one new cmd_<verb>.cpp with a VerbRegistrar:
+//
+//     void declareFoo(VerbSpec &v)
+//     {
+//         v.positional("DATA", "a labelled patch file").existingFile().input();
+//         v.option("out", "MODEL", "the model folder to write").required().output(OutputKind::ModelFolder);
+//         v.option("epochs", "E", "training epochs").integer(1, 100000).defaultValue("50");
+//         v.flag("no-compress", "write the datasets uncompressed");
+//     }
+//     int runFoo(const Args &args) { ... args.getInt("epochs", 50) ... }
+//     const VerbRegistrar registrar("foo", "what it does", &declareFoo, &runFoo);
+//
+// Every verb also takes the common options --json, --progress, --quiet, --threads N and
+// --seed S, and --force when it declares an output. Before run() is called, every value has
+// been checked (type, range, choices, finite numbers; input files exist and are files or
+// folders as declared) and every declared output has passed core::checkOutput (its folder
+// exists and is writable, it is no input of the run, it is replaceable): a verb's body does no
+// parsing of its own and cannot start work towards an output it will not be allowed to write.
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -21,11 +42,81 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+/// What a declared output holds, which decides what an existing target may be replaced
+/// without --force (docs/cli.md, "Outputs").
+enum class OutputKind {
+    PatchFile,       // HDF5 patch dataset: an existing HDF5 file with /patches
+    SimulatedFrames, // simulate frames: HDF5 with /truth, or a GE/TIFF file with its F.truth.h5
+    TruthFile,       // the F.truth.h5 sidecar: HDF5 with /truth
+    ModelFolder,     // a folder with model.json
+};
+
+/// One declared option or positional argument. Built with the chainable setters below.
+struct OptionDecl {
+    enum class Type { Text, Integer, Number, Flag };
+    enum class Path { Any, ExistingFile, ExistingFolder, Existing };
+    std::string name;     // "out" for --out; the metavar for a positional
+    std::string metavar;  // "L.h5", "N"
+    std::string help;
+    bool positional = false;
+    bool isRequired = false;
+    Type type = Type::Text;
+    long long intMin = 0, intMax = 0;
+    double numMin = 0, numMax = 0;
+    bool minOpen = false, maxOpen = false, hasRange = false;
+    bool odd = false;
+    std::vector<std::string> choiceList;
+    std::string defaultText;
+    Path path = Path::Any;
+    bool isInput = false;
+    bool isOutput = false;
+    OutputKind outputKind = OutputKind::PatchFile;
+
+    OptionDecl &required();
+    /// A positional that may be left out (positionals are required by default).
+    OptionDecl &optional();
+    /// An integer in [lo, hi].
+    OptionDecl &integer(long long lo, long long hi);
+    /// A finite number in [lo, hi] (open ends with minOpen/maxOpen: (lo, hi]).
+    OptionDecl &number(double lo, double hi, bool openLo = false, bool openHi = false);
+    /// An integer that must be odd (patch sizes); use after integer().
+    OptionDecl &oddOnly();
+    OptionDecl &choices(std::vector<std::string> list);
+    /// Shown in the usage and --help; the verb's code keeps the default it actually uses.
+    OptionDecl &defaultValue(std::string text);
+    OptionDecl &existingFile();
+    OptionDecl &existingFolder();
+    /// An existing file or folder.
+    OptionDecl &existing();
+    /// Read by the run: outputs are checked against it (device + inode).
+    OptionDecl &input();
+    OptionDecl &output(OutputKind kind);
+};
+
+/// The options of one verb, in declaration order (positionals in order too).
+class VerbSpec {
+public:
+    OptionDecl &positional(const std::string &metavar, const std::string &help);
+    OptionDecl &option(const std::string &name, const std::string &metavar, const std::string &help);
+    OptionDecl &flag(const std::string &name, const std::string &help);
+
+    const std::deque<OptionDecl> &decls() const { return m_decls; }
+    std::deque<OptionDecl> &decls() { return m_decls; }
+    const OptionDecl *find(const std::string &name) const;
+    bool hasOutput() const;
+
+private:
+    std::deque<OptionDecl> m_decls;
+};
+
 class Args {
 public:
-    /// Parses argv after the verb. "--name value", "--name=value"; names in booleanFlags() take
-    /// no value.
+    /// Legacy verbs (registered without a VerbSpec): parses argv after the verb. "--name value",
+    /// "--name=value"; names in booleanFlags() take no value; a value may not start with "--".
     Args(std::string verb, const std::vector<std::string> &argv);
+    /// Declared verbs: the values the parser accepted.
+    Args(std::string verb, const VerbSpec *spec, std::vector<std::string> positional,
+         std::map<std::string, std::string> options);
 
     const std::string &verb() const { return m_verb; }
     const std::vector<std::string> &positional() const { return m_positional; }
@@ -42,24 +133,32 @@ public:
 
     // Conventions of every verb.
     bool json() const { return has("json"); }
+    bool force() const { return has("force"); }
     int threads() const { return int(getInt("threads", 0)); }
-    std::uint64_t seed(std::uint64_t fallback = 1) const { return std::uint64_t(getInt("seed", (long long)fallback)); }
+    std::uint64_t seed(std::uint64_t fallback = 1) const;
 
-    /// Throws UsageError for any option (or extra positional) no verb code asked for.
+    /// Declared verbs: a no-op (the parser already refused anything undeclared). Legacy verbs:
+    /// throws UsageError for any option (or extra positional) the verb code did not ask for.
     void finish(std::size_t maxPositional) const;
 
+    /// The values of the options declared input() (and given), for extra output checks.
+    std::vector<std::string> inputs() const;
+
 private:
+    void checkDeclared(const std::string &name) const;
+
     std::string m_verb;
+    const VerbSpec *m_spec = nullptr;
     std::vector<std::string> m_positional;
     std::map<std::string, std::string> m_options;
     mutable std::set<std::string> m_used;
 };
 
-/// Flags that take no value (--json, --progress, --pareto, --csv, --force, ...).
+/// Legacy verbs: flags that take no value (--json, --progress, --pareto, --csv, --force, ...).
 const std::set<std::string> &booleanFlags();
 
 /// A Monitor that draws a progress bar on stderr when stderr is a terminal or --progress was
-/// given, and whose token is cancelled by SIGINT (Ctrl-C).
+/// given, and whose token is cancelled by SIGINT and SIGTERM.
 core::Monitor makeMonitor(const Args &args, const std::string &label);
 /// Ends the progress line, if one was drawn.
 void endProgress();
@@ -69,21 +168,47 @@ void printJson(const nlohmann::json &j);
 /// Human output (stderr).
 void info(const std::string &line);
 
-/// Throws core::InputError naming `path` when its folder does not exist, so a verb can refuse
-/// before a long computation rather than fail when writing at the end.
+/// Checks one more output of the run (beside the declared ones: e.g. a sidecar file) against
+/// the run's inputs and --force; throws core::InputError naming `path` (see outputguard.h).
+void checkOutputPath(const Args &args, const std::string &path, OutputKind kind,
+                     const std::string &option = "--out");
+/// Legacy verbs: throws core::InputError naming `path` when its folder does not exist.
 void checkOutputFolder(const std::string &path);
 
+/// True when `path` is an HDF5 file (by signature); verbs use it to refuse HDF5-only options
+/// (--dataset) for GE and TIFF inputs.
+bool isHdf5File(const std::string &path);
+
 using VerbFn = int (*)(const Args &args);
+using DeclareFn = void (*)(VerbSpec &spec);
 struct Verb {
-    const char *name;
-    const char *usage;   // one line: "simulate frames --out F [--format h5|ge2|tiff] ..."
-    const char *summary; // what it does
-    VerbFn run;
+    std::string name;    // "fit", or "simulate frames" (a verb with a sub-verb)
+    std::string usage;   // one line: "fit P.h5 --out L.h5 [--max-iterations 100] ..."
+    std::string summary; // what it does
+    VerbFn run = nullptr;
+    DeclareFn declare = nullptr; // null: a legacy verb (parsed by Args' own tokenizer)
 };
 /// Registered by static VerbRegistrar objects in the cmd_*.cpp files.
 std::vector<Verb> &verbs();
 struct VerbRegistrar {
+    /// A declared verb: usage and --help are generated from its VerbSpec.
+    VerbRegistrar(const char *name, const char *summary, DeclareFn declare, VerbFn fn);
+    /// A legacy verb with a hand-written usage line (parsed less strictly; migrate to the
+    /// declared form).
     VerbRegistrar(const char *name, const char *usage, const char *summary, VerbFn fn);
 };
+
+/// The training-recipe options of `train` (--epochs, --batch, --device, --optimizer, --lr,
+/// --schedule, --weight-decay, --momentum, --rmsprop-momentum, --step-size, --gamma, --patience,
+/// --shift), for every verb that trains ("[recipe flags as train]").
+void declareRecipeOptions(VerbSpec &spec);
+
+/// The usage line of a declared verb (without "usage: braggnac ").
+std::string usageLine(const Verb &verb);
+/// The --help text of a verb.
+std::string helpText(const Verb &verb);
+/// Parses argv (after the verb's words) and runs the verb: returns the exit code. Prints errors
+/// (one line, then one usage line for bad usage) on stderr.
+int runVerb(const Verb &verb, const std::vector<std::string> &argv);
 
 } // namespace braggnac::cli

@@ -73,6 +73,16 @@ std::string thousands(long long v)
     return (v < 0 ? "-" : "") + s;
 }
 
+void declareCost(VerbSpec &v)
+{
+    v.positional("MODEL|SPEC.json", "a model folder or an architecture spec (or give --arch)").optional();
+    v.option("arch", "NAME", "a built-in architecture (braggnn, nac) or SPEC.json");
+    v.option("convention", "C", "BOPs convention").choices({"standard", "nac-opt", "nac"}).defaultValue("standard");
+    v.option("weight-bits", "B", "weight bits").integer(1, 64).defaultValue("32");
+    v.option("act-bits", "B", "activation bits").integer(1, 64).defaultValue("32");
+    v.option("sparsity", "S", "fraction of zero weights").number(0, 1, false, true).defaultValue("0");
+}
+
 int runCost(const Args &args)
 {
     core::CostOptions o;
@@ -83,6 +93,8 @@ int runCost(const Args &args)
     const long long abits = args.getInt("act-bits", 32);
     const double sparsity = args.getDouble("sparsity", 0);
     std::string input;
+    if (!arch.empty() && !args.positional().empty())
+        throw UsageError("give MODEL|SPEC.json or --arch NAME, not both");
     if (arch.empty())
         input = args.positionalAt(0, "MODEL (a model folder), SPEC.json, or --arch NAME");
     args.finish(arch.empty() ? 1 : 0);
@@ -149,11 +161,9 @@ int runCost(const Args &args)
 
 const VerbRegistrar registrar(
     "cost",
-    "cost MODEL|SPEC.json|--arch NAME [--convention standard|nac-opt] [--weight-bits B --act-bits B "
-    "--sparsity S] [--json]",
     "parameters, MACs and bit operations per layer and total (docs/cost.md); a model folder uses its "
     "own bits and sparsity (quantization.json); --json: {\"params\", \"macs\", \"bops\", \"layers\"}",
-    &runCost);
+    &declareCost, &runCost);
 
 } // namespace
 

@@ -33,6 +33,13 @@ std::string row(const std::string &name, const core::DistanceStats &s)
     return buf;
 }
 
+void declareEvaluate(VerbSpec &v)
+{
+    v.positional("MODEL", "a model folder").existingFolder().input();
+    v.positional("DATA", "a labelled patch file").existingFile().input();
+    v.option("split", "SPLIT", "which split to evaluate").choices({"test", "validation", "train", "all"}).defaultValue("test");
+}
+
 int runEvaluate(const Args &args)
 {
     const std::string modelPath = args.positionalAt(0, "MODEL (a model folder)");
@@ -72,10 +79,10 @@ int runEvaluate(const Args &args)
 }
 
 const VerbRegistrar registrar(
-    "evaluate", "evaluate MODEL DATA [--split test|validation|train|all] [--threads N] [--json]",
+    "evaluate",
     "distances (px) between a model's predictions and the labels of one split; --json: "
     "{\"mean\", \"p50\", \"p75\", \"p95\", \"max\", \"n\", \"subsets\" (by /flags/*)}",
-    &runEvaluate);
+    &declareEvaluate, &runEvaluate);
 
 } // namespace
 

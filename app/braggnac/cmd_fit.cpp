@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <string>
 
 #include "cli.h"
@@ -14,46 +13,39 @@ namespace braggnac::cli {
 
 namespace {
 
+void declareFit(VerbSpec &v)
+{
+    v.positional("P.h5", "a patch file (HDF5 /patches)").existingFile().input();
+    v.option("out", "L.h5", "the labelled patch file to write").required().output(OutputKind::PatchFile);
+    v.option("max-iterations", "N", "Levenberg-Marquardt iterations per patch").integer(1, 100000).defaultValue("100");
+    v.option("tolerance", "T", "relative convergence tolerance").number(0, 1, true, true).defaultValue("1e-8");
+    v.option("neighbours", "MODE", "how a second, partly visible peak is handled")
+        .choices({"two-peak", "mask", "ignore"}).defaultValue("two-peak");
+    v.flag("no-compress", "write the datasets uncompressed");
+}
+
 int runFit(const Args &args)
 {
     const std::string input = args.positionalAt(0, "P.h5 (a patch file)");
     const std::string out = args.required("out");
     core::FitOptions o;
-    const long long maxIterations = args.getInt("max-iterations", o.maxIterations);
+    o.maxIterations = int(args.getInt("max-iterations", o.maxIterations));
     o.tolerance = args.getDouble("tolerance", o.tolerance);
     const std::string neighbours = args.get("neighbours", "two-peak");
     o.threads = args.threads();
     const bool compress = !args.flag("no-compress");
-    args.finish(1);
-    if (maxIterations < 1 || maxIterations > 100000)
-        throw UsageError("--max-iterations: expected 1 to 100000, got "
-                         + std::to_string(maxIterations));
-    o.maxIterations = int(maxIterations);
-    if (neighbours == "two-peak")
-        o.neighbours = core::NeighbourHandling::TwoPeak;
-    else if (neighbours == "mask")
+    if (neighbours == "mask")
         o.neighbours = core::NeighbourHandling::Mask;
     else if (neighbours == "ignore")
         o.neighbours = core::NeighbourHandling::Ignore;
     else
-        throw UsageError("--neighbours: expected two-peak, mask or ignore, got '" + neighbours
-                         + "'");
-    if (!(o.tolerance > 0 && o.tolerance < 1))
-        throw UsageError("--tolerance: expected a number in (0, 1)");
-    if (o.threads < 0)
-        throw UsageError("--threads: expected a number >= 0");
-
-    // Fail before the fit, not after it, when the output cannot be written.
-    const std::filesystem::path parent = std::filesystem::path(out).parent_path();
-    if (!parent.empty() && !std::filesystem::is_directory(parent))
-        throw core::InputError(core::fileMessage(
-            out, "output directory '" + parent.string() + "' does not exist"));
+        o.neighbours = core::NeighbourHandling::TwoPeak;
 
     core::PatchDataset data = core::readPatchDataset(input);
-    if (data.patchSize < 3 || data.patchSize > 255)
+    if (data.patchSize < 3 || data.patchSize > 255 || data.patchSize % 2 == 0)
         throw core::InputError(core::fileMessage(
-            input, "attribute patch_size: expected 3 to 255 for fitting, got "
-                       + std::to_string(data.patchSize)));
+            input, "attribute patch_size: expected an odd size from 3 to 255 (a patch is "
+                   "centred on a pixel), got " + std::to_string(data.patchSize)));
     if (data.size() == 0)
         throw core::InputError(core::fileMessage(input, "/patches holds no patches to fit"));
 
@@ -87,13 +79,11 @@ int runFit(const Args &args)
 
 const VerbRegistrar registrar(
     "fit",
-    "fit P.h5 --out L.h5 [--max-iterations 100] [--tolerance 1e-8] [--neighbours two-peak|mask|ignore] "
-    "[--no-compress] [--threads N] [--json]",
     "Levenberg-Marquardt pseudo-Voigt fit of every patch: writes /centers (fitted centre of "
     "converged patches, the patch centre otherwise; label_source=pseudo-voigt), /fit/params "
     "[N,10], /fit/converged, /fit/residual (rms); --json: {\"patches\", \"converged\", "
     "\"patches_per_s\", \"out\"}; --neighbours: how a second, partly visible peak is handled (docs/fitting.md)",
-    &runFit);
+    &declareFit, &runFit);
 
 } // namespace
 

@@ -8,6 +8,16 @@ namespace braggnac::cli {
 
 namespace {
 
+void declareImport(VerbSpec &v)
+{
+    v.option("frames", "F.h5", "BraggNN frames file (/frames)").required().existingFile().input();
+    v.option("labels", "L.h5", "BraggNN label file (peak_fidx, peak_row, peak_col, npeaks, deviations)")
+        .required().existingFile().input();
+    v.option("out", "P.h5", "the patch file to write").required().output(OutputKind::PatchFile);
+    v.option("patch-size", "S", "patch size in pixels").integer(3, 255).oddOnly().defaultValue("11");
+    v.flag("no-compress", "write the datasets uncompressed");
+}
+
 int runImportBraggNN(const Args &args)
 {
     const std::string frames = args.required("frames");
@@ -15,11 +25,6 @@ int runImportBraggNN(const Args &args)
     const std::string out = args.required("out");
     const long long patchSize = args.getInt("patch-size", 11);
     const bool compress = !args.flag("no-compress");
-    args.finish(0);
-    if (patchSize < 3 || patchSize > 255 || patchSize % 2 == 0)
-        throw UsageError("--patch-size: expected an odd size from 3 to 255, got "
-                         + std::to_string(patchSize));
-    checkOutputFolder(out); // refuse before reading the frames, not when writing at the end
 
     core::BraggNNImportStats stats;
     const core::PatchDataset data = core::importBraggNN(frames, labels, int(patchSize), &stats);
@@ -40,10 +45,9 @@ int runImportBraggNN(const Args &args)
 
 const VerbRegistrar registrar(
     "import-braggnn",
-    "import-braggnn --frames F.h5 --labels L.h5 --out P.h5 [--patch-size 11] [--no-compress] [--json]",
     "BraggNN public data (frames /frames + peak_fidx/peak_row/peak_col/npeaks/deviations labels) "
     "to a patch dataset; --json: {\"patches\", \"skipped_border\", \"skipped_filter\"}",
-    &runImportBraggNN);
+    &declareImport, &runImportBraggNN);
 
 } // namespace
 

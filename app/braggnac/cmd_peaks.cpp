@@ -1,6 +1,7 @@
 // braggnac peaks: find Bragg peaks in detector frames and write unlabelled patches.
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <string>
 
 #include "cli.h"
@@ -39,6 +40,25 @@ std::pair<int, int> parseRange(const std::string &text, int count)
     return {a.empty() ? 0 : parseIndex(a, text), b.empty() ? count : parseIndex(b, text)};
 }
 
+void declarePeaks(VerbSpec &v)
+{
+    v.positional("FRAMES", "a frame file (GE, TIFF or HDF5)").existingFile().input();
+    v.option("out", "P.h5", "the patch file to write").required().output(OutputKind::PatchFile);
+    v.option("dataset", "PATH", "HDF5 dataset of the frames (HDF5 input only)").defaultValue("/entry/data/data");
+    v.option("dark", "D", "dark frame file (a stack is averaged)").existingFile().input();
+    v.option("dark-dataset", "PATH", "HDF5 dataset of the dark (HDF5 dark only)");
+    v.option("threshold", "T", "absolute threshold in counts (absent: median + auto-sigma x robust sigma)")
+        .number(0, std::numeric_limits<double>::infinity());
+    v.option("auto-sigma", "K", "automatic threshold in robust sigmas above the median")
+        .number(0, 1e6, true).defaultValue("5");
+    v.option("min-pixels", "N", "smallest peak (pixels above threshold)").integer(1, 100000000).defaultValue("3");
+    v.option("max-pixels", "N", "largest peak").integer(1, 100000000).defaultValue("2500");
+    v.option("patch-size", "S", "patch size in pixels").integer(1, 255).oddOnly().defaultValue("11");
+    v.option("frames", "A:B", "frames A to B-1 (also A:, :B, or one frame A; default: all)");
+    v.flag("no-mask", "keep other peaks' pixels in a patch (default: masked)");
+    v.flag("no-compress", "write the datasets uncompressed");
+}
+
 int runPeaks(const Args &args)
 {
     const std::string input = args.positionalAt(0, "FRAMES (a frame file)");
@@ -56,16 +76,16 @@ int runPeaks(const Args &args)
     o.maskOthers = !args.flag("no-mask");
     o.threads = args.threads();
     const bool compress = !args.flag("no-compress");
-    args.finish(1);
-    if (o.patchSize < 1 || o.patchSize > 255 || o.patchSize % 2 == 0)
-        throw UsageError("--patch-size: expected an odd size from 1 to 255, got "
-                         + std::to_string(o.patchSize));
-    if (o.minPixels < 1 || o.maxPixels < o.minPixels)
-        throw UsageError("--min-pixels/--max-pixels: expected 1 <= min <= max");
-    if (!(o.autoSigma > 0))
-        throw UsageError("--auto-sigma: expected a positive number");
+    if (o.maxPixels < o.minPixels)
+        throw UsageError("--min-pixels/--max-pixels: expected min <= max, got "
+                         + std::to_string(o.minPixels) + " > " + std::to_string(o.maxPixels));
+    if (args.has("dataset") && !isHdf5File(input))
+        throw core::InputError(core::fileMessage(input, "--dataset applies to HDF5 frame files only; this is not HDF5"));
+    if (args.has("dark-dataset") && darkPath.empty())
+        throw UsageError("--dark-dataset needs --dark");
+    if (args.has("dark-dataset") && !isHdf5File(darkPath))
+        throw core::InputError(core::fileMessage(darkPath, "--dark-dataset applies to HDF5 dark files only; this is not HDF5"));
 
-    checkOutputFolder(out);
     const auto source = core::openFrameSource(input, dataset);
     const auto [first, last] = parseRange(range, source->frameCount());
     if (first >= last || last > source->frameCount())
@@ -114,14 +134,11 @@ int runPeaks(const Args &args)
 
 const VerbRegistrar registrar(
     "peaks",
-    "peaks FRAMES --out P.h5 [--dataset PATH] [--dark D [--dark-dataset PATH]] [--threshold T] "
-    "[--auto-sigma 5] [--min-pixels 3] [--max-pixels 2500] [--patch-size 11] [--frames A:B] "
-    "[--no-mask] [--no-compress] [--threads N] [--json]",
     "find peaks (threshold -- absolute, or median + auto-sigma x robust sigma -- then 8-connected "
     "components) in frames A to B-1 and write one unlabelled patch per peak with /origin, "
     "/frame_index, /flags/border, /flags/merged, /peaks/*; a multi-frame dark is averaged; "
     "--json: {\"frames\", \"peaks\", \"frames_per_s\", ...}",
-    &runPeaks);
+    &declarePeaks, &runPeaks);
 
 } // namespace
 

@@ -2,6 +2,7 @@
 // /predicted [N,2]) or a frame file (peak finder, then /predicted and /predicted_frame [N,2]).
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -59,6 +60,19 @@ std::pair<int, int> parseRange(const std::string &text, int count, const std::st
     return {a, b};
 }
 
+void declarePredict(VerbSpec &v)
+{
+    v.positional("MODEL", "a model folder").existingFolder().input();
+    v.positional("INPUT", "a patch file or a frame file").existingFile().input();
+    v.option("out", "OUT.h5", "the patch file to write (with /predicted)").required().output(OutputKind::PatchFile);
+    v.option("dataset", "PATH", "HDF5 dataset of the frames (HDF5 frame input only)");
+    v.option("dark", "D", "dark frame file, for frame input").existingFile().input();
+    v.option("threshold", "T", "absolute peak threshold in counts, for frame input (absent: automatic)")
+        .number(0, std::numeric_limits<double>::infinity());
+    v.option("frames", "A:B", "frames A to B-1, for frame input (default: all)");
+    v.option("batch", "B", "inference batch size").integer(1, 1 << 20).defaultValue("512");
+}
+
 int runPredict(const Args &args)
 {
     const std::string modelPath = args.positionalAt(0, "MODEL (a model folder)");
@@ -69,9 +83,8 @@ int runPredict(const Args &args)
     const double threshold = args.getDouble("threshold", -1);
     const std::string frames = args.get("frames");
     const int batch = int(args.getInt("batch", 512));
-    args.finish(2);
-    if (batch < 1)
-        throw UsageError("--batch: expected a positive integer, got " + std::to_string(batch));
+    if (args.has("dataset") && !isHdf5File(input))
+        throw core::InputError(core::fileMessage(input, "--dataset applies to HDF5 frame files only; this is not HDF5"));
 
     core::setTorchThreads(args.threads());
     const core::Model model = core::Model::load(modelPath);
@@ -96,7 +109,7 @@ int runPredict(const Args &args)
         const auto [first, last] = parseRange(frames, source->frameCount(), input);
         std::unique_ptr<core::Frame> dark;
         if (!darkPath.empty())
-            dark = std::make_unique<core::Frame>(core::openFrameSource(darkPath)->readFrame(0));
+            dark = std::make_unique<core::Frame>(core::readDarkFrame(darkPath));
         core::FinderOptions fo;
         fo.threshold = threshold;
         fo.patchSize = size;
@@ -136,12 +149,10 @@ int runPredict(const Args &args)
 
 const VerbRegistrar registrar(
     "predict",
-    "predict MODEL INPUT --out OUT.h5 [--dataset PATH] [--dark D] [--threshold T] [--frames A:B] "
-    "[--batch 512] [--threads N] [--json]",
     "centres for a patch file (a copy with /predicted [N,2]) or for every peak the finder sees in "
     "a frame file (patches + /predicted + /predicted_frame [N,2] frame coordinates); --json: "
     "{\"input\", \"patches\", \"frames\", \"seconds\"}",
-    &runPredict);
+    &declarePredict, &runPredict);
 
 } // namespace
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <limits>
 #include <string>
 
 #include "cli.h"
@@ -24,33 +25,58 @@ std::string lowerExtension(const std::string &path)
     return ext;
 }
 
-core::SimFormat parseFormat(const std::string &name, const std::string &out)
+std::string formatOfExtension(const std::string &out)
 {
-    std::string f = name;
+    const std::string ext = lowerExtension(out);
+    if (ext == "h5" || ext == "hdf5" || ext == "nxs")
+        return "h5";
+    if (ext == "tif" || ext == "tiff")
+        return "tiff";
+    if (ext.size() >= 2 && ext[0] == 'g' && ext[1] == 'e')
+        return "ge2";
+    return {};
+}
+
+/// The format follows the extension; --format, when given, must agree with a known extension.
+core::SimFormat parseFormat(const std::string &given, const std::string &out)
+{
+    const std::string byExtension = formatOfExtension(out);
+    std::string f = given == "hdf5" ? "h5" : given == "ge" ? "ge2" : given == "tif" ? "tiff" : given;
     if (f.empty()) {
-        const std::string ext = lowerExtension(out);
-        if (ext == "h5" || ext == "hdf5" || ext == "nxs")
-            f = "h5";
-        else if (ext == "tif" || ext == "tiff")
-            f = "tiff";
-        else if (ext.size() >= 2 && ext[0] == 'g' && ext[1] == 'e')
-            f = "ge2";
-        else
+        if (byExtension.empty())
             throw UsageError("cannot tell the format of '" + out
-                             + "' from its extension; give --format h5|ge2|tiff");
+                             + "' from its extension (.h5, .ge2, .tiff); give --format h5|ge2|tiff");
+        f = byExtension;
+    } else if (!byExtension.empty() && byExtension != f) {
+        throw UsageError("--format " + given + " disagrees with the extension of '" + out
+                         + "' (which says " + byExtension + "); rename the output or drop --format");
     }
-    if (f == "h5" || f == "hdf5")
-        return core::SimFormat::HDF5;
-    if (f == "ge2" || f == "ge")
+    if (f == "ge2")
         return core::SimFormat::GE2;
-    if (f == "tiff" || f == "tif")
+    if (f == "tiff")
         return core::SimFormat::TIFF;
-    throw UsageError("--format: expected h5, ge2 or tiff, got '" + f + "'");
+    return core::SimFormat::HDF5;
 }
 
 double seconds(std::chrono::steady_clock::time_point since)
 {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+void declareFrames(VerbSpec &v)
+{
+    v.option("out", "F", "the frame file to write (.h5, .ge2 or .tiff)").required().output(OutputKind::SimulatedFrames);
+    v.option("format", "FORMAT", "file format (must agree with the extension)")
+        .choices({"h5", "hdf5", "ge2", "ge", "tiff", "tif"});
+    v.option("frames", "N", "number of frames").integer(1, 100000).defaultValue("10");
+    v.option("size", "PX", "frame size (frames are PX x PX; GE: 2048)").integer(8, 16384).defaultValue("2048");
+    v.option("peaks", "P", "peaks per frame").integer(0, 1000000).defaultValue("300");
+    v.option("close-fraction", "F", "fraction of peaks placed 2-5 px from another").number(0, 0.5).defaultValue("0.05");
+    v.option("background", "B", "mean smooth background (counts)").number(0, 1e9).defaultValue("20");
+    v.option("read-noise", "R", "Gaussian read noise (counts)").number(0, 1e9).defaultValue("3");
+    v.option("saturation", "S", "saturation level in counts (0: none)").number(0, 1e12).defaultValue("16383");
+    v.option("amplitude-min", "A", "smallest peak amplitude (counts)").number(0, 1e12, true).defaultValue("50");
+    v.option("amplitude-max", "A", "largest peak amplitude (counts)").number(0, 1e12, true).defaultValue("50000");
 }
 
 int simulateFrames(const Args &args)
@@ -69,21 +95,15 @@ int simulateFrames(const Args &args)
     o.saturation = args.getDouble("saturation", o.saturation);
     o.seed = args.seed(1);
     o.threads = args.threads();
-    args.finish(1);
-    if (frames < 1 || frames > 100000)
-        throw UsageError("--frames: expected 1 to 100000, got " + std::to_string(frames));
-    if (size < 8 || size > 16384)
-        throw UsageError("--size: expected 8 to 16384, got " + std::to_string(size));
     if (format == core::SimFormat::GE2 && size != 2048)
         throw UsageError("--size: GE frames are 2048 x 2048, got " + std::to_string(size));
-    if (peaks < 0 || peaks > 1000000)
-        throw UsageError("--peaks: expected 0 to 1000000, got " + std::to_string(peaks));
-    if (o.closePairFraction < 0 || o.closePairFraction > 0.5)
-        throw UsageError("--close-fraction: expected 0 to 0.5");
+    if (o.amplitudeMax < o.amplitudeMin)
+        throw UsageError("--amplitude-min/--amplitude-max: expected min <= max");
     o.size = int(size);
     o.peaksPerFrame = int(peaks);
+    if (format != core::SimFormat::HDF5)
+        checkOutputPath(args, out + ".truth.h5", OutputKind::TruthFile, "--out (its F.truth.h5 sidecar)");
 
-    checkOutputFolder(out);
     const auto start = std::chrono::steady_clock::now();
     const core::SimulatedFrames sim = core::simulateFrames(int(frames), o, makeMonitor(args, "simulate"));
     endProgress();
@@ -107,6 +127,14 @@ int simulateFrames(const Args &args)
     return 0;
 }
 
+void declarePatches(VerbSpec &v)
+{
+    v.option("out", "P.h5", "the patch file to write").required().output(OutputKind::PatchFile);
+    v.option("n", "N", "number of patches").integer(1, 100000000).defaultValue("10000");
+    v.option("patch-size", "S", "patch size in pixels").integer(3, 255).oddOnly().defaultValue("11");
+    v.flag("no-compress", "write the datasets uncompressed");
+}
+
 int simulatePatches(const Args &args)
 {
     core::PatchSimOptions o;
@@ -115,15 +143,8 @@ int simulatePatches(const Args &args)
     const long long patchSize = args.getInt("patch-size", o.patchSize);
     o.seed = args.seed(1);
     const bool compress = !args.flag("no-compress");
-    args.finish(1);
-    if (n < 1 || n > 100000000)
-        throw UsageError("--n: expected 1 to 100000000, got " + std::to_string(n));
-    if (patchSize < 3 || patchSize > 255 || patchSize % 2 == 0)
-        throw UsageError("--patch-size: expected an odd size from 3 to 255, got "
-                         + std::to_string(patchSize));
     o.patchSize = int(patchSize);
 
-    checkOutputFolder(out);
     const auto start = std::chrono::steady_clock::now();
     const core::PatchDataset data = core::simulatePatches(std::size_t(n), o, makeMonitor(args, "simulate"));
     endProgress();
@@ -137,26 +158,17 @@ int simulatePatches(const Args &args)
     return 0;
 }
 
-int runSimulate(const Args &args)
-{
-    const std::string what = args.positionalAt(0, "what to simulate: frames or patches");
-    if (what == "frames")
-        return simulateFrames(args);
-    if (what == "patches")
-        return simulatePatches(args);
-    throw UsageError("expected 'frames' or 'patches', got '" + what + "'");
-}
-
-const VerbRegistrar registrar(
-    "simulate",
-    "simulate frames --out F [--format h5|ge2|tiff] [--frames 10] [--size 2048] [--peaks 300] "
-    "[--seed S] [--close-fraction 0.05] [--background 20] [--read-noise 3] [--saturation 16383] "
-    "[--amplitude-min 50] [--amplitude-max 50000] | simulate patches --out P.h5 [--n 10000] "
-    "[--patch-size 11] [--seed S] [--no-compress] [--json]",
+const VerbRegistrar framesRegistrar(
+    "simulate frames",
     "synthetic HEDM-like frames with their ground-truth peaks (/truth/* in the HDF5 file, or a "
-    "F.truth.h5 sidecar for ge2/tiff), or labelled synthetic patches (label_source=simulation); "
-    "--json: {\"frames\", \"peaks\", \"out\", ...} / {\"patches\", \"out\", ...}",
-    &runSimulate);
+    "F.truth.h5 sidecar for ge2/tiff); the format follows the extension; --json: {\"frames\", "
+    "\"peaks\", \"out\", \"truth\", ...}",
+    &declareFrames, &simulateFrames);
+
+const VerbRegistrar patchesRegistrar(
+    "simulate patches",
+    "labelled synthetic patches (label_source=simulation); --json: {\"patches\", \"out\", ...}",
+    &declarePatches, &simulatePatches);
 
 } // namespace
 

@@ -1,6 +1,5 @@
 // braggnac train: trains a built-in or JSON-spec network on a labelled patch dataset and saves a
 // model folder (spec, weights, recipe, metrics with history and the test-split evaluation).
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -11,6 +10,7 @@
 #include "core/arch/archspec.h"
 #include "core/nn/model.h"
 #include "core/nn/trainer.h"
+#include "core/nn/trial.h"
 
 namespace braggnac::cli {
 
@@ -23,16 +23,13 @@ std::string fmt(const char *format, double v)
     return buf;
 }
 
-nlohmann::json evaluationJson(const core::Evaluation &ev)
+void declareTrain(VerbSpec &v)
 {
-    nlohmann::json j = ev.overall.toJson();
-    if (!ev.subsets.empty()) {
-        nlohmann::json subsets = nlohmann::json::object();
-        for (const auto &[name, stats] : ev.subsets)
-            subsets[name] = stats.toJson();
-        j["subsets"] = subsets;
-    }
-    return j;
+    v.positional("DATA", "a labelled patch file").existingFile().input();
+    v.option("arch", "braggnn|nac|SPEC.json", "the architecture: a built-in name or a spec file").required().input();
+    v.option("out", "MODEL", "the model folder to write").required().output(OutputKind::ModelFolder);
+    declareRecipeOptions(v);
+    v.flag("keep-diverged", "save the model even when training diverged (the run still exits 1)");
 }
 
 int runTrain(const Args &args)
@@ -63,66 +60,68 @@ int runTrain(const Args &args)
 
     const core::ArchSpec spec = core::resolveArch(arch);
     const core::PatchDataset data = core::readPatchDataset(dataPath);
+    const bool keepDiverged = args.flag("keep-diverged");
 
     const bool human = !args.json() || args.flag("progress");
     const core::Monitor monitor = makeMonitor(args, "train");
-    const auto t0 = std::chrono::steady_clock::now();
-    auto onEpoch = [&](const core::EpochStats &e) {
-        if (!human)
-            return;
-        endProgress();
-        info("epoch " + std::to_string(e.epoch) + "/" + std::to_string(o.epochs) + "  loss "
-             + fmt("%.3e", e.trainLoss) + "  validation mean " + fmt("%.4f", e.validationMean)
-             + " px  lr " + fmt("%.3e", e.learningRate) + "  " + fmt("%.1f", e.seconds) + " s");
+    core::TrialCallbacks callbacks;
+    callbacks.onEpoch = [&](const core::EpochStats &e) {
+        if (human) {
+            endProgress();
+            info("epoch " + std::to_string(e.epoch) + "/" + std::to_string(o.epochs) + "  loss "
+                 + fmt("%.3e", e.trainLoss) + "  validation mean " + fmt("%.4f", e.validationMean)
+                 + " px  lr " + fmt("%.3e", e.learningRate) + "  " + fmt("%.1f", e.seconds) + " s");
+        }
+        return core::EpochDecision::Continue;
     };
-    core::TrainResult result = core::trainModel(spec, data, o, monitor, onEpoch);
-
-    core::Evaluation test;
-    try {
-        test = core::evaluateModel(result.model, data, 2);
-    } catch (const core::InputError &e) {
-        throw core::InputError(core::fileMessage(dataPath, e.what()));
+    // The one train -> evaluate -> describe path (core/nn/trial.h); the model's recipe and
+    // metrics are set by it.
+    const core::TrialResult trial = core::runTrial(spec, o, {}, data, monitor, callbacks);
+    if (trial.failed()) {
+        endProgress();
+        if (!keepDiverged)
+            throw core::Error(core::fileMessage(dataPath, trial.failure + " (nothing saved; "
+                                                          "--keep-diverged saves the model anyway)"));
+        trial.model->save(out);
+        throw core::Error(core::fileMessage(dataPath, trial.failure + " (the model was saved to "
+                                                          + out + " as asked by --keep-diverged)"));
     }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-    result.model.recipe["data"]["file"] = dataPath;
-    result.model.recipe["arch"] = arch;
-    result.model.metrics["test"] = evaluationJson(test);
-    result.model.metrics["seconds"] = seconds;
-    result.model.save(out);
+    trial.model->save(out);
 
     if (args.json()) {
-        nlohmann::json j = {{"epochs", result.history.size()},
-                            {"best_epoch", result.bestEpoch},
-                            {"stopped_early", result.stoppedEarly},
-                            {"test", evaluationJson(test)},
-                            {"seconds", seconds},
-                            {"params", result.model.parameterCount()},
-                            {"device", result.model.recipe.value("device_used", std::string())}};
-        if (result.model.metrics.contains("validation"))
-            j["validation"] = result.model.metrics["validation"];
+        nlohmann::json j = {{"epochs", trial.epochs},
+                            {"best_epoch", trial.bestEpoch},
+                            {"stopped_early", trial.stopReason != core::StopReason::Completed},
+                            {"stop_reason", core::stopReasonName(trial.stopReason)},
+                            {"seconds", trial.seconds.total()},
+                            {"params", trial.cost.params},
+                            {"device", trial.model->recipe.value("device_used", std::string())}};
+        if (trial.validation.present())
+            j["validation"] = trial.validation.toJson();
+        if (trial.test.present())
+            j["test"] = trial.test.toJson();
         printJson(j);
     } else {
-        info("best epoch " + std::to_string(result.bestEpoch) + " of "
-             + std::to_string(result.history.size())
-             + (result.stoppedEarly ? " (stopped early)" : "") + "; test mean "
-             + fmt("%.4f", test.overall.mean) + " px, p95 " + fmt("%.4f", test.overall.p95)
-             + " px over " + std::to_string(test.overall.n) + " patches; model saved to " + out);
+        const std::string test = trial.test.present()
+            ? "test mean " + fmt("%.4f", trial.test.overall.mean) + " px, p95 "
+                  + fmt("%.4f", trial.test.overall.p95) + " px over "
+                  + std::to_string(trial.test.overall.n) + " patches"
+            : std::string("no test split");
+        info("best epoch " + std::to_string(trial.bestEpoch) + " of " + std::to_string(trial.epochs)
+             + (trial.stopReason != core::StopReason::Completed
+                    ? " (stopped: " + core::stopReasonName(trial.stopReason) + ")"
+                    : std::string())
+             + "; " + test + "; model saved to " + out);
     }
     return 0;
 }
 
 const VerbRegistrar registrar(
     "train",
-    "train DATA --arch braggnn|nac|SPEC.json --out MODEL [--epochs 50] [--batch 256] "
-    "[--device auto|cpu|cuda] [--optimizer rmsprop|adam|sgd] [--lr 1.5e-3] "
-    "[--schedule cosine|step|exponential|none] [--weight-decay 2.2e-9] [--momentum 0.9] "
-    "[--step-size 10] [--gamma 0.5] [--patience 0] [--shift 0] [--threads N] [--seed 1] [--json]",
     "trains a network on the train split, early-stops on the validation split, evaluates the test "
     "split and saves a model folder; --json: {\"epochs\", \"best_epoch\", \"test\":{mean,p50,p75,"
     "p95,n}, \"seconds\"}",
-    &runTrain);
+    &declareTrain, &runTrain);
 
 } // namespace
 

@@ -1,31 +1,38 @@
-// braggnac: the headless twin of BraggNAC Studio. Verbs live in cmd_*.cpp.
+// braggnac: the headless twin of BraggNAC Studio. Verbs live in cmd_*.cpp; parsing in cli.cpp.
 #include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "cli.h"
-#include "core/common/error.h"
+#include "core/common/interrupt.h"
 #include "core/common/runtime.h"
 
 using namespace braggnac;
 
 namespace {
-void printUsage(std::ostream &os)
+std::vector<cli::Verb> sortedVerbs()
 {
     auto list = cli::verbs();
-    std::sort(list.begin(), list.end(),
-              [](const cli::Verb &a, const cli::Verb &b) { return std::string(a.name) < b.name; });
+    std::sort(list.begin(), list.end(), [](const cli::Verb &a, const cli::Verb &b) { return a.name < b.name; });
+    return list;
+}
+
+void printUsage(std::ostream &os)
+{
     os << core::versionString() << ": neural architecture codesign for Bragg-peak localisation\n\n"
-       << "usage: braggnac <verb> [arguments] [--json] [--progress] [--threads N] [--seed S]\n\n";
-    for (const auto &v : list)
-        os << "  braggnac " << v.usage << "\n      " << v.summary << "\n";
-    os << "\nExit codes: 0 success, 1 failed computation, 2 bad usage or bad input.\n";
+       << "usage: braggnac <verb> [arguments] [--json] [--progress] [--threads N] [--seed S]\n"
+       << "       braggnac <verb> --help\n\n";
+    for (const auto &v : sortedVerbs())
+        os << "  braggnac " << cli::usageLine(v) << "\n      " << v.summary << "\n";
+    os << "\nExit codes: 0 success, 1 failed computation or interrupted (SIGINT, SIGTERM), 2 bad "
+          "usage or bad input.\n";
 }
 } // namespace
 
 int main(int argc, char **argv)
 {
+    core::installInterruptHandlers();
     core::configureNumericRuntime();
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
@@ -36,38 +43,35 @@ int main(int argc, char **argv)
         std::cout << core::versionString() << "\n";
         return 0;
     }
-    const std::string verb = args[0];
-    const auto &all = cli::verbs();
-    auto it = std::find_if(all.begin(), all.end(), [&](const cli::Verb &v) { return verb == v.name; });
-    if (it == all.end()) {
-        std::cerr << "braggnac: unknown verb '" << verb << "' (see braggnac --help)\n";
-        return 2;
+    const auto all = sortedVerbs();
+    // A verb with a sub-verb ("simulate frames") is matched on its two words.
+    if (args.size() >= 2) {
+        const std::string two = args[0] + " " + args[1];
+        for (const auto &v : all)
+            if (v.name == two)
+                return cli::runVerb(v, std::vector<std::string>(args.begin() + 2, args.end()));
     }
-    try {
-        cli::Args parsed(verb, std::vector<std::string>(args.begin() + 1, args.end()));
-        if (parsed.has("help")) {
-            std::cout << "usage: braggnac " << it->usage << "\n" << it->summary << "\n";
-            return 0;
+    for (const auto &v : all)
+        if (v.name == args[0])
+            return cli::runVerb(v, std::vector<std::string>(args.begin() + 1, args.end()));
+    std::vector<const cli::Verb *> subs;
+    for (const auto &v : all)
+        if (v.name.rfind(args[0] + " ", 0) == 0)
+            subs.push_back(&v);
+    if (!subs.empty()) {
+        const bool help = args.size() >= 2 && (args[1] == "--help" || args[1] == "-h");
+        std::ostream &os = help ? std::cout : std::cerr;
+        if (!help) {
+            std::string names;
+            for (std::size_t i = 0; i < subs.size(); ++i)
+                names += std::string(i ? " or " : "") + "'" + subs[i]->name.substr(args[0].size() + 1) + "'";
+            os << "braggnac " << args[0] << ": expected " << names
+               << (args.size() >= 2 ? ", got '" + args[1] + "'" : std::string()) << "\n";
         }
-        const int rc = it->run(parsed);
-        cli::endProgress();
-        return rc;
-    } catch (const cli::UsageError &e) {
-        cli::endProgress();
-        std::cerr << "braggnac " << verb << ": " << e.what() << "\nusage: braggnac " << it->usage
-                  << "\n";
-        return 2;
-    } catch (const core::InputError &e) {
-        cli::endProgress();
-        std::cerr << "braggnac " << verb << ": " << e.what() << "\n";
-        return 2;
-    } catch (const core::CancelledError &) {
-        cli::endProgress();
-        std::cerr << "braggnac " << verb << ": cancelled\n";
-        return 1;
-    } catch (const std::exception &e) {
-        cli::endProgress();
-        std::cerr << "braggnac " << verb << ": " << e.what() << "\n";
-        return 1;
+        for (const auto *v : subs)
+            os << "usage: braggnac " << cli::usageLine(*v) << "\n";
+        return help ? 0 : 2;
     }
+    std::cerr << "braggnac: unknown verb '" << args[0] << "' (see braggnac --help)\n";
+    return 2;
 }
