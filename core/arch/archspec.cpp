@@ -394,6 +394,68 @@ int ArchSpec::flattenFeatures() const
     return channels * size * size;
 }
 
+std::string ArchSpec::canonicalString() const
+{
+    const auto sh = shapes();
+    std::string out = "braggnac-arch-v1|in:" + std::to_string(inputSize);
+    std::size_t si = 0;
+    auto conv = [&](const ConvLayerSpec &l) {
+        out += "|conv:" + std::to_string(l.channels) + "," + std::to_string(sh[si++].kernel) + ","
+            + normName(l.norm) + "," + activationName(l.act);
+    };
+    conv(stem);
+    for (const auto &b : blocks) {
+        if (b.type == BlockType::Conv) {
+            for (const auto &l : b.layers)
+                conv(l);
+        } else if (b.type == BlockType::ConvAttention) {
+            ++si;
+            out += "|attn:" + std::to_string(b.attentionChannels) + "," + activationName(b.act);
+        }
+    }
+    for (const auto &d : head)
+        out += "|dense:" + std::to_string(d.width) + "," + normName(d.norm) + "," + activationName(d.act);
+    return out;
+}
+
+std::string ArchSpec::canonicalHash() const
+{
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char c : canonicalString()) {
+        h ^= c;
+        h *= 0x100000001b3ULL;
+    }
+    static const char digits[] = "0123456789abcdef";
+    std::string hex(16, '0');
+    for (int i = 15; i >= 0; --i, h >>= 4)
+        hex[std::size_t(i)] = digits[h & 0xf];
+    return hex;
+}
+
+bool operator==(const ArchSpec &a, const ArchSpec &b)
+{
+    std::string ca, cb;
+    bool va = true, vb = true;
+    try {
+        ca = a.canonicalString();
+    } catch (const InputError &) {
+        va = false;
+    }
+    try {
+        cb = b.canonicalString();
+    } catch (const InputError &) {
+        vb = false;
+    }
+    if (va && vb)
+        return ca == cb;
+    if (va != vb)
+        return false;
+    json ja = a.toJson(), jb = b.toJson();
+    ja.erase("name");
+    jb.erase("name");
+    return ja == jb;
+}
+
 ArchSpec builtinArch(const std::string &name)
 {
     const std::string n = lower(name);
