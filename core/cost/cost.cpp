@@ -1,9 +1,11 @@
 #include "core/cost/cost.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include <nlohmann/json.hpp>
 
+#include "core/arch/layerplan.h"
 #include "core/common/error.h"
 
 namespace braggnac::core {
@@ -13,56 +15,73 @@ namespace {
 /// Batch size the NAC code multiplies into the attention softmax term (its input_shape[0]).
 constexpr double kNacBatch = 256;
 
+/// BOPs of one plan op at the given bits and weight sparsity (docs/cost.md), in either convention.
 class Counter {
 public:
-    Counter(const CostOptions &o)
-        : m_o(o), m_ba(o.activationBits), m_bw(o.weightBits), m_s(o.sparsity),
-          m_nac(o.convention == CostConvention::NacOpt)
-    {
-    }
+    explicit Counter(CostConvention convention) : m_nac(convention == CostConvention::NacOpt) {}
 
     Cost result() const { return m_cost; }
 
-    /// Conv (valid, stride 1). `counted` = false: the NAC rules skip this layer's BOPs (stem).
-    void conv(const std::string &name, std::int64_t cin, std::int64_t cout, std::int64_t k,
-              std::int64_t outSize, bool counted = true)
+    void op(const PlanOp &op, double ba, double bw, double s)
     {
-        LayerCost l{name, "conv", cout * cin * k * k + cout, cout * outSize * outSize * cin * k * k, 0};
+        m_ba = ba;
+        m_bw = bw;
+        m_s = s;
+        switch (op.kind) {
+        case OpKind::Conv:
+            // The NAC rules skip the stem's BOPs.
+            conv(op, op.section != PlanSection::Stem);
+            break;
+        case OpKind::Linear: linear(op); break;
+        case OpKind::BatchNorm:
+        case OpKind::LayerNorm:
+            // NAC counts 2C for a BatchNorm inside a conv block (not after the stem; the MLP
+            // counts Linear only).
+            norm(op, op.section == PlanSection::Blocks);
+            break;
+        case OpKind::MatMulQK:
+        case OpKind::Softmax:
+        case OpKind::MatMulSV:
+        case OpKind::Add: attention(op); break;
+        case OpKind::Activation:
+        case OpKind::Flatten: break;
+        }
+    }
+
+private:
+    /// Conv (valid, stride 1). `counted` = false: the NAC rules skip this layer's BOPs (stem).
+    void conv(const PlanOp &op, bool counted)
+    {
+        const std::int64_t cin = op.inChannels(), k = op.kernel;
+        LayerCost l{op.label, "conv", op.params, op.macs, 0};
         if (m_nac) {
             // NAC: out * in * k^4 * [(1-s) ba bw + ba + bw + log2(in * k^4)], no output positions.
             const double k4 = double(k) * k * k * k;
-            l.bops = counted ? double(cout) * cin * k4 * weightTerm(std::log2(double(cin) * k4)) : 0;
+            l.bops = counted ? double(op.outChannels()) * cin * k4 * weightTerm(std::log2(double(cin) * k4)) : 0;
         } else {
             l.bops = double(l.macs) * weightTerm(std::log2(double(cin * k * k)));
         }
         add(l);
     }
 
-    void linear(const std::string &name, std::int64_t in, std::int64_t out)
+    void linear(const PlanOp &op)
     {
-        LayerCost l{name, "linear", in * out + out, in * out, 0};
-        l.bops = double(l.macs) * weightTerm(std::log2(double(in)));
+        LayerCost l{op.label, "linear", op.params, op.macs, 0};
+        l.bops = double(l.macs) * weightTerm(std::log2(double(op.inChannels())));
         add(l);
     }
 
-    /// Norm over `n` elements per sample; `channels` = BatchNorm features (NAC counts 2C).
-    void norm(const std::string &name, Norm kind, std::int64_t n, std::int64_t channels, bool nacCounted)
+    void norm(const PlanOp &op, bool nacCounted)
     {
-        if (kind == Norm::None)
-            return;
-        LayerCost l;
-        l.name = name;
-        if (kind == Norm::Batch) {
+        const std::int64_t n = op.outElements();
+        LayerCost l{op.label, "", op.params, op.macs, 0};
+        if (op.kind == OpKind::BatchNorm) {
             // Inference: folded scale and shift, one MAC per element (fan-in 1).
             l.kind = "batchnorm";
-            l.params = 2 * channels;
-            l.macs = n;
-            l.bops = m_nac ? (nacCounted ? 2.0 * channels : 0.0) : double(n) * (m_ba * m_bw + m_ba + m_bw);
+            l.bops = m_nac ? (nacCounted ? 2.0 * op.outChannels() : 0.0) : double(n) * (m_ba * m_bw + m_ba + m_bw);
         } else {
             // Statistics: sum x and sum x^2 over n (fan-in n); normalise (x - mu) * rstd; affine.
             l.kind = "layernorm";
-            l.params = 2 * n;
-            l.macs = 4 * n;
             l.bops = m_nac ? 0.0
                            : 2.0 * n * actTerm(std::log2(double(n))) + double(n) * actTerm(0)
                     + double(n) * (m_ba * m_bw + m_ba + m_bw);
@@ -70,44 +89,42 @@ public:
         add(l);
     }
 
-    /// Non-local block on a C x S x S map with h attention channels.
-    void attention(const std::string &name, std::int64_t c, std::int64_t h, std::int64_t size)
+    /// The non-product parts of a non-local block on a C x S x S map with h attention channels.
+    void attention(const PlanOp &op)
     {
-        const std::int64_t hw = size * size;
-        conv(name + ".theta", c, h, 1, size);
-        conv(name + ".phi", c, h, 1, size);
-        conv(name + ".g", c, h, 1, size);
+        const double c = op.blockChannels, h = op.attentionChannels;
         const double b = m_ba;
-        {
-            LayerCost l{name + ".qk", "matmul", 0, hw * hw * h, 0};
+        LayerCost l{op.label, "", 0, op.macs, 0};
+        switch (op.kind) {
+        case OpKind::MatMulQK: {
+            const double hw = double(op.outShape[0]);
+            l.kind = "matmul";
             // NAC: seq_len = C (the block's input channels), embed = HW, no batch factor.
-            l.bops = m_nac ? double(c) * c * hw * b * b + double(c) * c * (hw - 1) * b
-                           : double(l.macs) * actTerm(std::log2(double(h)));
-            add(l);
+            l.bops = m_nac ? c * c * hw * b * b + c * c * (hw - 1) * b : double(l.macs) * actTerm(std::log2(h));
+            break;
         }
-        {
-            LayerCost l{name + ".softmax", "softmax", 0, hw * hw, 0};
+        case OpKind::Softmax: {
+            const double hw = double(op.outShape[0]);
+            l.kind = "softmax";
             // Standard: sum of HW exponentials (fan-in HW), then one multiply per score.
-            l.bops = m_nac ? kNacBatch * hw * hw * 1.5 * (b - 1) + kNacBatch * hw * (hw - 1)
-                    + kNacBatch * hw * hw
-                           : double(l.macs) * actTerm(std::log2(double(hw)));
-            add(l);
+            l.bops = m_nac ? kNacBatch * hw * hw * 1.5 * (b - 1) + kNacBatch * hw * (hw - 1) + kNacBatch * hw * hw
+                           : double(l.macs) * actTerm(std::log2(hw));
+            break;
         }
-        {
-            LayerCost l{name + ".sv", "matmul", 0, hw * hw * h, 0};
-            l.bops = m_nac ? double(hw) * hw * c * b * b + double(hw) * hw * (c - 1) * b
-                           : double(l.macs) * actTerm(std::log2(double(hw)));
-            add(l);
+        case OpKind::MatMulSV: {
+            const double hw = double(op.inShape[0]);
+            l.kind = "matmul";
+            l.bops = m_nac ? hw * hw * c * b * b + hw * hw * (c - 1) * b : double(l.macs) * actTerm(std::log2(hw));
+            break;
         }
-        conv(name + ".out", h, c, 1, size);
-        {
-            LayerCost l{name + ".add", "add", 0, 0, 0};
-            l.bops = m_nac ? 0.0 : double(c * hw) * b; // one b_a-bit addition per element
-            add(l);
+        default: // Add
+            l.kind = "add";
+            l.bops = m_nac ? 0.0 : double(op.outElements()) * b; // one b_a-bit addition per element
+            break;
         }
+        add(l);
     }
 
-private:
     /// Per-MAC bit operations of an activation x weight product with accumulator fan-in.
     double weightTerm(double log2FanIn) const
     {
@@ -124,8 +141,7 @@ private:
         m_cost.layers.push_back(l);
     }
 
-    CostOptions m_o;
-    double m_ba, m_bw, m_s;
+    double m_ba = 32, m_bw = 32, m_s = 0;
     bool m_nac;
     Cost m_cost;
 };
@@ -147,44 +163,56 @@ nlohmann::json Cost::toJson() const
 
 Cost computeCost(const ArchSpec &spec, const CostOptions &options)
 {
-    if (options.weightBits < 1 || options.weightBits > 64)
-        throw InputError("--weight-bits: expected 1..64 (got " + std::to_string(options.weightBits) + ")");
-    if (options.activationBits < 1 || options.activationBits > 64)
-        throw InputError("--act-bits: expected 1..64 (got " + std::to_string(options.activationBits) + ")");
-    if (!(options.sparsity >= 0 && options.sparsity < 1))
-        throw InputError("--sparsity: expected a fraction in [0, 1) (got " + std::to_string(options.sparsity) + ")");
+    options.validate();
 
-    const auto shapes = spec.shapes(); // validates
-    Counter c(options);
-    std::size_t si = 0;
-    int channels = 1, size = spec.inputSize;
-    auto convLayer = [&](const ConvLayerSpec &l, bool counted) {
-        const auto &sh = shapes[si++];
-        c.conv(sh.field, channels, sh.channels, sh.kernel, sh.size, counted);
-        channels = sh.channels;
-        size = sh.size;
-        // NAC counts 2C for a BatchNorm inside a conv block (not after the stem: stem not counted).
-        c.norm(sh.field + ".norm", l.norm, std::int64_t(channels) * size * size, channels, counted);
-    };
-    convLayer(spec.stem, false);
-    for (const auto &b : spec.blocks) {
-        if (b.type == BlockType::Conv) {
-            for (const auto &l : b.layers)
-                convLayer(l, true);
-        } else if (b.type == BlockType::ConvAttention) {
-            const auto &sh = shapes[si++];
-            c.attention(sh.field, channels, b.attentionChannels, size);
-        }
-    }
-    std::int64_t features = std::int64_t(channels) * size * size;
-    for (const auto &d : spec.head) {
-        const auto &sh = shapes[si++];
-        c.linear(sh.field, features, d.width);
-        c.norm(sh.field + ".norm", d.norm, d.width, d.width, false); // NAC's MLP counts Linear only
-        features = d.width;
-    }
-    c.linear("output", features, 2);
+    const LayerPlan plan = LayerPlan::lower(spec); // validates
+    Counter c(options.convention);
+    for (const auto &op : plan.ops)
+        c.op(op, options.activationBits, options.weightBits, options.sparsity);
     return c.result();
+}
+
+Cost computeCost(const LayerPlan &plan, const CostOptions &options,
+                 const std::map<std::string, OpPrecision> &perOp)
+{
+    options.validate();
+    for (const auto &[name, p] : perOp) {
+        if (plan.find(name) < 0)
+            throw InputError("cost: layer '" + name + "': not an operation of the plan of '" + plan.spec.name + "'");
+        if (p.weightBits < 1 || p.weightBits > 64 || p.activationBits < 1 || p.activationBits > 64)
+            throw InputError("cost: layer '" + name + "': bits: expected 1..64");
+        if (!(p.zeroFraction >= 0 && p.zeroFraction <= 1))
+            throw InputError("cost: layer '" + name + "': zero fraction: expected [0, 1]");
+    }
+    Counter c(options.convention);
+    for (const auto &op : plan.ops) {
+        auto it = perOp.find(op.name);
+        if (it == perOp.end())
+            c.op(op, options.activationBits, options.weightBits, options.sparsity);
+        else
+            c.op(op, it->second.activationBits, it->second.weightBits, it->second.zeroFraction);
+    }
+    return c.result();
+}
+
+// ---- CostOptions::validate (input validation; kept apart from the counting code) --------------
+
+void CostOptions::validate(const std::string &source) const
+{
+    auto fail = [&](const char *field, const std::string &what) {
+        throw InputError(source + ": " + field + ": " + what);
+    };
+    if (weightBits < 1 || weightBits > 64)
+        fail("weight_bits", "must be an integer in 1..64, got " + std::to_string(weightBits));
+    if (activationBits < 1 || activationBits > 64)
+        fail("activation_bits", "must be an integer in 1..64, got " + std::to_string(activationBits));
+    if (!(sparsity >= 0 && sparsity < 1)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", sparsity);
+        fail("sparsity", std::string("must be a fraction in [0, 1), got ") + buf);
+    }
+    if (convention != CostConvention::Standard && convention != CostConvention::NacOpt)
+        fail("convention", "must be standard or nac-opt, got the value " + std::to_string(int(convention)));
 }
 
 } // namespace braggnac::core

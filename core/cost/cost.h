@@ -7,6 +7,7 @@
 //  - NacOpt: reproduces the NAC paper's published figures (1.106144e9 braggnn, 8.520787e7 nac
 //    at 32 bits) by following that code's rules.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,11 @@ struct CostOptions {
     int activationBits = 32;
     double sparsity = 0; // fraction of zero weights, in [0, 1)
     CostConvention convention = CostConvention::Standard;
+
+    /// Throws InputError("<source>: <field>: ...") naming the field: weight_bits and
+    /// activation_bits integers in 1..64, sparsity finite in [0, 1), convention one of the
+    /// CostConvention values. computeCost calls it.
+    void validate(const std::string &source = "cost options") const;
 };
 
 struct LayerCost {
@@ -42,5 +48,19 @@ struct Cost {
 };
 
 Cost computeCost(const ArchSpec &spec, const CostOptions &options = {});
+
+struct LayerPlan;
+/// Per-op bits and measured weight sparsity of a real (quantised, pruned) model, keyed by the
+/// plan's op names (core/arch/layerplan.h).
+struct OpPrecision {
+    int weightBits = 32;
+    int activationBits = 32;  // bits of the op's input activations
+    double zeroFraction = 0;  // fraction of exactly-zero weights of this op, in [0, 1]
+};
+/// Cost of `plan` with per-op precision: ops in `perOp` use their own bits and zero fraction
+/// (in place of options' bits and global sparsity). Throws InputError for a name that is not
+/// an op of the plan or bits / fractions out of range.
+Cost computeCost(const LayerPlan &plan, const CostOptions &options,
+                 const std::map<std::string, OpPrecision> &perOp);
 
 } // namespace braggnac::core

@@ -9,6 +9,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "core/arch/layerplan.h"
 #include "core/common/atomicfile.h"
 #include "core/common/error.h"
 #include "core/common/parallel.h"
@@ -100,93 +101,65 @@ std::string scriptName(const std::string &dotted)
     return s;
 }
 
-const char *scriptActivation(Activation a)
-{
-    switch (a) {
-    case Activation::ReLU: return "torch.relu({})";
-    case Activation::LeakyReLU: return "torch.leaky_relu({}, 0.01)";
-    case Activation::GELU: return "torch.gelu({})";
-    case Activation::None: break;
-    }
-    return nullptr;
-}
-
-std::string applyAct(Activation a, const std::string &var)
-{
-    const char *pattern = scriptActivation(a);
-    if (!pattern)
-        return {};
-    std::string p = pattern;
-    p.replace(p.find("{}"), 2, var);
-    return "    " + var + " = " + p + "\n";
-}
-
-/// TorchScript source equivalent to PeakNetImpl::forward (same aten ops in the same order).
+/// TorchScript source equivalent to PeakNetImpl::forward: one statement per LayerPlan op, the
+/// same aten ops in the same order; parameters are "self.<state_dict key with _ for .>".
 std::string scriptSource(const ArchSpec &spec)
 {
-    const auto shapes = spec.shapes();
-    std::size_t si = 0;
+    const LayerPlan plan = LayerPlan::lower(spec);
     std::ostringstream src;
     src << "def forward(self, x):\n";
     src << "    n = x.size(0)\n";
-    auto convLayer = [&](const std::string &prefix, const ConvLayerSpec &l, const ArchSpec::Shape &sh) {
-        const std::string p = "self." + scriptName(prefix);
-        src << "    x = torch.conv2d(x, " << p << "_conv_weight, " << p << "_conv_bias)\n";
-        if (l.norm == Norm::Batch)
-            src << "    x = torch.batch_norm(x, " << p << "_norm_weight, " << p << "_norm_bias, " << p
-                << "_norm_running_mean, " << p << "_norm_running_var, False, 0.1, 1e-05, False)\n";
-        else if (l.norm == Norm::Layer)
-            src << "    x = torch.layer_norm(x, [" << sh.channels << ", " << sh.size << ", " << sh.size
-                << "], " << p << "_norm_weight, " << p << "_norm_bias, 1e-05, True)\n";
-        src << applyAct(l.act, "x");
+    auto var = [](int i) { return i < 0 ? std::string("x") : "v" + std::to_string(i); };
+    auto shapeList = [](const std::vector<std::int64_t> &s) {
+        std::string out = "[";
+        for (std::size_t i = 0; i < s.size(); ++i)
+            out += (i ? ", " : "") + std::to_string(s[i]);
+        return out + "]";
     };
-    convLayer("features.stem", spec.stem, shapes[si++]);
-    int channels = shapes[0].channels, size = shapes[0].size;
-    for (std::size_t i = 0; i < spec.blocks.size(); ++i) {
-        const BlockSpec &b = spec.blocks[i];
-        if (b.type == BlockType::Conv) {
-            for (std::size_t k = 0; k < b.layers.size(); ++k) {
-                const auto &sh = shapes[si++];
-                convLayer("features.b" + std::to_string(i) + "_l" + std::to_string(k), b.layers[k], sh);
-                channels = sh.channels;
-                size = sh.size;
+    for (std::size_t i = 0; i < plan.ops.size(); ++i) {
+        const PlanOp &op = plan.ops[i];
+        const std::string p = "self." + scriptName(op.name);
+        const std::string a = var(op.inputs[0]);
+        const std::string b = op.inputs.size() > 1 ? var(op.inputs[1]) : std::string();
+        std::ostringstream e;
+        switch (op.kind) {
+        case OpKind::Conv: e << "torch.conv2d(" << a << ", " << p << "_weight, " << p << "_bias)"; break;
+        case OpKind::Linear: e << "torch.linear(" << a << ", " << p << "_weight, " << p << "_bias)"; break;
+        case OpKind::BatchNorm:
+            e << "torch.batch_norm(" << a << ", " << p << "_weight, " << p << "_bias, " << p << "_running_mean, "
+              << p << "_running_var, False, 0.1, " << op.eps << ", False)";
+            break;
+        case OpKind::LayerNorm:
+            e << "torch.layer_norm(" << a << ", " << shapeList(op.outShape) << ", " << p << "_weight, " << p
+              << "_bias, " << op.eps << ", True)";
+            break;
+        case OpKind::Activation:
+            switch (op.act) {
+            case Activation::ReLU: e << "torch.relu(" << a << ")"; break;
+            case Activation::LeakyReLU: e << "torch.leaky_relu(" << a << ", " << op.slope << ")"; break;
+            case Activation::GELU: e << "torch.gelu(" << a << ")"; break;
+            case Activation::None: e << a; break;
             }
-        } else if (b.type == BlockType::ConvAttention) {
-            ++si;
-            const std::string p = "self.features_b" + std::to_string(i);
-            const int h = b.attentionChannels, hw = size * size;
-            auto conv = [&](const char *which, const char *in) {
-                return "torch.conv2d(" + std::string(in) + ", " + p + "_" + which + "_weight, " + p + "_"
-                    + which + "_bias)";
-            };
-            src << "    t = " << conv("theta", "x") << ".view([n, " << h << ", " << hw
-                << "]).permute([0, 2, 1])\n";
-            src << "    q = " << conv("phi", "x") << ".view([n, " << h << ", " << hw << "])\n";
-            src << "    g = " << conv("g", "x") << ".view([n, " << h << ", " << hw
-                << "]).permute([0, 2, 1])\n";
-            src << "    a = torch.softmax(torch.matmul(t, q), -1)\n";
-            src << "    y = torch.matmul(a, g).permute([0, 2, 1]).contiguous().view([n, " << h << ", "
-                << size << ", " << size << "])\n";
-            src << "    x = " << conv("out", "y") << " + x\n";
-            src << applyAct(b.act, "x");
+            break;
+        case OpKind::MatMulQK: {
+            const std::string v = "[n, " + std::to_string(op.attentionChannels) + ", " + std::to_string(op.outShape[0]) + "]";
+            e << "torch.matmul(" << a << ".view(" << v << ").permute([0, 2, 1]), " << b << ".view(" << v << "))";
+            break;
         }
+        case OpKind::Softmax: e << "torch.softmax(" << a << ", -1)"; break;
+        case OpKind::MatMulSV: {
+            const auto &o = op.outShape;
+            e << "torch.matmul(" << a << ", " << b << ".view([n, " << o[0] << ", " << o[1] * o[2]
+              << "]).permute([0, 2, 1])).permute([0, 2, 1]).contiguous().view([n, " << o[0] << ", " << o[1]
+              << ", " << o[2] << "])";
+            break;
+        }
+        case OpKind::Add: e << a << " + " << b; break;
+        case OpKind::Flatten: e << "torch.flatten(" << a << ", 1)"; break;
+        }
+        src << "    " << var(int(i)) << " = " << e.str() << "\n";
     }
-    (void)channels;
-    src << "    x = torch.flatten(x, 1)\n";
-    for (std::size_t k = 0; k < spec.head.size(); ++k) {
-        const DenseLayerSpec &d = spec.head[k];
-        const std::string p = "self.head_h" + std::to_string(k);
-        src << "    x = torch.linear(x, " << p << "_linear_weight, " << p << "_linear_bias)\n";
-        if (d.norm == Norm::Batch)
-            src << "    x = torch.batch_norm(x, " << p << "_norm_weight, " << p << "_norm_bias, " << p
-                << "_norm_running_mean, " << p << "_norm_running_var, False, 0.1, 1e-05, False)\n";
-        else if (d.norm == Norm::Layer)
-            src << "    x = torch.layer_norm(x, [" << d.width << "], " << p << "_norm_weight, " << p
-                << "_norm_bias, 1e-05, True)\n";
-        src << applyAct(d.act, "x");
-    }
-    src << "    x = torch.linear(x, self.head_out_weight, self.head_out_bias)\n";
-    src << "    return x\n";
+    src << "    return " << var(int(plan.ops.size()) - 1) << "\n";
     return src.str();
 }
 
@@ -234,6 +207,26 @@ std::int64_t Model::parameterCount() const
     for (const auto &p : m_impl->net->parameters())
         n += p.numel();
     return n;
+}
+
+NamedTensors Model::namedParameters() const
+{
+    NamedTensors out;
+    torch::NoGradGuard noGrad;
+    auto add = [&](const std::string &key, const torch::Tensor &v) {
+        if (!v.is_floating_point())
+            return; // num_batches_tracked
+        torch::Tensor t = v.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+        NamedTensor nt;
+        nt.shape.assign(t.sizes().begin(), t.sizes().end());
+        nt.values.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+        out[key] = std::move(nt);
+    };
+    for (const auto &p : m_impl->net->named_parameters(true))
+        add(p.key(), p.value());
+    for (const auto &b : m_impl->net->named_buffers(true))
+        add(b.key(), b.value());
+    return out;
 }
 
 std::vector<float> Model::predict(const float *patches, std::size_t n, int batchSize) const

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/arch/archspec.h"
+#include "core/arch/layerplan.h"
 
 namespace braggnac::core {
 
@@ -31,6 +32,10 @@ public:
 
     const ArchSpec &spec() const;
     std::int64_t parameterCount() const;
+    /// Every floating-point parameter and buffer (running mean / variance) as a CPU float copy,
+    /// keyed by its state_dict name (the LayerPlan's PlanTensor keys). Torch-free view of the
+    /// weights for the integer reference and the HLS writer.
+    NamedTensors namedParameters() const;
 
     /// Predicted centres (row, col) in patch coordinates for n patches of S x S raw counts
     /// (normalised per patch inside, as in training): returns n * 2 floats. Inference mode.

@@ -10,177 +10,133 @@ namespace braggnac::core {
 
 namespace {
 
-torch::nn::AnyModule makeActivation(torch::nn::Module &owner, Activation act)
+torch::nn::AnyModule makeModule(const PlanOp &op)
 {
-    switch (act) {
-    case Activation::ReLU:
-        return torch::nn::AnyModule(owner.register_module("act", torch::nn::ReLU()));
-    case Activation::LeakyReLU:
-        return torch::nn::AnyModule(owner.register_module(
-            "act", torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.01))));
-    case Activation::GELU:
-        return torch::nn::AnyModule(owner.register_module("act", torch::nn::GELU()));
-    case Activation::None:
+    switch (op.kind) {
+    case OpKind::Conv:
+        return torch::nn::AnyModule(torch::nn::Conv2d(
+            torch::nn::Conv2dOptions(op.inChannels(), op.outChannels(), op.kernel).stride(1).padding(0).bias(true)));
+    case OpKind::Linear:
+        return torch::nn::AnyModule(torch::nn::Linear(op.inChannels(), op.outChannels()));
+    case OpKind::BatchNorm:
+        if (op.inShape.size() == 3)
+            return torch::nn::AnyModule(torch::nn::BatchNorm2d(
+                torch::nn::BatchNorm2dOptions(op.outChannels()).eps(op.eps)));
+        return torch::nn::AnyModule(torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(op.outChannels()).eps(op.eps)));
+    case OpKind::LayerNorm:
+        return torch::nn::AnyModule(torch::nn::LayerNorm(torch::nn::LayerNormOptions(op.outShape).eps(op.eps)));
+    case OpKind::Activation:
+        switch (op.act) {
+        case Activation::ReLU: return torch::nn::AnyModule(torch::nn::ReLU());
+        case Activation::LeakyReLU:
+            return torch::nn::AnyModule(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(op.slope)));
+        case Activation::GELU: return torch::nn::AnyModule(torch::nn::GELU());
+        case Activation::None: break;
+        }
         break;
+    case OpKind::MatMulQK:
+    case OpKind::Softmax:
+    case OpKind::MatMulSV:
+    case OpKind::Add:
+    case OpKind::Flatten: break;
     }
     return {};
+}
+
+std::string leafName(const PlanOp &op)
+{
+    return op.name.substr(op.unit.size() + 1);
 }
 
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
 
-ConvUnitImpl::ConvUnitImpl(int inChannels, int inSize, const ConvLayerSpec &layer, int kernel)
-    : m_inChannels(inChannels), m_inSize(inSize), m_layer(layer), m_kernel(kernel)
+PlanUnitImpl::PlanUnitImpl(std::shared_ptr<const LayerPlan> plan, std::vector<int> ops)
+    : m_plan(std::move(plan)), m_ops(std::move(ops))
 {
     reset();
 }
 
-void ConvUnitImpl::reset()
+void PlanUnitImpl::reset()
 {
-    m_bn = nullptr;
-    m_ln = nullptr;
-    m_act = {};
-    m_conv = register_module(
-        "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(m_inChannels, m_layer.channels, m_kernel)
-                                      .stride(1)
-                                      .padding(0)
-                                      .bias(true)));
-    const int out = m_inSize - m_kernel + 1;
-    if (m_layer.norm == Norm::Batch)
-        m_bn = register_module("norm", torch::nn::BatchNorm2d(m_layer.channels));
-    else if (m_layer.norm == Norm::Layer)
-        m_ln = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions(
-                                           {int64_t(m_layer.channels), int64_t(out), int64_t(out)})));
-    m_act = makeActivation(*this, m_layer.act);
+    m_modules.clear();
+    for (int i : m_ops) {
+        const PlanOp &op = m_plan->ops[std::size_t(i)];
+        torch::nn::AnyModule m = makeModule(op);
+        if (!m.is_empty())
+            register_module(leafName(op), m.ptr());
+        m_modules.push_back(std::move(m));
+    }
 }
 
-torch::Tensor ConvUnitImpl::forward(torch::Tensor x)
+torch::Tensor PlanUnitImpl::forward(torch::Tensor x)
 {
-    x = m_conv->forward(x);
-    if (m_bn)
-        x = m_bn->forward(x);
-    else if (m_ln)
-        x = m_ln->forward(x);
-    if (!m_act.is_empty())
-        x = m_act.forward(x);
-    return x;
-}
-
-// ---------------------------------------------------------------------------------------------
-
-NonLocalBlockImpl::NonLocalBlockImpl(int channels, int attentionChannels, Activation act)
-    : m_channels(channels), m_h(attentionChannels), m_actKind(act)
-{
-    reset();
-}
-
-void NonLocalBlockImpl::reset()
-{
-    m_act = {};
-    auto conv1 = [](int in, int out) {
-        return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(1).padding(0).bias(true));
+    const int64_t n = x.size(0);
+    std::vector<torch::Tensor> values(m_ops.size());
+    auto input = [&](int planIndex) -> const torch::Tensor & {
+        for (std::size_t k = 0; k < m_ops.size(); ++k)
+            if (m_ops[k] == planIndex)
+                return values[k];
+        return x; // the unit's one external input
     };
-    m_theta = register_module("theta", conv1(m_channels, m_h));
-    m_phi = register_module("phi", conv1(m_channels, m_h));
-    m_g = register_module("g", conv1(m_channels, m_h));
-    m_out = register_module("out", conv1(m_h, m_channels));
-    m_act = makeActivation(*this, m_actKind);
-}
-
-torch::Tensor NonLocalBlockImpl::forward(torch::Tensor x)
-{
-    const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
-    auto theta = m_theta->forward(x).view({n, m_h, h * w}).permute({0, 2, 1}); // [N, HW, h]
-    auto phi = m_phi->forward(x).view({n, m_h, h * w});                          // [N, h, HW]
-    auto g = m_g->forward(x).view({n, m_h, h * w}).permute({0, 2, 1});          // [N, HW, h]
-    auto att = torch::softmax(torch::matmul(theta, phi), -1);                   // [N, HW, HW]
-    auto y = torch::matmul(att, g).permute({0, 2, 1}).contiguous().view({n, m_h, h, w});
-    auto out = m_out->forward(y) + x;
-    if (!m_act.is_empty())
-        out = m_act.forward(out);
-    return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-
-DenseUnitImpl::DenseUnitImpl(int inFeatures, const DenseLayerSpec &layer)
-    : m_in(inFeatures), m_layer(layer)
-{
-    reset();
-}
-
-void DenseUnitImpl::reset()
-{
-    m_bn = nullptr;
-    m_ln = nullptr;
-    m_act = {};
-    m_linear = register_module("linear", torch::nn::Linear(m_in, m_layer.width));
-    if (m_layer.norm == Norm::Batch)
-        m_bn = register_module("norm", torch::nn::BatchNorm1d(m_layer.width));
-    else if (m_layer.norm == Norm::Layer)
-        m_ln = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({int64_t(m_layer.width)})));
-    m_act = makeActivation(*this, m_layer.act);
-}
-
-torch::Tensor DenseUnitImpl::forward(torch::Tensor x)
-{
-    x = m_linear->forward(x);
-    if (m_bn)
-        x = m_bn->forward(x);
-    else if (m_ln)
-        x = m_ln->forward(x);
-    if (!m_act.is_empty())
-        x = m_act.forward(x);
-    return x;
+    for (std::size_t k = 0; k < m_ops.size(); ++k) {
+        const PlanOp &op = m_plan->ops[std::size_t(m_ops[k])];
+        const torch::Tensor &a = input(op.inputs[0]);
+        switch (op.kind) {
+        case OpKind::MatMulQK: {
+            const int64_t h = op.attentionChannels, hw = op.outShape[0];
+            auto theta = a.view({n, h, hw}).permute({0, 2, 1});   // [N, HW, h]
+            auto phi = input(op.inputs[1]).view({n, h, hw});       // [N, h, HW]
+            values[k] = torch::matmul(theta, phi);                // [N, HW, HW]
+            break;
+        }
+        case OpKind::Softmax: values[k] = torch::softmax(a, -1); break;
+        case OpKind::MatMulSV: {
+            const int64_t h = op.outShape[0], hh = op.outShape[1], ww = op.outShape[2];
+            auto g = input(op.inputs[1]).view({n, h, hh * ww}).permute({0, 2, 1}); // [N, HW, h]
+            values[k] = torch::matmul(a, g).permute({0, 2, 1}).contiguous().view({n, h, hh, ww});
+            break;
+        }
+        case OpKind::Add: values[k] = a + input(op.inputs[1]); break;
+        case OpKind::Flatten: values[k] = a.flatten(1); break;
+        default: values[k] = m_modules[k].forward(a); break;
+        }
+    }
+    return values.back();
 }
 
 // ---------------------------------------------------------------------------------------------
 
 PeakNetImpl::PeakNetImpl(ArchSpec spec) : m_spec(std::move(spec))
 {
-    m_spec.shapes(); // validates (throws InputError naming the field)
+    m_plan = std::make_shared<const LayerPlan>(LayerPlan::lower(m_spec)); // validates
     reset();
 }
 
 void PeakNetImpl::reset()
 {
-    const auto shapes = m_spec.shapes();
-    std::size_t si = 0; // index into shapes, in the same order as shapes() produces them
     m_features = torch::nn::Sequential();
-    int channels = 1;
-    int size = m_spec.inputSize;
-    {
-        const auto &sh = shapes[si++];
-        m_features->push_back("stem", ConvUnit(channels, size, m_spec.stem, sh.kernel));
-        channels = sh.channels;
-        size = sh.size;
-    }
-    for (std::size_t i = 0; i < m_spec.blocks.size(); ++i) {
-        const BlockSpec &b = m_spec.blocks[i];
-        if (b.type == BlockType::Conv) {
-            for (std::size_t k = 0; k < b.layers.size(); ++k) {
-                const auto &sh = shapes[si++];
-                m_features->push_back("b" + std::to_string(i) + "_l" + std::to_string(k),
-                                      ConvUnit(channels, size, b.layers[k], sh.kernel));
-                channels = sh.channels;
-                size = sh.size;
-            }
-        } else if (b.type == BlockType::ConvAttention) {
-            ++si;
-            m_features->push_back("b" + std::to_string(i),
-                                  NonLocalBlock(channels, b.attentionChannels, b.act));
+    m_head = torch::nn::Sequential();
+    const auto &ops = m_plan->ops;
+    for (std::size_t i = 0; i < ops.size();) {
+        const PlanOp &op = ops[i];
+        if (op.unit.empty()) { // flatten: done by forward()
+            ++i;
+            continue;
         }
+        std::vector<int> unit;
+        for (; i < ops.size() && ops[i].unit == op.unit; ++i)
+            unit.push_back(int(i));
+        const bool head = op.unit.rfind("head.", 0) == 0;
+        torch::nn::Sequential &seq = head ? m_head : m_features;
+        std::string child = op.unit.substr(head ? 5 : 9);
+        if (unit.size() == 1 && op.name == op.unit) // "head.out": the module itself
+            seq->push_back(std::move(child), makeModule(op));
+        else
+            seq->push_back(std::move(child), PlanUnit(m_plan, std::move(unit)));
     }
     register_module("features", m_features);
-
-    m_head = torch::nn::Sequential();
-    int features = channels * size * size;
-    for (std::size_t k = 0; k < m_spec.head.size(); ++k) {
-        m_head->push_back("h" + std::to_string(k), DenseUnit(features, m_spec.head[k]));
-        features = m_spec.head[k].width;
-    }
-    m_head->push_back("out", torch::nn::Linear(features, 2));
     register_module("head", m_head);
 }
 

@@ -15,70 +15,37 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
 #include "core/arch/archspec.h"
+#include "core/arch/layerplan.h"
 #include "core/nn/model.h"
 
 namespace braggnac::core {
 
-/// conv (valid, stride 1) -> optional norm (BatchNorm2d, or LayerNorm over [C, H, W]) -> act.
-/// Submodules: "conv", "norm" (when any), "act" (when any).
-class ConvUnitImpl : public torch::nn::Cloneable<ConvUnitImpl> {
+/// The torch modules of one plan unit (LayerPlan ops sharing PlanOp::unit, e.g. "features.stem"
+/// or "features.b0"): one submodule per op that has one, registered under the op name's last
+/// part ("conv", "norm", "act", "theta", "phi", "g", "out", "linear"), so the state_dict keys are
+/// the plan's PlanTensor keys. forward() runs the unit's ops in plan order; the unit has exactly
+/// one external input (the previous unit's output).
+class PlanUnitImpl : public torch::nn::Cloneable<PlanUnitImpl> {
 public:
-    /// `kernel` is the effective kernel (ArchSpec::shapes(), after forceOneByOne).
-    ConvUnitImpl(int inChannels, int inSize, const ConvLayerSpec &layer, int kernel);
+    PlanUnitImpl(std::shared_ptr<const LayerPlan> plan, std::vector<int> ops);
     void reset() override;
-    torch::Tensor forward(torch::Tensor x); // [N, Cin, H, H] -> [N, Cout, H-k+1, H-k+1]
+    torch::Tensor forward(torch::Tensor x); // [N, in...] -> [N, out...] (PlanOp shapes)
 
 private:
-    int m_inChannels, m_inSize;
-    ConvLayerSpec m_layer;
-    int m_kernel;
-    torch::nn::Conv2d m_conv{nullptr};
-    torch::nn::BatchNorm2d m_bn{nullptr};
-    torch::nn::LayerNorm m_ln{nullptr};
-    torch::nn::AnyModule m_act;
+    std::shared_ptr<const LayerPlan> m_plan;
+    std::vector<int> m_ops;                      // plan op indices, in order
+    std::vector<torch::nn::AnyModule> m_modules; // per op; empty for module-less ops
 };
-TORCH_MODULE(ConvUnit);
+TORCH_MODULE(PlanUnit);
 
-/// Non-local block (BraggNN's NLB): 1x1 "theta", "phi", "g" to h channels, softmax over positions
-/// of theta^T phi, times g, 1x1 "out" back to C, residual add, then the optional "act".
-class NonLocalBlockImpl : public torch::nn::Cloneable<NonLocalBlockImpl> {
-public:
-    NonLocalBlockImpl(int channels, int attentionChannels, Activation act);
-    void reset() override;
-    torch::Tensor forward(torch::Tensor x); // [N, C, H, W] -> [N, C, H, W]
-
-private:
-    int m_channels, m_h;
-    Activation m_actKind;
-    torch::nn::Conv2d m_theta{nullptr}, m_phi{nullptr}, m_g{nullptr}, m_out{nullptr};
-    torch::nn::AnyModule m_act;
-};
-TORCH_MODULE(NonLocalBlock);
-
-/// linear -> optional norm (LayerNorm or BatchNorm1d) -> act. Submodules "linear", "norm", "act".
-class DenseUnitImpl : public torch::nn::Cloneable<DenseUnitImpl> {
-public:
-    DenseUnitImpl(int inFeatures, const DenseLayerSpec &layer);
-    void reset() override;
-    torch::Tensor forward(torch::Tensor x); // [N, in] -> [N, width]
-
-private:
-    int m_in;
-    DenseLayerSpec m_layer;
-    torch::nn::Linear m_linear{nullptr};
-    torch::nn::BatchNorm1d m_bn{nullptr};
-    torch::nn::LayerNorm m_ln{nullptr};
-    torch::nn::AnyModule m_act;
-};
-TORCH_MODULE(DenseUnit);
-
-/// The whole network: "features" (Sequential: "stem", "b<i>" for attention blocks,
-/// "b<i>_l<j>" for conv layers) -> flatten -> "head" (Sequential: "h<k>" dense units, "out"
-/// linear to 2). Parameter names are therefore e.g. "features.stem.conv.weight",
+/// The whole network, built from the spec's LayerPlan: "features" (Sequential of the plan's
+/// "features.*" units) -> flatten -> "head" (Sequential of the "head.h<k>" units, then the "out"
+/// linear to 2). Parameter names are the plan's keys, e.g. "features.stem.conv.weight",
 /// "features.b1_l0.norm.weight", "head.out.bias".
 class PeakNetImpl : public torch::nn::Cloneable<PeakNetImpl> {
 public:
@@ -88,9 +55,11 @@ public:
     /// x: [N, 1, S, S] normalised patches -> [N, 2] = centre / S.
     torch::Tensor forward(torch::Tensor x);
     const ArchSpec &spec() const { return m_spec; }
+    const LayerPlan &plan() const { return *m_plan; }
 
 private:
     ArchSpec m_spec;
+    std::shared_ptr<const LayerPlan> m_plan;
     torch::nn::Sequential m_features{nullptr};
     torch::nn::Sequential m_head{nullptr};
 };
