@@ -420,6 +420,8 @@ private Q_SLOTS:
         QTest::newRow("patch_size disagrees") << "attr" << "patch_size is 7";
         QTest::newRow("centers [N,3]") << "centers3" << "/centers";
         QTest::newRow("split value 5") << "split5" << "/split[1] is 5";
+        QTest::newRow("split value -1 (int8)") << "splitneg" << "/split[1] is -1; expected 0 (train)";
+        QTest::newRow("nan label") << "nanlabel" << "/centers[1] is (nan, 1); expected a finite";
         QTest::newRow("not HDF5") << "junk" << "not an HDF5 file";
     }
     void badFiles()
@@ -453,6 +455,10 @@ private Q_SLOTS:
                 f.doubles("/centers", H5T_IEEE_F32LE, {2, 3}, std::vector<double>(6, 1.0));
             if (kind == QStringLiteral("split5"))
                 f.doubles("/split", H5T_STD_U8LE, {2}, {0, 5});
+            if (kind == QStringLiteral("splitneg"))
+                f.doubles("/split", H5T_STD_I8LE, {2}, {0, -1});
+            if (kind == QStringLiteral("nanlabel"))
+                f.doubles("/centers", H5T_IEEE_F32LE, {2, 2}, {1, 1, std::nan(""), 1});
         }
         const QString msg = inputErrorMessage([&] { readPatchDataset(path); });
         QVERIFY2(msg.contains(QStringLiteral("bad_%1.h5").arg(kind)), qPrintable(msg));

@@ -936,7 +936,8 @@ void TestStudioFrames::exportsAndAbout()
         QVERIFY2(!v.second.trimmed().isEmpty(), qPrintable(v.first));
     }
     QCOMPARE(names, (QStringList{QStringLiteral("Qt"), QStringLiteral("LibTorch"), QStringLiteral("HDF5"),
-                                 QStringLiteral("OpenCV"), QStringLiteral("libtiff"), QStringLiteral("SQLite")}));
+                                 QStringLiteral("OpenCV"), QStringLiteral("libtiff"), QStringLiteral("SQLite"),
+                                 QStringLiteral("nlohmann-json")}));
     QCOMPARE(versions.front().second, QString::fromLatin1(qVersion()));
     QVERIFY(versions.at(1).second.startsWith(QString::fromStdString(core::torchVersion())));
 }

@@ -1,10 +1,5 @@
 #include "ui/aboutdialog.h"
 
-#include <hdf5.h>
-#include <opencv2/core/version.hpp>
-#include <sqlite3.h>
-#include <tiffio.h>
-
 #include <QDialogButtonBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -14,25 +9,16 @@
 #include <QtGlobal>
 
 #include "core/common/runtime.h"
-#include "core/nn/model.h"
+#include "core/common/versions.h"
 
 namespace braggnac::ui {
 
 QList<QPair<QString, QString>> AboutDialog::libraryVersions()
 {
-    unsigned major = 0, minor = 0, release = 0;
-    H5get_libversion(&major, &minor, &release);
-    QString tiff = QString::fromLatin1(TIFFGetVersion()).section(QLatin1Char('\n'), 0, 0);
-    tiff.remove(QStringLiteral("LIBTIFF, Version ")).remove(QStringLiteral("LIBTIFF, Version"));
-    return {
-        {QStringLiteral("Qt"), QString::fromLatin1(qVersion())},
-        {QStringLiteral("LibTorch"), QString::fromStdString(core::torchVersion()) + QStringLiteral(" (") +
-                                         QString::fromStdString(core::defaultDevice()) + QLatin1Char(')')},
-        {QStringLiteral("HDF5"), QStringLiteral("%1.%2.%3").arg(major).arg(minor).arg(release)},
-        {QStringLiteral("OpenCV"), QStringLiteral(CV_VERSION)},
-        {QStringLiteral("libtiff"), tiff.trimmed()},
-        {QStringLiteral("SQLite"), QString::fromLatin1(sqlite3_libversion())},
-    };
+    QList<QPair<QString, QString>> out{{QStringLiteral("Qt"), QString::fromLatin1(qVersion())}};
+    for (const core::LibraryVersion &v : core::libraryVersions())
+        out.append({QString::fromStdString(v.name), QString::fromStdString(v.version)});
+    return out;
 }
 
 AboutDialog::AboutDialog(QWidget *parent) : QDialog(parent)

@@ -63,18 +63,6 @@ DatasetPanel::Summary summarize(const core::PatchDataset &data)
     return s;
 }
 
-/// A monitor reporting fractions [from, to] of `parent`, with a phase prefix.
-core::Monitor subMonitor(const core::Monitor &parent, double from, double to, std::string phase)
-{
-    core::Monitor m;
-    m.cancel = parent.cancel;
-    m.progress = [parent, from, to, phase = std::move(phase)](double f, const std::string &msg) {
-        parent.report(from + (to - from) * std::clamp(f, 0.0, 1.0),
-                      msg.empty() ? phase : phase + ": " + msg);
-    };
-    return m;
-}
-
 } // namespace
 
 struct DatasetPanel::Outcome {
@@ -437,14 +425,14 @@ bool DatasetPanel::buildFromFrames(const QString &outputPath)
                 darkFrame = core::readDarkFrame(dark, {}, core::Monitor{{}, monitor.cancel});
             auto data = std::make_shared<core::PatchDataset>(core::findPeaksInSource(
                 *source, first, last, finder, dark.empty() ? nullptr : &darkFrame,
-                subMonitor(monitor, 0.0, 0.4, "find")));
+                monitor.sub(0.0, 0.4, "find")));
             const std::size_t found = data->size();
             if (found == 0)
                 throw core::Error(core::fileMessage(
                     source->path(), "no peaks found in frames " + std::to_string(first) + ":" +
                                         std::to_string(last) + " (lower the threshold?)"));
             const std::vector<core::FitResult> fits =
-                core::fitPatches(*data, fit, subMonitor(monitor, 0.4, out.empty() ? 1.0 : 0.9, "fit"));
+                core::fitPatches(*data, fit, monitor.sub(0.4, out.empty() ? 1.0 : 0.9, "fit"));
             core::applyFitLabels(*data, fits);
             monitor.check();
             if (!out.empty()) {

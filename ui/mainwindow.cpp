@@ -824,10 +824,7 @@ void MainWindow::openDemo()
         options.size = size;
         options.peaksPerFrame = peaks;
         options.seed = 7;
-        core::Monitor sim;
-        sim.cancel = monitor.cancel;
-        sim.progress = [monitor](double f, const std::string &msg) { monitor.report(0.9 * f, msg); };
-        const core::SimulatedFrames frames_ = core::simulateFrames(frames, options, sim);
+        const core::SimulatedFrames frames_ = core::simulateFrames(frames, options, monitor.sub(0, 0.9));
         monitor.check();
         monitor.report(0.9, "writing " + p);
         core::writeSimulatedFrames(p, frames_, core::SimFormat::HDF5);

@@ -27,17 +27,6 @@ namespace braggnac::ui {
 
 namespace {
 
-core::Monitor subMonitor(const core::Monitor &monitor, double from, double to)
-{
-    core::Monitor sub;
-    sub.cancel = monitor.cancel;
-    if (monitor.progress) {
-        auto parent = monitor.progress;
-        sub.progress = [parent, from, to](double f, const std::string &msg) { parent(from + (to - from) * f, msg); };
-    }
-    return sub;
-}
-
 // Fits (when asked) and predicts (when a model is given) every peak of `r`, in place.
 void completeResults(PeakResults &r, bool fit, const std::shared_ptr<const core::Model> &model,
                      const core::Monitor &monitor, double from)
@@ -48,7 +37,7 @@ void completeResults(PeakResults &r, bool fit, const std::shared_ptr<const core:
         return;
     if (fit) {
         monitor.report(from, "fitting " + std::to_string(n) + " peaks");
-        r.fits = core::fitPatches(r.patches, {}, subMonitor(monitor, from, model ? 0.95 : 1.0));
+        r.fits = core::fitPatches(r.patches, {}, monitor.sub(from, model ? 0.95 : 1.0));
         r.fitted.assign(n, 1);
     }
     monitor.check();
@@ -469,7 +458,7 @@ bool PeaksPanel::findInRange(int first, int last)
     return startJob(m_findJob, [source, first, last, opts, fit, model, dark, out](const core::Monitor &monitor) {
         std::vector<core::Peak> peaks;
         core::PatchDataset data = core::findPeaksInSource(*source, first, last, opts, dark.get(),
-                                                          subMonitor(monitor, 0, fit ? 0.4 : 0.9), &peaks);
+                                                          monitor.sub(0, fit ? 0.4 : 0.9), &peaks);
         if (peaks.size() != data.size())
             throw core::Error(core::fileMessage(source->path(), "the finder returned " + std::to_string(peaks.size())
                                                                     + " peaks for " + std::to_string(data.size()) + " patches"));

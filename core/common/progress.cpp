@@ -10,4 +10,17 @@ void CancelToken::throwIfCancelled() const
         throw CancelledError();
 }
 
+Monitor Monitor::sub(double from, double to, const std::string &phase) const
+{
+    Monitor m;
+    m.cancel = cancel;
+    if (progress)
+        m.progress = [parent = progress, from, to, phase](double f, const std::string &msg) {
+            const double c = f >= 0 ? (f <= 1 ? f : 1.0) : 0.0; // NaN reports `from`
+            parent(from + (to - from) * c,
+                   phase.empty() ? msg : msg.empty() ? phase : phase + ": " + msg);
+        };
+    return m;
+}
+
 } // namespace braggnac::core

@@ -39,6 +39,11 @@ struct Monitor {
     /// Throws CancelledError when cancelled.
     void check() const { cancel.throwIfCancelled(); }
     bool cancelled() const { return cancel.isCancelled(); }
+    /// A monitor for one phase of this operation: its fraction f (clamped to [0, 1]) is reported
+    /// here as from + (to - from) * f, its messages prefixed "phase: " when phase is given (an
+    /// empty message becomes "phase"); it shares this monitor's cancel token. It holds a copy of the
+    /// progress callback, so it may outlive this Monitor.
+    Monitor sub(double from, double to, const std::string &phase = {}) const;
 };
 
 } // namespace braggnac::core

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "core/common/error.h"
 
 namespace braggnac::core::hdf5 {
@@ -229,6 +231,89 @@ template <> hid_t nativeType<std::uint32_t>() { return H5T_NATIVE_UINT32; }
 template <> hid_t nativeType<std::int64_t>() { return H5T_NATIVE_INT64; }
 template <> hid_t nativeType<std::uint64_t>() { return H5T_NATIVE_UINT64; }
 
+std::string bytesText(double bytes)
+{
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 6) {
+        bytes /= 1024;
+        ++u;
+    }
+    char buf[64];
+    if (u == 0)
+        std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
+    else
+        std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
+    return buf;
+}
+
+void checkDeclaredSize(hid_t dataset, const std::string &fileName, const std::string &path,
+                       std::size_t memElementSize)
+{
+    Lock lock;
+    const auto shape = datasetShape(dataset);
+    // long double: exact enough for a comparison, and no overflow for any rank-32 extent.
+    long double elements = 1;
+    for (auto d : shape)
+        elements *= (long double)d;
+    if (elements == 0)
+        return;
+    Handle ftype = typeHandle(H5Dget_type(dataset));
+    const std::size_t fileElement = ftype.valid() ? H5Tget_size(ftype) : 0;
+    const long double declared = elements * (long double)fileElement;
+    const std::string what = path + " declares " + shapeText(shape) + " "
+                             + (ftype.valid() ? typeName(ftype) : std::string("values")) + " ("
+                             + bytesText(double(declared)) + ")";
+
+    const long double memory = elements * (long double)memElementSize;
+    const long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && pageSize > 0 && memory > (long double)pages * (long double)pageSize)
+        throw InputError(fileMessage(fileName, what + ": reading it needs " + bytesText(double(memory))
+                                                   + ", more than this machine's "
+                                                   + bytesText(double(pages) * double(pageSize))
+                                                   + " of memory"));
+    if (declared <= kFillAllowance)
+        return;
+
+    Handle dcpl = plistHandle(H5Dget_create_plist(dataset));
+    if (!dcpl.valid())
+        throw InputError(fileMessage(fileName, "cannot read the storage properties of " + path));
+    const H5D_layout_t layout = H5Pget_layout(dcpl);
+    if (layout == H5D_VIRTUAL || H5Pget_external_count(dcpl) > 0)
+        return; // data in other files: only the memory bound applies
+    long double stored = (long double)H5Dget_storage_size(dataset);
+    {
+        Handle file = fileHandle(H5Iget_file_id(dataset));
+        hsize_t fileSize = 0;
+        if (file.valid() && H5Fget_filesize(file, &fileSize) >= 0)
+            stored = std::min(stored, (long double)fileSize);
+    }
+    bool deflateOnly = true;
+    const int nfilters = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < nfilters; ++i) {
+        unsigned flags = 0;
+        std::size_t nelmts = 0;
+        unsigned config = 0;
+        const H5Z_filter_t id = H5Pget_filter2(dcpl, unsigned(i), &flags, &nelmts, nullptr, 0,
+                                               nullptr, &config);
+        if (id != H5Z_FILTER_DEFLATE && id != H5Z_FILTER_SHUFFLE && id != H5Z_FILTER_FLETCHER32
+            && id != H5Z_FILTER_NBIT)
+            deflateOnly = false;
+    }
+    const long double expansion = nfilters <= 0 ? 1 : deflateOnly ? kDeflateExpansion : kOtherExpansion;
+    if (declared <= expansion * stored)
+        return;
+    std::string why;
+    if (nfilters <= 0)
+        why = "but the file stores only " + bytesText(double(stored))
+              + " of it uncompressed; expected every declared value to be stored";
+    else
+        why = "but the file stores only " + bytesText(double(stored))
+              + " of compressed data for it, more than the "
+              + std::to_string(int(expansion)) + ":1 expansion its filters allow";
+    throw InputError(fileMessage(fileName, what + " " + why + " (truncated, sparse or corrupt file)"));
+}
+
 template <typename T>
 std::vector<T> readAll(hid_t dataset, const std::string &fileName, const std::string &path)
 {
@@ -237,6 +322,7 @@ std::vector<T> readAll(hid_t dataset, const std::string &fileName, const std::st
     if (!isNumeric(ftype))
         throw InputError(fileMessage(fileName, "dataset '" + path + "' has type "
                                                    + typeName(ftype) + ", expected a number type"));
+    checkDeclaredSize(dataset, fileName, path, sizeof(T));
     std::size_t n = 1;
     for (auto d : datasetShape(dataset))
         n *= std::size_t(d);

@@ -92,8 +92,27 @@ bool isNumeric(hid_t type);
 /// Every dataset path in the file (recursive, hard links only), at most `limit`.
 std::vector<std::string> listDatasetPaths(hid_t file, std::size_t limit = std::size_t(-1));
 
+/// Refuses a dataset whose declared extent claims more data than the file really holds, before
+/// anything is allocated for it (the rule, docs/robustness.md "Input validation"):
+///   stored  = H5Dget_storage_size, capped at the file's size (not for external/virtual data);
+///   no filters: declared bytes (elements x file type size) <= stored;
+///   filters deflate/shuffle/fletcher32/nbit only: declared <= kDeflateExpansion x stored;
+///   other filters: declared <= kOtherExpansion x stored;
+///   declared <= kFillAllowance always passes (small datasets never written read as fill value);
+///   and the memory to allocate (elements x memElementSize) must not exceed physical memory.
+/// Throws InputError "file: dataset declares [..] type (size) but ..." naming file and dataset.
+void checkDeclaredSize(hid_t dataset, const std::string &fileName, const std::string &path,
+                       std::size_t memElementSize);
+inline constexpr double kDeflateExpansion = 1100;      // deflate's ceiling is 1032:1
+inline constexpr double kOtherExpansion = 65536;       // LZ4 / zstd / scale-offset plugins
+inline constexpr double kFillAllowance = 1024 * 1024;  // bytes
+
+/// "968.0 GiB": a byte count as error messages print it.
+std::string bytesText(double bytes);
+
 /// Reads a whole numeric dataset converted to T (float, double, int32, int64, uint8, ...).
-/// Throws InputError naming file and dataset when it is not numeric.
+/// Throws InputError naming file and dataset when it is not numeric or when its declared size is
+/// larger than the data the file holds (checkDeclaredSize, before any allocation).
 template <typename T>
 std::vector<T> readAll(hid_t dataset, const std::string &fileName, const std::string &path);
 

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <set>
+#include <type_traits>
 
 #include "core/common/atomicfile.h"
 #include "core/common/error.h"
@@ -29,6 +31,17 @@ void checkRows(const std::string &context, const std::string &name, std::size_t 
                                                   + (values % perRow ? " (+ a partial row)" : "")
                                                   + " but /patches has " + rowsText(n)
                                                   + "; expected the same length"));
+}
+
+std::string numberText(double v)
+{
+    if (std::isnan(v))
+        return "nan";
+    if (std::isinf(v))
+        return v > 0 ? "inf" : "-inf";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
 }
 
 std::string normalisePath(const std::string &p)
@@ -63,8 +76,15 @@ void PatchDataset::validate(const std::string &context) const
                                                   + std::to_string(patchSize) + " x "
                                                   + std::to_string(patchSize) + " patches"));
     const std::size_t n = size();
-    if (!centers.empty())
+    if (!centers.empty()) {
         checkRows(context, "/centers", centers.size(), 2, n);
+        for (std::size_t i = 0; i < n; ++i)
+            if (!std::isfinite(centers[2 * i]) || !std::isfinite(centers[2 * i + 1]))
+                throw InputError(fileMessage(context, "/centers[" + std::to_string(i) + "] is ("
+                                                          + numberText(centers[2 * i]) + ", "
+                                                          + numberText(centers[2 * i + 1])
+                                                          + "); expected a finite (row, col) label"));
+    }
     if (!split.empty()) {
         checkRows(context, "/split", split.size(), 1, n);
         for (std::size_t i = 0; i < split.size(); ++i)
@@ -169,8 +189,27 @@ PatchDataset readPatchDataset(const std::string &path)
         if (!ok)
             throw InputError(fileMessage(path, name + " is " + hdf5::shapeText(shape) + "; expected "
                                                    + (cols == 1 ? "[N]" : "[N, " + std::to_string(cols) + "]")));
+        if (shape[0] != n) // before reading: a claimed length is never allocated
+            throw InputError(fileMessage(path, name + " has " + rowsText(std::size_t(shape[0]))
+                                                   + " but /patches has " + rowsText(n)
+                                                   + "; expected the same length"));
         using T = typename std::decay_t<decltype(dst)>::value_type;
-        dst = hdf5::readAll<T>(ds, path, name);
+        if constexpr (std::is_same_v<T, std::uint8_t>) {
+            // Split codes: read in double so that -1, 256 or 0.5 in any file type are seen as
+            // they are, not clamped or truncated into a valid code by HDF5's conversion.
+            const std::vector<double> codes = hdf5::readAll<double>(ds, path, name);
+            dst.resize(codes.size());
+            for (std::size_t i = 0; i < codes.size(); ++i) {
+                const double c = codes[i];
+                if (!(c == 0 || c == 1 || c == 2))
+                    throw InputError(fileMessage(path, name + "[" + std::to_string(i) + "] is "
+                                                           + numberText(c)
+                                                           + "; expected 0 (train), 1 (validation) or 2 (test)"));
+                dst[i] = std::uint8_t(c);
+            }
+        } else {
+            dst = hdf5::readAll<T>(ds, path, name);
+        }
     };
     readOptional("/centers", 2, out.centers);
     readOptional("/split", 1, out.split);

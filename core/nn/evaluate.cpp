@@ -84,6 +84,14 @@ Evaluation evaluateModel(const Model &model, const PatchDataset &data, int split
             continue;
         ev.indices.push_back(i);
     }
+    if (ev.indices.empty()) {
+        static const char *const names[] = {"train", "validation", "test"};
+        const std::string which = split < 0 ? std::string("the dataset") : std::string("the ") + names[split] + " split";
+        throw InputError("split: " + which + " holds no patches to evaluate ("
+                         + std::to_string(data.size()) + " patches"
+                         + (converged ? ", rows with /fit/converged = 0 left out" : "")
+                         + "); an empty split has no score");
+    }
 
     const int s = data.patchSize;
     const std::size_t area = std::size_t(s) * s;
@@ -93,28 +101,51 @@ Evaluation evaluateModel(const Model &model, const PatchDataset &data, int split
     // Moderate batches keep the attention maps of BraggNN-sized nets in cache.
     ev.predictions = ev.indices.empty() ? std::vector<float>{}
                                         : model.predict(raw.data(), ev.indices.size(), 512);
-    ev.distances.resize(ev.indices.size());
+    std::vector<float> labels(ev.indices.size() * 2);
     for (std::size_t k = 0; k < ev.indices.size(); ++k) {
-        const std::size_t i = ev.indices[k];
-        const double dr = double(ev.predictions[2 * k]) - data.centers[2 * i];
-        const double dc = double(ev.predictions[2 * k + 1]) - data.centers[2 * i + 1];
-        ev.distances[k] = float(std::sqrt(dr * dr + dc * dc));
+        labels[2 * k] = data.centers[2 * ev.indices[k]];
+        labels[2 * k + 1] = data.centers[2 * ev.indices[k] + 1];
     }
-    ev.overall = distanceStats(ev.distances);
-
+    std::vector<std::pair<std::string, std::vector<std::uint8_t>>> flagRows;
     for (const auto &[path, flags] : data.extraFlags) {
         if (path.rfind("/flags/", 0) != 0 || flags.size() != data.size())
             continue;
-        const std::string name = path.substr(7);
-        std::vector<float> with, without;
+        std::vector<std::uint8_t> rows(ev.indices.size());
         for (std::size_t k = 0; k < ev.indices.size(); ++k)
-            (flags[ev.indices[k]] ? with : without).push_back(ev.distances[k]);
+            rows[k] = flags[ev.indices[k]];
+        flagRows.emplace_back(path.substr(7), std::move(rows));
+    }
+    summariseEvaluation(ev, labels, flagRows);
+    return ev;
+}
+
+void summariseEvaluation(Evaluation &ev, const std::vector<float> &labels,
+                         const std::vector<std::pair<std::string, std::vector<std::uint8_t>>> &flags)
+{
+    const std::size_t n = ev.indices.size();
+    if (ev.predictions.size() != 2 * n || labels.size() != 2 * n)
+        throw Error("summariseEvaluation: " + std::to_string(n) + " rows but "
+                    + std::to_string(ev.predictions.size()) + " prediction and "
+                    + std::to_string(labels.size()) + " label values");
+    ev.distances.resize(n);
+    for (std::size_t k = 0; k < n; ++k) {
+        const double dr = double(ev.predictions[2 * k]) - labels[2 * k];
+        const double dc = double(ev.predictions[2 * k + 1]) - labels[2 * k + 1];
+        ev.distances[k] = float(std::sqrt(dr * dr + dc * dc));
+    }
+    ev.overall = distanceStats(ev.distances);
+    ev.subsets.clear();
+    for (const auto &[name, rows] : flags) {
+        if (rows.size() != n)
+            continue;
+        std::vector<float> with, without;
+        for (std::size_t k = 0; k < n; ++k)
+            (rows[k] ? with : without).push_back(ev.distances[k]);
         if (!with.empty())
             ev.subsets.emplace_back(name, distanceStats(std::move(with)));
         if (!without.empty())
             ev.subsets.emplace_back("no-" + name, distanceStats(std::move(without)));
     }
-    return ev;
 }
 
 } // namespace braggnac::core

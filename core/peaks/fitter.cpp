@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -731,9 +732,28 @@ const char *fitKernelIsa()
     return kernels().name;
 }
 
+void FitOptions::validate(const std::string &source) const
+{
+    auto fail = [&](const char *field, const std::string &what) {
+        throw InputError(source + ": " + field + ": " + what);
+    };
+    if (maxIterations < 1 || maxIterations > 100000)
+        fail("max_iterations", "must be an integer in 1..100000, got " + std::to_string(maxIterations));
+    if (!(tolerance > 0 && tolerance < 1)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", tolerance);
+        fail("tolerance", std::string("must be finite and in (0, 1), got ") + buf);
+    }
+    const int n = int(neighbours);
+    if (n != int(NeighbourHandling::Ignore) && n != int(NeighbourHandling::Mask)
+        && n != int(NeighbourHandling::TwoPeak))
+        fail("neighbours", "must be ignore, mask or two-peak, got the value " + std::to_string(n));
+}
+
 std::vector<FitResult> fitPatches(const PatchDataset &data, const FitOptions &options,
                                   const Monitor &monitor)
 {
+    options.validate();
     checkSize(data.patchSize);
     const std::size_t n = data.size();
     std::vector<FitResult> results(n);

@@ -4,6 +4,7 @@
 // multi-threaded over patches. Patches that do not converge are flagged, never silently
 // labelled.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/common/progress.h"
@@ -25,6 +26,11 @@ struct FitOptions {
     double tolerance = 1e-8;  // relative change in chi^2 / step size for convergence
     int threads = 0;          // <= 0: all hardware threads
     NeighbourHandling neighbours = NeighbourHandling::TwoPeak;
+
+    /// Throws InputError("<source>: <field>: ...") naming the field: max_iterations 1..100000,
+    /// tolerance finite in (0, 1), neighbours one of the NeighbourHandling values.
+    /// fitPatches calls it.
+    void validate(const std::string &source = "fit options") const;
 };
 
 struct FitResult {

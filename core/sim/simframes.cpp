@@ -16,6 +16,7 @@
 #include "core/common/parallel.h"
 #include "core/io/framesource.h"
 #include "core/io/hdf5util.h"
+#include "core/sim/optioncheck.h"
 #include "core/sim/simrandom.h"
 
 namespace braggnac::core {
@@ -167,29 +168,28 @@ void addNoiseAndClamp(Frame &frame, int index, const FrameSimOptions &o)
     }
 }
 
-void checkOptions(const FrameSimOptions &o)
-{
-    auto bad = [](const std::string &what) { throw InputError("frame simulation: " + what); };
-    if (o.size < 1 || o.size > 65536)
-        bad("size must be 1..65536, got " + std::to_string(o.size));
-    if (o.peaksPerFrame < 0)
-        bad("peaks per frame must be >= 0");
-    if (!(o.amplitudeMin > 0) || !(o.amplitudeMax >= o.amplitudeMin))
-        bad("amplitude range must satisfy 0 < min <= max");
-    if (!(o.sigmaMin > 0) || !(o.sigmaMax >= o.sigmaMin) || !(o.gammaMin > 0)
-        || !(o.gammaMax >= o.gammaMin))
-        bad("width ranges must satisfy 0 < min <= max");
-    if (o.background < 0 || o.readNoise < 0 || !(o.renderWidths > 0))
-        bad("background and read noise must be >= 0, render widths > 0");
-}
-
 } // namespace
+
+void FrameSimOptions::validate(const std::string &source) const
+{
+    sim::OptionCheck c{source};
+    c.integer("size", size, 1, 65536);
+    c.integer("peaks_per_frame", peaksPerFrame, 0, 1000000);
+    c.range("amplitude_min", amplitudeMin, "amplitude_max", amplitudeMax);
+    c.range("sigma_min", sigmaMin, "sigma_max", sigmaMax);
+    c.range("gamma_min", gammaMin, "gamma_max", gammaMax);
+    c.fraction("close_pair_fraction", closePairFraction);
+    c.atLeastZero("background", background);
+    c.atLeastZero("read_noise", readNoise);
+    c.atLeastZero("saturation", saturation, " (0 disables it)");
+    c.positive("render_widths", renderWidths);
+}
 
 SimulatedFrames simulateFrames(int count, const FrameSimOptions &options, const Monitor &monitor)
 {
-    checkOptions(options);
+    options.validate();
     if (count < 0)
-        throw InputError("frame simulation: frame count must be >= 0");
+        throw InputError("simulate frames: count: must be >= 0, got " + std::to_string(count));
     SimulatedFrames sim;
     sim.frames.resize(std::size_t(count));
     std::vector<std::vector<TruthPeak>> truth(static_cast<std::size_t>(count));

@@ -10,6 +10,7 @@
 
 #include "core/common/error.h"
 #include "core/common/parallel.h"
+#include "core/sim/optioncheck.h"
 
 namespace braggnac::core {
 
@@ -121,34 +122,29 @@ private:
     bool m_haveSpare = false;
 };
 
-void checkOptions(std::size_t n, const PatchSimOptions &o)
-{
-    auto bad = [](const std::string &what) {
-        throw InputError("simulate patches: " + what);
-    };
-    if (o.patchSize < 3 || o.patchSize % 2 == 0)
-        bad("patch size must be odd and >= 3, got " + std::to_string(o.patchSize));
-    if (!(o.amplitudeMin > 0) || !(o.amplitudeMax >= o.amplitudeMin))
-        bad("amplitudes must satisfy 0 < min <= max");
-    if (!(o.sigmaMin > 0) || !(o.sigmaMax >= o.sigmaMin))
-        bad("sigma range must satisfy 0 < min <= max");
-    if (!(o.gammaMin > 0) || !(o.gammaMax >= o.gammaMin))
-        bad("gamma range must satisfy 0 < min <= max");
-    if (!(o.centreJitter >= 0) || o.centreJitter > o.patchSize / 2)
-        bad("centre jitter must be in [0, patch size / 2]");
-    if (!(o.neighbourFraction >= 0 && o.neighbourFraction <= 1))
-        bad("neighbour fraction must be in [0, 1]");
-    if (!(o.background >= 0) || !(o.readNoise >= 0))
-        bad("background and read noise must be >= 0");
-    if (n > (std::size_t(1) << 40))
-        bad("too many patches requested");
-}
-
 } // namespace
+
+void PatchSimOptions::validate(const std::string &source) const
+{
+    sim::OptionCheck c{source};
+    if (patchSize < 3 || patchSize > 255 || patchSize % 2 == 0)
+        c.fail("patch_size", "must be an odd integer in 3..255, got " + std::to_string(patchSize));
+    c.range("amplitude_min", amplitudeMin, "amplitude_max", amplitudeMax);
+    c.range("sigma_min", sigmaMin, "sigma_max", sigmaMax);
+    c.range("gamma_min", gammaMin, "gamma_max", gammaMax);
+    if (!(centreJitter >= 0 && centreJitter <= patchSize / 2))
+        c.fail("centre_jitter", "must be in [0, patch_size / 2 = " + std::to_string(patchSize / 2)
+                                    + "], got " + sim::numberText(centreJitter));
+    c.fraction("neighbour_fraction", neighbourFraction);
+    c.atLeastZero("background", background);
+    c.atLeastZero("read_noise", readNoise);
+}
 
 PatchDataset simulatePatches(std::size_t n, const PatchSimOptions &options, const Monitor &monitor)
 {
-    checkOptions(n, options);
+    options.validate();
+    if (n > (std::size_t(1) << 40))
+        throw InputError("simulate patches: count: must be <= 2^40, got " + std::to_string(n));
     const int s = options.patchSize;
     const std::size_t pix = std::size_t(s) * s;
     const double mid = double(s / 2);

@@ -2,6 +2,7 @@
 // Synthetic HEDM-like data with ground truth, seeded and deterministic (same seed, same output
 // on any thread count).
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/common/progress.h"
@@ -26,6 +27,13 @@ struct FrameSimOptions {
     std::uint64_t seed = 1;
     int threads = 0;                 // <= 0: all hardware threads (frames in parallel)
     double renderWidths = 8;         // each peak is drawn within renderWidths * its largest width
+
+    /// Throws InputError("<source>: <field>: ...") naming the field (snake_case: size,
+    /// peaks_per_frame, amplitude_min, ...) on a non-finite or out-of-range value: size 1..65536,
+    /// peaks_per_frame 0..1e6, 0 < min <= max for amplitudes and widths, close_pair_fraction in
+    /// [0, 1], background, read_noise >= 0, saturation >= 0 (0 disables), render_widths > 0.
+    /// simulateFrames calls it.
+    void validate(const std::string &source = "simulate frames") const;
 };
 // The smooth background of frame f depends only on (seed, f, size, background): simulating with
 // peaksPerFrame = 0 gives it alone. With poisson = false and readNoise = 0 frames hold the exact
@@ -63,6 +71,12 @@ struct PatchSimOptions {
     bool poisson = true;
     std::uint64_t seed = 1;
     int threads = 0;                // <= 0: all hardware threads (output does not depend on it)
+
+    /// Throws InputError("<source>: <field>: ...") naming the field on a non-finite or
+    /// out-of-range value: patch_size odd in 3..255, 0 < min <= max for amplitudes and widths,
+    /// centre_jitter in [0, patch_size / 2], neighbour_fraction in [0, 1], background,
+    /// read_noise >= 0. simulatePatches calls it.
+    void validate(const std::string &source = "simulate patches") const;
 };
 
 /// Labelled synthetic patches: /centers = true centre, label_source = "simulation",
