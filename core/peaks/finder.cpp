@@ -2,7 +2,9 @@
 // builds the foreground mask and the list of foreground pixels, OpenCV's 8-connected labelling
 // (cv::connectedComponents; the per-component statistics -- size, maximum, centroid -- are
 // accumulated here over the sparse foreground list instead of cv::connectedComponentsWithStats'
-// full-frame pass), then one patch per kept component.
+// full-frame pass), then per kept component one peak (split None) or one per prominent maximum
+// (split Prominence: a union-find over the component's pixels in descending order gives every
+// local maximum its saddle, steepest ascent gives every pixel its maximum), then the patches.
 #include "core/peaks/finder.h"
 
 #include <algorithm>
@@ -13,6 +15,8 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <numeric>
+#include <sstream>
 #include <string>
 
 #include <opencv2/core.hpp>
@@ -54,14 +58,7 @@ double medianInPlace(std::vector<float> &v)
 
 void checkOptions(const FinderOptions &o)
 {
-    if (o.patchSize < 1 || o.patchSize % 2 == 0)
-        throw InputError("peak finder: patch size must be odd and >= 1, got "
-                         + std::to_string(o.patchSize));
-    if (o.minPixels < 1 || o.maxPixels < o.minPixels)
-        throw InputError("peak finder: pixel limits must satisfy 1 <= min (" + std::to_string(o.minPixels)
-                         + ") <= max (" + std::to_string(o.maxPixels) + ")");
-    if (!std::isfinite(o.threshold) || !std::isfinite(o.autoSigma))
-        throw InputError("peak finder: threshold and auto sigma must be finite numbers");
+    o.validate();
 }
 
 struct Component {
@@ -70,8 +67,313 @@ struct Component {
     std::size_t maxIndex = 0;
     double sumW = 0, sumWR = 0, sumWC = 0; // weights = value - background
     double sumR = 0, sumC = 0;             // unweighted, the fallback when sumW <= 0
+    int saturated = 0;                     // pixels >= the saturation level
     std::size_t firstPixel = 0;            // offset into the per-component pixel list
 };
+
+/// Per-thread scratch of the prominence split, reused from component to component.
+struct SplitScratch {
+    std::vector<int> pos;    // frame index -> position in the component's pixel list
+    std::vector<int> up;     // steepest-ascent neighbour (itself at a local maximum)
+    std::vector<int> order;  // positions, highest first
+    std::vector<int> rank;   // position -> index in `order`
+    std::vector<int> parent; // union-find over positions (-1: not yet processed)
+    std::vector<int> top;    // root -> position of its region's maximum
+    std::vector<int> maxId;  // position -> index of its local maximum (-1: none)
+    std::vector<int> basin;  // position -> index of the local maximum it drains to
+    std::vector<int> maxima; // local maxima (positions) in descending order
+    std::vector<float> death;
+    std::vector<int> parentMax, owner;
+};
+
+struct PeakStats {
+    int centre = 0; // position of the maximum
+    int area = 0, saturated = 0;
+    double sumW = 0, sumWR = 0, sumWC = 0, sumR = 0, sumC = 0, satR = 0, satC = 0;
+    bool merged = false;
+};
+
+/// A found peak before its patch: the peak and its component's label.
+struct FoundPeak {
+    Peak peak;
+    std::size_t centre;
+    int label;
+};
+
+/// Sub-pixel position of a maximum along one axis from three samples: a parabola through the
+/// logarithms (exact for a Gaussian) of the values above the background at the maximum and its
+/// two neighbours, or, at the frame edge, at the maximum and the next two pixels inward.
+/// Returns the offset from the maximum (px), at most 1.5 and never outside the frame; 0 when
+/// the samples are not concave or not all above the background.
+double logParabolaOffset(const float *data, std::ptrdiff_t stride, int at, int size, double background)
+{
+    if (size < 3)
+        return 0;
+    const int base = at == 0 ? 0 : at == size - 1 ? size - 3 : at - 1;
+    double y[3];
+    for (int k = 0; k < 3; ++k) {
+        const double v = double(data[(base + k - at) * stride]) - background;
+        if (!(v > 0) || !std::isfinite(v))
+            return 0;
+        y[k] = std::log(v);
+    }
+    const double a = 0.5 * (y[0] - 2 * y[1] + y[2]), b = 0.5 * (-3 * y[0] + 4 * y[1] - y[2]);
+    if (!(a < 0))
+        return 0;
+    // Within the frame (pixel centres 0 .. size - 1, edges at -0.5 and size - 0.5).
+    return std::clamp(base - b / (2 * a), std::max(-0.5, at - 1.5), std::min(size - 0.5, at + 1.5)) - at;
+}
+
+int findRoot(std::vector<int> &parent, int i)
+{
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    return i;
+}
+
+/// Splits one component (pixels in row-major order) into its prominent maxima; appends the peaks
+/// (frame fields, border and origin left for the caller) to `out` as FoundPeak with `label`.
+template <typename Label>
+void splitComponent(const float *data, int rows, int cols, const Label *labels, int label,
+                    const std::size_t *pixels, int n, double background, double sigma,
+                    float saturation, const FinderOptions &o, SplitScratch &s,
+                    std::vector<FoundPeak> &out)
+{
+    if (s.pos.size() < std::size_t(rows) * cols)
+        s.pos.resize(std::size_t(rows) * cols);
+    for (int i = 0; i < n; ++i)
+        s.pos[pixels[i]] = i;
+    auto value = [&](int i) { return data[pixels[i]]; };
+    // Strict order: higher value first, then earlier in row-major order (= smaller position).
+    auto higher = [&](int a, int b) {
+        const float va = value(a), vb = value(b);
+        return va > vb || (va == vb && a < b);
+    };
+    int neighbours[8];
+    auto neighboursOf = [&](int i) {
+        const std::size_t idx = pixels[i];
+        const int r = int(idx / cols), c = int(idx % cols);
+        int count = 0;
+        for (int dr = -1; dr <= 1; ++dr) {
+            const int rr = r + dr;
+            if (rr < 0 || rr >= rows)
+                continue;
+            for (int dc = -1; dc <= 1; ++dc) {
+                const int cc = c + dc;
+                if ((dr == 0 && dc == 0) || cc < 0 || cc >= cols)
+                    continue;
+                const std::size_t j = std::size_t(rr) * cols + cc;
+                if (int(labels[j]) == label)
+                    neighbours[count++] = s.pos[j];
+            }
+        }
+        return count;
+    };
+
+    s.up.resize(std::size_t(n));
+    int maximaCount = 0;
+    for (int i = 0; i < n; ++i) {
+        int best = i;
+        const int count = neighboursOf(i);
+        for (int k = 0; k < count; ++k)
+            if (higher(neighbours[k], best))
+                best = neighbours[k];
+        s.up[std::size_t(i)] = best;
+        maximaCount += best == i;
+    }
+
+    std::vector<PeakStats> peaks;
+    s.owner.clear();
+    bool single = maximaCount == 1;
+    if (!single) {
+        s.order.resize(std::size_t(n));
+        std::iota(s.order.begin(), s.order.end(), 0);
+        std::sort(s.order.begin(), s.order.end(), higher);
+        s.rank.resize(std::size_t(n));
+        for (int t = 0; t < n; ++t)
+            s.rank[std::size_t(s.order[t])] = t;
+        s.parent.assign(std::size_t(n), -1);
+        s.top.resize(std::size_t(n));
+        s.maxId.assign(std::size_t(n), -1);
+        s.maxima.clear();
+        s.death.clear();
+        s.parentMax.clear();
+        for (int t = 0; t < n; ++t) {
+            const int p = s.order[std::size_t(t)];
+            const int count = neighboursOf(p);
+            int roots[8], rootCount = 0, best = -1;
+            for (int k = 0; k < count; ++k) {
+                if (s.parent[std::size_t(neighbours[k])] < 0)
+                    continue;
+                const int root = findRoot(s.parent, neighbours[k]);
+                if (std::find(roots, roots + rootCount, root) != roots + rootCount)
+                    continue;
+                roots[rootCount++] = root;
+                if (best < 0 || s.rank[std::size_t(s.top[root])] < s.rank[std::size_t(s.top[best])])
+                    best = root;
+            }
+            if (rootCount == 0) {
+                s.parent[std::size_t(p)] = p;
+                s.top[std::size_t(p)] = p;
+                s.maxId[std::size_t(p)] = int(s.maxima.size());
+                s.maxima.push_back(p);
+                s.death.push_back(-std::numeric_limits<float>::infinity());
+                s.parentMax.push_back(-1);
+                continue;
+            }
+            for (int k = 0; k < rootCount; ++k) {
+                if (roots[k] == best)
+                    continue;
+                const int m = s.maxId[std::size_t(s.top[roots[k]])];
+                s.death[std::size_t(m)] = value(p);
+                s.parentMax[std::size_t(m)] = s.maxId[std::size_t(s.top[best])];
+                s.parent[std::size_t(roots[k])] = best;
+            }
+            s.parent[std::size_t(p)] = best;
+        }
+        // Keep the maxima that stand out, highest first.
+        const std::size_t mcount = s.maxima.size();
+        s.owner.assign(mcount, -1);
+        auto rowOf = [&](int i) { return int(pixels[i] / cols); };
+        auto colOf = [&](int i) { return int(pixels[i] % cols); };
+        for (std::size_t m = 0; m < mcount; ++m) {
+            const int p = s.maxima[m];
+            if (m == 0) {
+                s.owner[m] = 0;
+                peaks.emplace_back().centre = p;
+                continue;
+            }
+            const double v = value(p), saddle = s.death[m], h = v - background;
+            const double prominence = v - saddle;
+            const double noise = std::sqrt(2 * sigma * sigma
+                                           + o.gain * (std::max(0.0, h) + std::max(0.0, saddle - background)));
+            const bool stands = prominence >= o.prominenceFraction * h
+                && prominence >= o.prominenceSigma * noise && prominence > 0;
+            if (!stands) {
+                s.owner[m] = s.owner[std::size_t(s.parentMax[m])];
+                continue;
+            }
+            int nearest = -1;
+            double best = HUGE_VAL;
+            for (std::size_t q = 0; q < peaks.size(); ++q) {
+                const int c = peaks[q].centre;
+                const double d = std::hypot(double(rowOf(p) - rowOf(c)), double(colOf(p) - colOf(c)));
+                if (d < best) {
+                    best = d;
+                    nearest = int(q);
+                }
+            }
+            if (best >= o.minSeparation) {
+                s.owner[m] = int(peaks.size());
+                peaks.emplace_back().centre = p;
+            } else {
+                s.owner[m] = nearest;
+                peaks[std::size_t(nearest)].merged = true;
+            }
+        }
+        single = peaks.size() == 1;
+        if (!single) {
+            s.basin.resize(std::size_t(n));
+            for (int t = 0; t < n; ++t) {
+                const int p = s.order[std::size_t(t)];
+                const int u = s.up[std::size_t(p)];
+                s.basin[std::size_t(p)] = u == p ? s.owner[std::size_t(s.maxId[std::size_t(p)])]
+                                                 : s.basin[std::size_t(u)];
+            }
+        }
+    }
+    if (single) {
+        const bool merged = !peaks.empty() && peaks[0].merged;
+        peaks.assign(1, PeakStats());
+        peaks[0].merged = merged;
+        for (int i = 1; i < n; ++i)
+            if (higher(i, peaks[0].centre))
+                peaks[0].centre = i;
+    }
+    bool edge = false;
+    for (int i = 0; i < n; ++i) {
+        PeakStats &q = peaks[single ? 0 : std::size_t(s.basin[std::size_t(i)])];
+        const float v = value(i);
+        const double w = double(v) - background;
+        const double r = double(pixels[i] / cols), c = double(pixels[i] % cols);
+        edge |= r == 0 || c == 0 || r == rows - 1 || c == cols - 1;
+        ++q.area;
+        q.sumW += w;
+        q.sumWR += w * r;
+        q.sumWC += w * c;
+        q.sumR += r;
+        q.sumC += c;
+        if (v >= saturation) {
+            ++q.saturated;
+            q.satR += r;
+            q.satC += c;
+        }
+    }
+    const std::size_t first = out.size();
+    for (std::size_t k = 0; k < peaks.size(); ++k) {
+        PeakStats &q = peaks[k];
+        // A saturated maximum: centre on the saturated pixel of its basin nearest the centroid
+        // of the saturated pixels (its plateau); ties go to the first in row-major order.
+        if (q.saturated > 0 && value(q.centre) >= saturation) {
+            const double pr = q.satR / q.saturated, pc = q.satC / q.saturated;
+            double best = HUGE_VAL;
+            for (int i = 0; i < n; ++i) {
+                if (value(i) < saturation || (!single && s.basin[std::size_t(i)] != int(k)))
+                    continue;
+                const double d = std::hypot(double(pixels[i] / cols) - pr, double(pixels[i] % cols) - pc);
+                if (d < best) {
+                    best = d;
+                    q.centre = i;
+                }
+            }
+        }
+        FoundPeak f;
+        f.centre = pixels[q.centre];
+        f.label = label;
+        Peak &p = f.peak;
+        p.row = int(f.centre / cols);
+        p.col = int(f.centre % cols);
+        p.maxValue = value(q.centre);
+        p.pixels = q.area;
+        p.sum = q.sumW;
+        if (!single || edge) {
+            // A split peak's basin is cut at its neighbours, an edge peak's at the frame: both
+            // bias the basin centroid, so these take a local estimate: the plateau's centroid
+            // when saturated, else a log-parabola through the maximum and its neighbours.
+            if (q.saturated > 0 && p.maxValue >= saturation) {
+                p.centroidRow = q.satR / q.saturated;
+                p.centroidCol = q.satC / q.saturated;
+            } else {
+                const float *at = data + f.centre;
+                p.centroidRow = p.row + logParabolaOffset(at, cols, p.row, rows, background);
+                p.centroidCol = p.col + logParabolaOffset(at, 1, p.col, cols, background);
+            }
+        } else if (q.sumW > 0) {
+            p.centroidRow = q.sumWR / q.sumW;
+            p.centroidCol = q.sumWC / q.sumW;
+        } else {
+            p.centroidRow = q.sumR / q.area;
+            p.centroidCol = q.sumC / q.area;
+        }
+        p.merged = q.merged;
+        p.saturatedPixels = q.saturated;
+        p.componentPeaks = int(peaks.size());
+        out.push_back(f);
+    }
+    if (peaks.size() > 1)
+        for (std::size_t a = first; a < out.size(); ++a) {
+            Peak &p = out[a].peak;
+            p.neighbour = true;
+            p.neighbourDistance = HUGE_VAL;
+            for (std::size_t b = first; b < out.size(); ++b)
+                if (b != a)
+                    p.neighbourDistance = std::min(
+                        p.neighbourDistance,
+                        std::hypot(double(p.row - out[b].peak.row), double(p.col - out[b].peak.col)));
+        }
+}
 
 /// True when the component holds a second local maximum at least kMergeHeight of the
 /// component's height above background that is separated from every higher maximum by a dip:
@@ -158,8 +460,34 @@ bool isMerged(const float *data, int cols, const std::size_t *pixels, int count,
     return false;
 }
 
+/// The frame's saturation level: the option's, or (automatic) the largest foreground value when
+/// at least kAutoSaturationPixels pixels hold it; +inf when none.
+constexpr int kAutoSaturationPixels = 3;
+
+float saturationLevel(const float *data, const std::vector<std::size_t> &foreground,
+                      const FinderOptions &options)
+{
+    if (options.saturation > 0)
+        return float(options.saturation);
+    if (options.saturation == 0 || foreground.empty())
+        return std::numeric_limits<float>::infinity();
+    float top = -std::numeric_limits<float>::infinity();
+    int count = 0;
+    for (std::size_t idx : foreground) {
+        const float v = data[idx];
+        if (v > top) {
+            top = v;
+            count = 1;
+        } else if (v == top) {
+            ++count;
+        }
+    }
+    return count >= kAutoSaturationPixels ? top : std::numeric_limits<float>::infinity();
+}
+
 /// Everything after the labelling: per-component statistics over the foreground list, size
-/// filters, peaks in row-major order of their maxima, merged flags and patches.
+/// filters, peaks (one per component or split), in row-major order of their centres, flags and
+/// patches.
 template <typename Label>
 std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderOptions &options,
                                const FrameThreshold &thr, const Label *labels, int labelCount,
@@ -168,7 +496,7 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
     const double background = thr.background;
     const int rows = frame.rows, cols = frame.cols;
     const float *data = frame.data.data();
-    std::vector<Peak> peaks;
+    const float saturation = saturationLevel(data, foreground, options);
     // Statistics per component over the foreground list (row-major order, so a strict '>' keeps
     // the first maximum in row-major order on ties).
     std::vector<Component> comps(static_cast<std::size_t>(labelCount));
@@ -187,8 +515,9 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
         c.sumWC += w * col;
         c.sumR += r;
         c.sumC += col;
+        c.saturated += v >= saturation;
     }
-    // Pixels grouped by component (counting sort), for the merged test.
+    // Pixels grouped by component (counting sort; row-major within each component).
     std::size_t offset = 0;
     for (Component &c : comps) {
         c.firstPixel = offset;
@@ -203,22 +532,21 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
             grouped[fill[std::size_t(labels[idx])]++] = idx;
     }
 
-    std::vector<int> kept;
-    for (int k = 1; k < labelCount; ++k)
-        if (comps[k].area >= options.minPixels && comps[k].area <= options.maxPixels)
-            kept.push_back(k);
-    std::sort(kept.begin(), kept.end(),
-              [&](int a, int b) { return comps[a].maxIndex < comps[b].maxIndex; });
-
-    const int s = options.patchSize, half = s / 2;
-    const float fill = float(background);
-    peaks.reserve(kept.size());
-    if (patches)
-        patches->reserve(patches->size() + kept.size() * std::size_t(s) * s);
-    for (int k : kept) {
-        const Component &c = comps[k];
-        Peak p;
-        p.frame = frameIndex;
+    thread_local SplitScratch scratch;
+    std::vector<FoundPeak> found;
+    for (int k = 1; k < labelCount; ++k) {
+        const Component &c = comps[std::size_t(k)];
+        if (c.area < options.minPixels || c.area > options.maxPixels)
+            continue;
+        if (options.split == SplitMode::Prominence) {
+            splitComponent(data, rows, cols, labels, k, grouped.data() + c.firstPixel, c.area,
+                           background, thr.sigma, saturation, options, scratch, found);
+            continue;
+        }
+        FoundPeak f;
+        f.centre = c.maxIndex;
+        f.label = k;
+        Peak &p = f.peak;
         p.row = int(c.maxIndex / cols);
         p.col = int(c.maxIndex % cols);
         p.maxValue = c.maxValue;
@@ -231,13 +559,29 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
             p.centroidRow = c.sumR / c.area;
             p.centroidCol = c.sumC / c.area;
         }
+        p.merged = isMerged(data, cols, grouped.data() + c.firstPixel, c.area, c.maxValue,
+                            background, thr.sigma);
+        p.saturatedPixels = c.saturated;
+        found.push_back(f);
+    }
+    std::sort(found.begin(), found.end(),
+              [](const FoundPeak &a, const FoundPeak &b) { return a.centre < b.centre; });
+
+    const int s = options.patchSize, half = s / 2;
+    const float fill = float(background);
+    std::vector<Peak> peaks;
+    peaks.reserve(found.size());
+    if (patches)
+        patches->reserve(patches->size() + found.size() * std::size_t(s) * s);
+    for (FoundPeak &f : found) {
+        Peak &p = f.peak;
+        p.frame = frameIndex;
         p.background = fill;
+        p.saturation = std::isfinite(saturation) ? saturation : 0.f;
         p.originRow = p.row - half;
         p.originCol = p.col - half;
         p.border = p.originRow < 0 || p.originCol < 0 || p.originRow + s > rows
             || p.originCol + s > cols;
-        p.merged = isMerged(data, cols, grouped.data() + c.firstPixel, c.area, c.maxValue,
-                            background, thr.sigma);
         if (patches) {
             for (int r = p.originRow; r < p.originRow + s; ++r) {
                 for (int col = p.originCol; col < p.originCol + s; ++col) {
@@ -245,7 +589,7 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
                     if (r >= 0 && col >= 0 && r < rows && col < cols) {
                         const std::size_t idx = std::size_t(r) * cols + col;
                         const int l = labels[idx];
-                        if (std::isfinite(data[idx]) && !(options.maskOthers && l != 0 && l != k))
+                        if (std::isfinite(data[idx]) && !(options.maskOthers && l != 0 && l != f.label))
                             v = data[idx];
                     }
                     patches->push_back(v);
@@ -258,6 +602,41 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
 }
 
 } // namespace
+
+void FinderOptions::validate(const std::string &source) const
+{
+    auto fail = [&](const char *field, const std::string &what) {
+        throw InputError(source + ": " + field + ": " + what);
+    };
+    auto num = [](double v) {
+        std::ostringstream os;
+        os << v;
+        return os.str();
+    };
+    if (patchSize < 1 || patchSize % 2 == 0)
+        fail("patch_size", "expected an odd integer >= 1, got " + std::to_string(patchSize));
+    if (minPixels < 1)
+        fail("min_pixels", "expected an integer >= 1, got " + std::to_string(minPixels));
+    if (maxPixels < minPixels)
+        fail("max_pixels", "expected an integer >= min_pixels (" + std::to_string(minPixels)
+                               + "), got " + std::to_string(maxPixels));
+    if (!std::isfinite(threshold))
+        fail("threshold", "expected a finite number (< 0 = automatic), got " + num(threshold));
+    if (!(autoSigma > 0) || !std::isfinite(autoSigma))
+        fail("auto_sigma", "expected a positive number, got " + num(autoSigma));
+    if (split != SplitMode::None && split != SplitMode::Prominence)
+        fail("split", "expected none or prominence");
+    if (!(prominenceFraction >= 0 && prominenceFraction < 1))
+        fail("prominence_fraction", "expected a number in [0, 1), got " + num(prominenceFraction));
+    if (!(prominenceSigma >= 0) || !std::isfinite(prominenceSigma))
+        fail("prominence_sigma", "expected a number >= 0, got " + num(prominenceSigma));
+    if (!(gain >= 0) || !std::isfinite(gain))
+        fail("gain", "expected a number >= 0, got " + num(gain));
+    if (!(minSeparation >= 0) || !std::isfinite(minSeparation))
+        fail("min_separation", "expected a number >= 0 (px), got " + num(minSeparation));
+    if (std::isnan(saturation) || std::isinf(saturation))
+        fail("saturation", "expected a finite number (0 = none, < 0 = automatic), got " + num(saturation));
+}
 
 FrameThreshold frameThreshold(const Frame &frame, const FinderOptions &options)
 {
@@ -380,12 +759,19 @@ PatchDataset runFinder(int first, int last, const FrameGetter &get,
     out.origin.reserve(total * 2);
     auto &border = out.extraFlags["/flags/border"];
     auto &merged = out.extraFlags["/flags/merged"];
+    auto &neighbour = out.extraFlags["/flags/neighbour"];
+    auto &saturated = out.extraFlags["/flags/saturated"];
     auto &maxValue = out.extraFloat["/peaks/max_value"];
     auto &pixels = out.extraFloat["/peaks/pixels"];
     auto &sum = out.extraFloat["/peaks/sum"];
     auto &bg = out.extraFloat["/peaks/background"];
     auto &centroid = out.extraFloat["/peaks/centroid"];
+    auto &neighbourDistance = out.extraFloat["/peaks/neighbour_distance"];
+    auto &componentPeaks = out.extraFloat["/peaks/component_peaks"];
+    auto &saturatedPixels = out.extraFloat["/peaks/saturated_pixels"];
+    auto &saturation = out.extraFloat["/peaks/saturation"];
     maxValue.shape = pixels.shape = sum.shape = bg.shape = {total};
+    neighbourDistance.shape = componentPeaks.shape = saturatedPixels.shape = saturation.shape = {total};
     centroid.shape = {total, 2};
     for (std::size_t i = 0; i < frames; ++i) {
         out.patches.insert(out.patches.end(), patches[i].begin(), patches[i].end());
@@ -396,6 +782,12 @@ PatchDataset runFinder(int first, int last, const FrameGetter &get,
             out.origin.push_back(p.originCol);
             border.push_back(p.border ? 1 : 0);
             merged.push_back(p.merged ? 1 : 0);
+            neighbour.push_back(p.neighbour ? 1 : 0);
+            saturated.push_back(p.saturatedPixels > 0 ? 1 : 0);
+            neighbourDistance.data.push_back(float(p.neighbourDistance));
+            componentPeaks.data.push_back(float(p.componentPeaks));
+            saturatedPixels.data.push_back(float(p.saturatedPixels));
+            saturation.data.push_back(p.saturation);
             maxValue.data.push_back(p.maxValue);
             pixels.data.push_back(float(p.pixels));
             sum.data.push_back(float(p.sum));

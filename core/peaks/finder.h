@@ -1,11 +1,23 @@
 #pragma once
 // Peak finding on detector frames (OpenCV): threshold, 8-connected components, size filters,
-// one peak per component at its maximum pixel, an S x S patch centred there with other
-// components inside the patch masked out (set to the frame's background level, as BraggNN does).
+// then, per component, either one peak at its maximum pixel (split = None: the connected-
+// component finder of BraggNN's pipeline) or one peak per prominent local maximum (split =
+// Prominence, the default): every local maximum whose prominence (height above the highest
+// saddle to a higher maximum) is at least `prominenceFraction` of its height above the
+// background and `prominenceSigma` x the noise of that difference, and that lies at least
+// `minSeparation` px from every higher kept maximum; the component's pixels are shared among
+// the kept maxima by steepest ascent (drainage basins), which gives each peak its pixels, sum
+// and centroid. Each peak gets an S x S patch centred on its maximum pixel -- on a saturated
+// peak, on the saturated pixel nearest the centroid of its plateau -- with other components
+// inside the patch masked out (set to the frame's background level, as BraggNN does); peaks
+// split from the same component are not masked in each other's patches (they are flagged
+// `neighbour` instead, with the distance between their patch centres).
 // Background = median of the finite pixels (frames over 512 x 512 px: of a subsample of ~33k
 // pixels, runs of 16 every ~2k); NaN/Inf pixels are never foreground. Output order: by frame,
-// then by the row-major position of the maximum pixel, whatever the thread count.
+// then by the row-major position of the patch centre, whatever the thread count.
+// All functions are reentrant (thread_local scratch only); options are validated on entry.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/common/progress.h"
@@ -16,28 +28,60 @@ namespace braggnac::core {
 
 class FrameSource;
 
+enum class SplitMode {
+    None,       // one peak per connected component (BraggNN's pipeline)
+    Prominence, // one peak per prominent local maximum (see the header comment)
+};
+
 struct FinderOptions {
     /// Absolute threshold in counts (pixels strictly above are foreground); < 0 = automatic:
     /// background median + autoSigma * robust sigma (MAD) of the frame.
     double threshold = -1;
     double autoSigma = 5.0;
     int minPixels = 3;      // components smaller than this are dropped (hot pixels, noise)
-    int maxPixels = 2500;   // larger components are dropped (streaks, rings)
+    int maxPixels = 2500;   // larger components are dropped (streaks, rings), in both modes
     int patchSize = 11;     // odd
     bool maskOthers = true; // mask other components inside a patch
     int threads = 0;        // <= 0: all hardware threads (parallel over frames)
+    SplitMode split = SplitMode::Prominence;
+    /// Prominence mode: a secondary maximum is a peak when (its value - saddle) >=
+    /// prominenceFraction x (its value - background) and >= prominenceSigma x
+    /// sqrt(2 sigma^2 + gain (value - background) + gain (saddle - background)), sigma = the
+    /// frame's robust background sigma (the noise of the difference of the two pixels, Poisson
+    /// with `gain` counts per photon plus the background noise; gain 0 = background noise only).
+    double prominenceFraction = 0.1;
+    double prominenceSigma = 4;
+    double gain = 1;
+    /// Prominence mode: maxima closer than this (px, between maximum pixels) to a higher kept
+    /// one are not split off; if they would otherwise have been kept, that peak is flagged merged.
+    double minSeparation = 2.5;
+    /// Saturation level (counts): pixels >= it are saturated. 0 = none; < 0 = automatic per
+    /// frame: the largest finite foreground value when at least 3 pixels hold exactly it.
+    double saturation = -1;
+
+    /// Throws InputError("<source>: <field>: ...") naming the first bad field (patch_size,
+    /// min_pixels, max_pixels, threshold, auto_sigma, prominence_fraction, prominence_sigma,
+    /// gain, min_separation, saturation).
+    void validate(const std::string &source = "peak finder") const;
 };
 
 struct Peak {
     int frame = 0;
-    int row = 0, col = 0;          // maximum pixel (frame coordinates)
-    float maxValue = 0;
-    int pixels = 0;                // component size
-    double sum = 0;                // sum of (value - background) over the component
-    double centroidRow = 0, centroidCol = 0; // intensity-weighted centroid
+    int row = 0, col = 0;          // patch centre: the maximum pixel (saturated: see the header)
+    float maxValue = 0;            // value at (row, col): the peak's maximum
+    int pixels = 0;                // its pixels (the component, or its basin when split)
+    double sum = 0;                // sum of (value - background) over those pixels
+    double centroidRow = 0, centroidCol = 0; // intensity-weighted centroid of those pixels
     float background = 0;          // background level used for this frame
     bool border = false;           // patch crosses the frame edge (padded with the background)
-    bool merged = false;           // two local maxima >= 50% of the height, split by a >= 20% dip
+    /// None: two local maxima >= 50% of the height, split by a >= 20% dip. Prominence: a second
+    /// maximum passed the prominence test but lay within minSeparation of this peak's maximum.
+    bool merged = false;
+    bool neighbour = false;        // split from the same component as another peak
+    double neighbourDistance = 0;  // px between this patch centre and the nearest such peak's
+    int componentPeaks = 1;        // peaks found in its component
+    int saturatedPixels = 0;       // its pixels >= the saturation level
+    float saturation = 0;          // the frame's saturation level (0 = none)
     int originRow = 0, originCol = 0; // top-left pixel of the patch
 };
 
@@ -57,7 +101,9 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
 
 /// Runs the finder over frames [first, last) of a source (dark subtracted when given),
 /// multi-threaded over frames, and returns an unlabelled patch dataset with /origin,
-/// /frame_index, /flags/border, /flags/merged and /peaks/* statistics. Progress per frame;
+/// /frame_index, /flags/border, /flags/merged, /flags/neighbour, /flags/saturated and /peaks/*
+/// (max_value, pixels, sum, background, centroid [N,2], neighbour_distance, component_peaks,
+/// saturated_pixels, saturation). Progress per frame;
 /// throws CancelledError when cancelled.
 PatchDataset findPeaksInSource(const FrameSource &source, int first, int last,
                                const FinderOptions &options, const Frame *dark = nullptr,
