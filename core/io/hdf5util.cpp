@@ -247,34 +247,14 @@ std::string bytesText(double bytes)
     return buf;
 }
 
-void checkDeclaredSize(hid_t dataset, const std::string &fileName, const std::string &path,
-                       std::size_t memElementSize)
-{
-    Lock lock;
-    const auto shape = datasetShape(dataset);
-    // long double: exact enough for a comparison, and no overflow for any rank-32 extent.
-    long double elements = 1;
-    for (auto d : shape)
-        elements *= (long double)d;
-    if (elements == 0)
-        return;
-    Handle ftype = typeHandle(H5Dget_type(dataset));
-    const std::size_t fileElement = ftype.valid() ? H5Tget_size(ftype) : 0;
-    const long double declared = elements * (long double)fileElement;
-    const std::string what = path + " declares " + shapeText(shape) + " "
-                             + (ftype.valid() ? typeName(ftype) : std::string("values")) + " ("
-                             + bytesText(double(declared)) + ")";
+namespace {
 
-    const long double memory = elements * (long double)memElementSize;
-    const long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && pageSize > 0 && memory > (long double)pages * (long double)pageSize)
-        throw InputError(fileMessage(fileName, what + ": reading it needs " + bytesText(double(memory))
-                                                   + ", more than this machine's "
-                                                   + bytesText(double(pages) * double(pageSize))
-                                                   + " of memory"));
+/// The storage half of checkDeclaredSize: declared bytes against the bytes the file holds.
+void checkStored(hid_t dataset, const std::string &fileName, const std::string &path,
+                 const std::string &what, long double declared)
+{
     if (declared <= kFillAllowance)
         return;
-
     Handle dcpl = plistHandle(H5Dget_create_plist(dataset));
     if (!dcpl.valid())
         throw InputError(fileMessage(fileName, "cannot read the storage properties of " + path));
@@ -309,9 +289,39 @@ void checkDeclaredSize(hid_t dataset, const std::string &fileName, const std::st
               + " of it uncompressed; expected every declared value to be stored";
     else
         why = "but the file stores only " + bytesText(double(stored))
-              + " of compressed data for it, more than the "
-              + std::to_string(int(expansion)) + ":1 expansion its filters allow";
+              + " of compressed data for it, and its filters expand at most "
+              + std::to_string(int(expansion)) + ":1";
     throw InputError(fileMessage(fileName, what + " " + why + " (truncated, sparse or corrupt file)"));
+}
+
+} // namespace
+
+void checkDeclaredSize(hid_t dataset, const std::string &fileName, const std::string &path,
+                       std::size_t memElementSize)
+{
+    Lock lock;
+    const auto shape = datasetShape(dataset);
+    // long double: exact enough for a comparison, and no overflow for any rank-32 extent.
+    long double elements = 1;
+    for (auto d : shape)
+        elements *= (long double)d;
+    if (elements == 0)
+        return;
+    Handle ftype = typeHandle(H5Dget_type(dataset));
+    const std::size_t fileElement = ftype.valid() ? H5Tget_size(ftype) : 0;
+    const long double declared = elements * (long double)fileElement;
+    const std::string what = path + " declares " + shapeText(shape) + " "
+                             + (ftype.valid() ? typeName(ftype) : std::string("values")) + " ("
+                             + bytesText(double(declared)) + ")";
+
+    checkStored(dataset, fileName, path, what, declared);
+    const long double memory = elements * (long double)memElementSize;
+    const long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && pageSize > 0 && memory > (long double)pages * (long double)pageSize)
+        throw InputError(fileMessage(fileName, what + ": reading it needs " + bytesText(double(memory))
+                                                   + ", more than this machine's "
+                                                   + bytesText(double(pages) * double(pageSize))
+                                                   + " of memory"));
 }
 
 template <typename T>
