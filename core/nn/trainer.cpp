@@ -2,16 +2,21 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <mutex>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <random>
 #include <sstream>
 
+#include <dlfcn.h>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "core/common/error.h"
+#include "core/common/parallel.h"
 #include "core/nn/augmentation.h"
 #include "core/nn/torch_net.h"
 
@@ -95,9 +100,25 @@ void setLearningRate(torch::optim::Optimizer &opt, double lr)
 
 // ---- data ------------------------------------------------------------------------------------
 
-struct Rows {
-    std::vector<std::size_t> train, validation;
-};
+std::string firstLine(const std::string &s)
+{
+    const auto p = s.find('\n');
+    return p == std::string::npos ? s : s.substr(0, p);
+}
+
+/// LibTorch's own exceptions (c10::Error, with a C++ backtrace in what()) and std::bad_alloc
+/// become one-line core Errors at the public API boundary.
+template <typename F>
+auto torchBoundary(const char *what, F &&fn) -> decltype(fn())
+{
+    try {
+        return fn();
+    } catch (const c10::Error &e) {
+        throw Error(std::string(what) + ": LibTorch: " + firstLine(e.what_without_backtrace()));
+    } catch (const std::bad_alloc &) {
+        throw Error(std::string(what) + ": out of memory");
+    }
+}
 
 std::vector<std::uint8_t> usableRows(const PatchDataset &data)
 {
@@ -109,29 +130,22 @@ std::vector<std::uint8_t> usableRows(const PatchDataset &data)
     return use;
 }
 
-/// Normalised patches [n, 1, S, S] and targets centre / S [n, 2] for `rows`, on `device`.
-std::pair<torch::Tensor, torch::Tensor> gather(const PatchDataset &data,
-                                               const std::vector<std::size_t> &rows,
-                                               const torch::Device &device)
+torch::Device checkedDevice(const std::string &name)
 {
-    const int s = data.patchSize;
-    const std::size_t area = std::size_t(s) * s;
-    std::vector<float> raw(rows.size() * area);
-    auto y = torch::empty({std::int64_t(rows.size()), 2}, torch::kFloat);
-    float *yp = y.data_ptr<float>();
-    for (std::size_t k = 0; k < rows.size(); ++k) {
-        std::copy_n(data.patch(rows[k]), area, raw.data() + k * area);
-        yp[2 * k] = data.centers[2 * rows[k]] / float(s);
-        yp[2 * k + 1] = data.centers[2 * rows[k] + 1] / float(s);
-    }
-    auto x = normalisePatches(raw.data(), rows.size(), s);
-    return {x.to(device), y.to(device)};
+    const torch::Device device = parseDevice(name);
+    if (device.is_cuda() && device.has_index()
+        && std::size_t(device.index()) >= torch::cuda::device_count())
+        throw InputError(fieldError("train options", "device",
+                                    "'" + name + "' requested but this machine has "
+                                        + std::to_string(torch::cuda::device_count())
+                                        + " CUDA device(s)"));
+    return device;
 }
 
 /// Mean Euclidean distance (px) of the net on normalised inputs x vs targets y (both / S).
 double meanDistance(PeakNet &net, const torch::Tensor &x, const torch::Tensor &y, int size)
 {
-    if (x.size(0) == 0)
+    if (!x.defined() || x.size(0) == 0)
         return std::numeric_limits<double>::quiet_NaN();
     torch::NoGradGuard noGrad;
     net->eval();
@@ -144,6 +158,17 @@ double meanDistance(PeakNet &net, const torch::Tensor &x, const torch::Tensor &y
     }
     net->train();
     return total.item<double>() * size / double(n);
+}
+
+std::string numberText(double v)
+{
+    if (std::isnan(v))
+        return "nan";
+    if (std::isinf(v))
+        return v > 0 ? "inf" : "-inf";
+    std::ostringstream os;
+    os << v;
+    return os.str();
 }
 
 struct Snapshot {
@@ -285,65 +310,241 @@ void shiftPatches(float *patches, float *centers, std::size_t n, int size, const
     }
 }
 
-// ---- training ------------------------------------------------------------------------------------
+// ---- stop reasons ----------------------------------------------------------------------------
 
-TrainResult trainModel(const ArchSpec &spec, const PatchDataset &data, const TrainOptions &options,
-                       const Monitor &monitor,
-                       const std::function<void(const EpochStats &)> &onEpoch)
+std::string stopReasonName(StopReason reason)
 {
-    options.validate();
-    const std::string &source = options.dataSource;
+    switch (reason) {
+    case StopReason::Completed: return "completed";
+    case StopReason::MaxEpochs: return "max_epochs";
+    case StopReason::WallTime: return "wall_time";
+    case StopReason::Patience: return "patience";
+    case StopReason::Pruned: return "pruned";
+    case StopReason::Diverged: return "diverged";
+    }
+    return "completed";
+}
+
+StopReason stopReasonFromName(const std::string &name, const std::string &source)
+{
+    for (StopReason r : {StopReason::Completed, StopReason::MaxEpochs, StopReason::WallTime,
+                         StopReason::Patience, StopReason::Pruned, StopReason::Diverged})
+        if (stopReasonName(r) == name)
+            return r;
+    throw InputError(fieldError(source, "stop_reason",
+                                "expected completed, max_epochs, wall_time, patience, pruned or "
+                                "diverged, got '" + name + "'"));
+}
+
+// ---- per-thread LibTorch threads ---------------------------------------------------------------
+
+namespace {
+
+/// OpenMP's per-thread team size (the ICV nthreads-var of the calling thread), looked up in the
+/// process (LibTorch's OpenMP runtime) so that nn/ needs no OpenMP link of its own.
+struct OmpThreads {
+    using Set = void (*)(int);
+    using Get = int (*)();
+    Set set = nullptr;
+    Get get = nullptr;
+    OmpThreads()
+    {
+        set = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+        get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+        if (!set || !get)
+            set = nullptr, get = nullptr;
+    }
+};
+
+const OmpThreads &ompThreads()
+{
+    static const OmpThreads fns;
+    return fns;
+}
+
+} // namespace
+
+ScopedTorchThreads::ScopedTorchThreads(int threads)
+{
+    const int n = resolveThreads(threads);
+    // at::get_num_threads() runs LibTorch's lazy per-thread initialisation first; done later, it
+    // would overwrite this thread's team size with the process-wide default.
+    m_previous = at::get_num_threads();
+    if (const auto &omp = ompThreads(); omp.set)
+        omp.set(n);
+    else
+        at::set_num_threads(n); // a LibTorch without OpenMP: only a process-wide count exists
+}
+
+ScopedTorchThreads::~ScopedTorchThreads()
+{
+    if (const auto &omp = ompThreads(); omp.set)
+        omp.set(m_previous);
+    else
+        at::set_num_threads(m_previous);
+}
+
+int ScopedTorchThreads::current()
+{
+    return at::get_num_threads();
+}
+
+// ---- prepared data ----------------------------------------------------------------------------
+
+struct PreparedData::Impl {
+    struct Part {
+        std::vector<std::size_t> indices;   // dataset rows, ascending
+        torch::Tensor x, y;                 // [n,1,S,S] normalised, [n,2] centre / S, on device
+        std::vector<float> labels;          // centres (row, col), 2 per row
+        std::vector<std::pair<std::string, std::vector<std::uint8_t>>> flags; // per row
+    };
+    std::string source, labelSource;
+    int patchSize = 0;
+    torch::Device device{torch::kCPU};
+    std::size_t rows = 0, excluded = 0;
+    Part train, validation, test;
+};
+
+PreparedData::PreparedData() = default;
+PreparedData::PreparedData(std::shared_ptr<const Impl> impl) : m_impl(std::move(impl)) {}
+
+namespace {
+const PreparedData::Impl &need(const std::shared_ptr<const PreparedData::Impl> &p)
+{
+    if (!p)
+        throw Error("prepared data: empty (made by prepareData only)");
+    return *p;
+}
+} // namespace
+
+int PreparedData::patchSize() const { return need(m_impl).patchSize; }
+std::string PreparedData::device() const { return need(m_impl).device.str(); }
+const std::string &PreparedData::source() const { return need(m_impl).source; }
+const std::string &PreparedData::labelSource() const { return need(m_impl).labelSource; }
+std::size_t PreparedData::rows() const { return need(m_impl).rows; }
+std::size_t PreparedData::trainRows() const { return need(m_impl).train.indices.size(); }
+std::size_t PreparedData::validationRows() const { return need(m_impl).validation.indices.size(); }
+std::size_t PreparedData::testRows() const { return need(m_impl).test.indices.size(); }
+std::size_t PreparedData::excludedRows() const { return need(m_impl).excluded; }
+
+nlohmann::json PreparedData::describe() const
+{
+    const Impl &d = need(m_impl);
+    return {{"file", d.source},
+            {"patch_size", d.patchSize},
+            {"label_source", d.labelSource},
+            {"rows", d.rows},
+            {"train", d.train.indices.size()},
+            {"validation", d.validation.indices.size()},
+            {"test", d.test.indices.size()},
+            {"excluded_unconverged", d.excluded}};
+}
+
+namespace {
+
+void fillPart(const PatchDataset &data, const torch::Device &device, bool withFlags,
+              PreparedData::Impl::Part &part)
+{
+    const int s = data.patchSize;
+    const std::size_t area = std::size_t(s) * s, n = part.indices.size();
+    std::vector<float> raw(n * area);
+    part.labels.resize(2 * n);
+    auto y = torch::empty({std::int64_t(n), 2}, torch::kFloat);
+    float *yp = y.data_ptr<float>();
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t i = part.indices[k];
+        std::copy_n(data.patch(i), area, raw.data() + k * area);
+        part.labels[2 * k] = data.centers[2 * i];
+        part.labels[2 * k + 1] = data.centers[2 * i + 1];
+        yp[2 * k] = data.centers[2 * i] / float(s);
+        yp[2 * k + 1] = data.centers[2 * i + 1] / float(s);
+    }
+    part.x = normalisePatches(raw.data(), n, s).to(device);
+    part.y = y.to(device);
+    if (!withFlags)
+        return;
+    for (const auto &[path, flags] : data.extraFlags) {
+        if (path.rfind("/flags/", 0) != 0 || flags.size() != data.size())
+            continue;
+        std::vector<std::uint8_t> rows(n);
+        for (std::size_t k = 0; k < n; ++k)
+            rows[k] = flags[part.indices[k]];
+        part.flags.emplace_back(path.substr(7), std::move(rows));
+    }
+}
+
+} // namespace
+
+PreparedData prepareData(const PatchDataset &data, const PrepareOptions &options)
+{
+    const std::string &source = options.source;
     data.validate(source);
     if (!data.labelled())
         throw InputError(fileMessage(source, "/centers: missing: the patches are unlabelled "
                                              "(label them with 'braggnac fit' first)"));
-    if (data.patchSize != spec.inputSize)
+    const torch::Device device = checkedDevice(options.device);
+    return torchBoundary("prepare data", [&] {
+        auto impl = std::make_shared<PreparedData::Impl>();
+        impl->source = source;
+        impl->labelSource = data.labelSource;
+        impl->patchSize = data.patchSize;
+        impl->device = device;
+        impl->rows = data.size();
+        const auto split = effectiveSplit(data);
+        const auto use = usableRows(data);
+        for (std::size_t i = 0; i < data.size(); ++i) {
+            if (!use[i]) {
+                ++impl->excluded;
+                continue;
+            }
+            if (!std::isfinite(data.centers[2 * i]) || !std::isfinite(data.centers[2 * i + 1]))
+                throw InputError(fileMessage(source, "/centers: row " + std::to_string(i)
+                                                         + " is not a finite number"));
+            (split[i] == 0 ? impl->train : split[i] == 1 ? impl->validation : impl->test)
+                .indices.push_back(i);
+        }
+        if (impl->train.indices.empty())
+            throw InputError(fileMessage(source, "/split: no usable training rows (split 0)"));
+        fillPart(data, device, false, impl->train);
+        fillPart(data, device, true, impl->validation);
+        fillPart(data, device, true, impl->test);
+        return PreparedData(std::move(impl));
+    });
+}
+
+// ---- training ------------------------------------------------------------------------------------
+
+namespace {
+
+void checkCompatible(const ArchSpec &spec, int patchSize, const TrainOptions &options,
+                     const std::string &source)
+{
+    if (patchSize != spec.inputSize)
         throw InputError(fileMessage(
-            source, "/patches: patch size " + std::to_string(data.patchSize)
+            source, "/patches: patch size " + std::to_string(patchSize)
                         + " does not match the architecture's input size (inputSize "
                         + std::to_string(spec.inputSize) + ")"));
-    if (options.shift >= data.patchSize)
+    if (options.shift >= patchSize)
         throw InputError(fieldError("train options", "shift",
                                     "expected less than the patch size "
-                                        + std::to_string(data.patchSize) + ", got "
+                                        + std::to_string(patchSize) + ", got "
                                         + std::to_string(options.shift)));
-    const torch::Device device = parseDevice(options.device);
-    if (device.is_cuda() && device.has_index()
-        && std::size_t(device.index()) >= torch::cuda::device_count())
-        throw InputError(fieldError("train options", "device",
-                                    "'" + options.device + "' requested but this machine has "
-                                        + std::to_string(torch::cuda::device_count())
-                                        + " CUDA device(s)"));
-    setTorchThreads(options.threads);
+}
 
-    // Rows: train / validation split, unconverged fits left out.
-    const auto split = effectiveSplit(data);
-    const auto use = usableRows(data);
-    Rows rows;
-    std::size_t excluded = 0, testRows = 0;
-    for (std::size_t i = 0; i < data.size(); ++i) {
-        if (!use[i]) {
-            ++excluded;
-            continue;
-        }
-        if (!std::isfinite(data.centers[2 * i]) || !std::isfinite(data.centers[2 * i + 1]))
-            throw InputError(fileMessage(source, "/centers: row " + std::to_string(i)
-                                                     + " is not a finite number"));
-        if (split[i] == 0)
-            rows.train.push_back(i);
-        else if (split[i] == 1)
-            rows.validation.push_back(i);
-        else
-            ++testRows;
-    }
-    if (rows.train.empty())
-        throw InputError(fileMessage(source, "/split: no usable training rows (split 0)"));
-
+TrainResult trainPrepared(const ArchSpec &spec, const PreparedData &prepared,
+                          const TrainOptions &options, const Monitor &monitor,
+                          const TrainBudget &budget)
+{
+    const PreparedData::Impl &data = prepared.impl();
+    const torch::Device device = data.device;
     const int s = data.patchSize;
-    auto [xTrain, yTrain] = gather(data, rows.train, device);
-    auto [xVal, yVal] = gather(data, rows.validation, device);
+    const torch::Tensor &xTrain = data.train.x, &yTrain = data.train.y;
+    const torch::Tensor &xVal = data.validation.x, &yVal = data.validation.y;
+    const bool haveValidation = !data.validation.indices.empty();
+    const int maxEpochs = budget.maxEpochs > 0 ? std::min(budget.maxEpochs, options.epochs)
+                                               : options.epochs;
 
-    TrainResult result{Model(spec, options.seed), {}, 0, false};
+    TrainResult result{Model(spec, options.seed), {}, 0, false, StopReason::Completed, {}};
     Model::Impl &impl = result.model.impl();
     impl.to(device);
     PeakNet &net = impl.net;
@@ -362,8 +563,10 @@ TrainResult trainModel(const ArchSpec &spec, const PatchDataset &data, const Tra
     double bestDistance = std::numeric_limits<double>::infinity();
     int sinceBest = 0;
     std::vector<std::int64_t> perm(n), shifts;
+    const auto start = std::chrono::steady_clock::now();
+    const std::string ofEpochs = "/" + std::to_string(maxEpochs);
 
-    for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    for (int epoch = 0; epoch < maxEpochs; ++epoch) {
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = scheduledLearningRate(options, epoch);
         setLearningRate(*optimizer, lr);
@@ -400,8 +603,8 @@ TrainResult trainModel(const ArchSpec &spec, const PatchDataset &data, const Tra
             optimizer->step();
             lossSum += loss.detach().to(torch::kDouble) * double(bs);
             seen += bs;
-            monitor.report((epoch + double(b + 1) / double(batches)) / options.epochs,
-                           "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs));
+            monitor.report((epoch + double(b + 1) / double(batches)) / maxEpochs,
+                           "epoch " + std::to_string(epoch + 1) + ofEpochs);
         }
         monitor.check();
 
@@ -410,10 +613,19 @@ TrainResult trainModel(const ArchSpec &spec, const PatchDataset &data, const Tra
         stats.trainLoss = lossSum.item<double>() / double(seen);
         stats.learningRate = lr;
         stats.validationMean = meanDistance(net, xVal, yVal, s);
-        stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const auto now = std::chrono::steady_clock::now();
+        stats.seconds = std::chrono::duration<double>(now - t0).count();
         result.history.push_back(stats);
 
-        if (rows.validation.empty()) {
+        if (!std::isfinite(stats.trainLoss) || (haveValidation && !std::isfinite(stats.validationMean))) {
+            result.stopReason = StopReason::Diverged;
+            result.failure = "training diverged at epoch " + std::to_string(stats.epoch) + ": "
+                             + (!std::isfinite(stats.trainLoss)
+                                    ? "loss " + numberText(stats.trainLoss)
+                                    : "validation distance " + numberText(stats.validationMean));
+            break;
+        }
+        if (!haveValidation) {
             result.bestEpoch = stats.epoch;
         } else if (stats.validationMean < bestDistance) {
             bestDistance = stats.validationMean;
@@ -423,13 +635,24 @@ TrainResult trainModel(const ArchSpec &spec, const PatchDataset &data, const Tra
         } else {
             ++sinceBest;
         }
-        if (onEpoch)
-            onEpoch(stats);
-        if (options.patience > 0 && sinceBest >= options.patience && epoch + 1 < options.epochs) {
-            result.stoppedEarly = true;
+        const bool last = epoch + 1 >= maxEpochs;
+        if (budget.onEpoch && budget.onEpoch(stats) == EpochDecision::Stop && !last) {
+            result.stopReason = StopReason::Pruned;
             break;
         }
+        if (options.patience > 0 && sinceBest >= options.patience && !last) {
+            result.stopReason = StopReason::Patience;
+            break;
+        }
+        if (budget.maxSeconds > 0 && !last
+            && std::chrono::duration<double>(now - start).count() > budget.maxSeconds) {
+            result.stopReason = StopReason::WallTime;
+            break;
+        }
+        if (last && maxEpochs < options.epochs)
+            result.stopReason = StopReason::MaxEpochs;
     }
+    result.stoppedEarly = result.stopReason != StopReason::Completed;
     if (!best.tensors.empty())
         best.restore(net);
     net->eval();
@@ -437,13 +660,7 @@ TrainResult trainModel(const ArchSpec &spec, const PatchDataset &data, const Tra
 
     auto &recipe = result.model.recipe;
     recipe = options.toJson();
-    recipe["data"] = {{"patch_size", s},
-                      {"label_source", data.labelSource},
-                      {"rows", data.size()},
-                      {"train", rows.train.size()},
-                      {"validation", rows.validation.size()},
-                      {"test", testRows},
-                      {"excluded_unconverged", excluded}};
+    recipe["data"] = prepared.describe();
     recipe["device_used"] = device.str();
     recipe["torch"] = torchVersion();
     nlohmann::json history = nlohmann::json::array();
@@ -457,9 +674,112 @@ TrainResult trainModel(const ArchSpec &spec, const PatchDataset &data, const Tra
     metrics["history"] = history;
     metrics["best_epoch"] = result.bestEpoch;
     metrics["stopped_early"] = result.stoppedEarly;
-    if (!rows.validation.empty())
-        metrics["validation"] = {{"mean", bestDistance}, {"n", rows.validation.size()}};
+    metrics["stop_reason"] = stopReasonName(result.stopReason);
+    if (!result.failure.empty())
+        metrics["failure"] = result.failure;
+    if (haveValidation && std::isfinite(bestDistance))
+        metrics["validation"] = {{"mean", bestDistance}, {"n", data.validation.indices.size()}};
     return result;
+}
+
+} // namespace
+
+TrainResult trainModel(const ArchSpec &spec, const PreparedData &data, const TrainOptions &options,
+                       const Monitor &monitor, const TrainBudget &budget)
+{
+    options.validate();
+    if (!data.valid())
+        throw InputError("train: the prepared data is empty");
+    checkCompatible(spec, data.patchSize(), options, data.source());
+    const torch::Device device = checkedDevice(options.device);
+    if (device != data.impl().device)
+        throw InputError(fieldError("train options", "device",
+                                    "'" + options.device + "' is " + device.str()
+                                        + " but the data was prepared on " + data.device()));
+    return torchBoundary("train", [&] {
+        ScopedTorchThreads threads(options.threads);
+        return trainPrepared(spec, data, options, monitor, budget);
+    });
+}
+
+TrainResult trainModel(const ArchSpec &spec, const PatchDataset &data, const TrainOptions &options,
+                       const Monitor &monitor,
+                       const std::function<void(const EpochStats &)> &onEpoch)
+{
+    options.validate();
+    const std::string &source = options.dataSource;
+    data.validate(source);
+    if (!data.labelled())
+        throw InputError(fileMessage(source, "/centers: missing: the patches are unlabelled "
+                                             "(label them with 'braggnac fit' first)"));
+    checkCompatible(spec, data.patchSize, options, source);
+    checkedDevice(options.device);
+    const PreparedData prepared = [&] {
+        ScopedTorchThreads threads(options.threads);
+        return prepareData(data, {options.device, source});
+    }();
+    TrainBudget budget;
+    if (onEpoch)
+        budget.onEpoch = [&onEpoch](const EpochStats &e) {
+            onEpoch(e);
+            return EpochDecision::Continue;
+        };
+    return trainModel(spec, prepared, options, monitor, budget);
+}
+
+Evaluation evaluateModel(const Model &model, const PreparedData &data, int split)
+{
+    if (!data.valid())
+        throw InputError("evaluate: the prepared data is empty");
+    if (split != 1 && split != 2)
+        throw InputError("split: expected 1 (validation) or 2 (test) for prepared data, got "
+                         + std::to_string(split));
+    const PreparedData::Impl &d = data.impl();
+    if (d.patchSize != model.spec().inputSize)
+        throw InputError(fileMessage(d.source, "/patches: patch size " + std::to_string(d.patchSize)
+                                                   + " does not match the model's input size "
+                                                   + std::to_string(model.spec().inputSize)));
+    const PreparedData::Impl::Part &part = split == 1 ? d.validation : d.test;
+    if (part.indices.empty())
+        throw InputError(fileMessage(d.source, std::string("split: the ")
+                                                   + (split == 1 ? "validation" : "test")
+                                                   + " split holds no patches to evaluate; an "
+                                                     "empty split has no score"));
+    Evaluation ev;
+    ev.indices = part.indices;
+    ev.predictions.resize(2 * part.indices.size());
+    torchBoundary("evaluate", [&] {
+        Model::Impl &mi = model.impl();
+        PeakNet &net = mi.net;
+        std::unique_lock<std::mutex> modeLock(mi.modeMutex);
+        const bool wasTraining = net->is_training();
+        if (wasTraining)
+            net->eval();
+        else
+            modeLock.unlock();
+        try {
+            torch::InferenceMode guard;
+            const std::int64_t n = part.x.size(0), chunk = 512;
+            const int s = d.patchSize;
+            for (std::int64_t i = 0; i < n; i += chunk) {
+                const auto e = std::min(n, i + chunk);
+                torch::Tensor x = part.x.slice(0, i, e);
+                if (x.device() != mi.device)
+                    x = x.to(mi.device);
+                torch::Tensor y = net->forward(x).mul(float(s)).to(torch::kCPU).contiguous();
+                std::memcpy(ev.predictions.data() + 2 * i, y.data_ptr<float>(),
+                            std::size_t(e - i) * 2 * sizeof(float));
+            }
+        } catch (...) {
+            if (wasTraining)
+                net->train();
+            throw;
+        }
+        if (wasTraining)
+            net->train();
+    });
+    summariseEvaluation(ev, part.labels, part.flags);
+    return ev;
 }
 
 } // namespace braggnac::core
