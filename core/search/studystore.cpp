@@ -1,7 +1,6 @@
 #include "core/search/studystore.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cerrno>
 #include <cmath>
@@ -16,6 +15,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include "core/common/atomicfile.h"
 #include "core/common/error.h"
 
 namespace fs = std::filesystem;
@@ -853,15 +853,6 @@ void configure(StudyStore::Impl &impl)
     impl.objectiveCount = n.i32(0);
 }
 
-std::string uniqueSibling(const std::string &target, const char *tag)
-{
-    static std::atomic<unsigned> counter{0};
-    const fs::path t(target);
-    const std::string name = "." + t.filename().string() + "." + tag + "-"
-        + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
-    return (t.parent_path() / name).string();
-}
-
 void validateNewStudy(const std::string &path, const StudyInfo &s)
 {
     if (s.name.empty())
@@ -956,7 +947,7 @@ StudyStore StudyStore::createOrOpen(const std::string &path, const StudyInfo &st
         const fs::path parent = fs::path(path).parent_path();
         if (!parent.empty() && !fs::is_directory(parent, ec))
             throw InputError(fileMessage(path, "folder '" + parent.string() + "' does not exist"));
-        const std::string temp = uniqueSibling(path, "creating");
+        const std::string temp = temporaryPathFor(path); // stale ones are cleaned by AtomicOutput
         try {
             writeNewStore(temp, study);
         } catch (...) {
