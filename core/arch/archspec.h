@@ -70,9 +70,8 @@ struct ArchSpec {
     int flattenFeatures() const; // C * H * W entering the head
 
     /// The network this spec builds, as one canonical string ("braggnac-arch-v1|in:11|conv:...",
-    /// docs/search-space.md): the input size, the flat
-    /// sequence of feature units (the stem, every conv layer with its *effective* kernel, every
-    /// conv-attention block) and the head. The name, "none" blocks, the block boundaries between
+    /// docs/search-space.md): the input size, the flat sequence of feature units (the stem,
+    /// every conv layer with its *effective* kernel, every conv-attention block) and the head. The name, "none" blocks, the block boundaries between
     /// consecutive conv layers (the model is one flat sequence) and forceOneByOne (once the
     /// effective kernels are written) do not appear: a 3x3 kernel forced to 1x1 and a 1x1 kernel
     /// give the same string. Throws InputError like shapes() on an invalid spec.
@@ -82,8 +81,8 @@ struct ArchSpec {
     std::string canonicalHash() const;
 };
 
-/// Equal iff both build the same network (equal canonicalString()); an invalid spec equals only
-/// a spec with identical fields.
+/// Equal iff both build the same network (equal canonicalString()); an invalid spec (shapes()
+/// throws) equals only an invalid spec with the same fields, the name excepted.
 bool operator==(const ArchSpec &a, const ArchSpec &b);
 inline bool operator!=(const ArchSpec &a, const ArchSpec &b) { return !(a == b); }
 
