@@ -366,6 +366,28 @@ void TestNsga2::askTellBookkeeping()
     QCOMPARE(run(3), run(3));
     QVERIFY(run(3) != run(4));
 
+    // Resume: results and a requeued pending genome of generation 0 restored into a fresh
+    // optimiser; the pending one can be told, then generation 1 is bred.
+    {
+        RealProblem p(3);
+        Nsga2Options op;
+        op.populationSize = 3;
+        op.seed = 2;
+        Nsga2<std::vector<double>> a(p, op);
+        const auto gen0 = a.ask(3);
+        Nsga2<std::vector<double>> b(p, op);
+        b.restore(gen0[0], zdtObjectives(Zdt::One, gen0[0]), 0, 0);
+        b.restore(gen0[1], zdtObjectives(Zdt::One, gen0[1]), 0, 0);
+        b.restorePending(gen0[2], 0);
+        QCOMPARE(b.ask(2).size(), std::size_t(0)); // generation 0 is complete but for the pending one
+        b.tell(gen0[2], zdtObjectives(Zdt::One, gen0[2]));
+        const auto next = b.ask(3);
+        QCOMPARE(next.size(), std::size_t(3));
+        QCOMPARE(b.generation(), 1);
+        for (const auto &x : next)
+            QVERIFY(x != gen0[0] && x != gen0[1] && x != gen0[2]);
+    }
+
     // A higher fidelity outranks a lower one at survival, whatever the objectives.
     RealProblem p2(2);
     Nsga2Options o2;

@@ -15,7 +15,9 @@
 // handed out it returns fewer (possibly none) until every genome of it has been told (tell or
 // tellFailed), then breeds the next one. exhausted() is true when no new valid genome could be
 // found. Deterministic for a given seed and sequence of calls. Not thread-safe (the driver
-// serialises calls); the problem is borrowed and must outlive the optimiser.
+// serialises calls); the problem is borrowed and must outlive the optimiser. ask() lets the
+// problem's exceptions through (ArchProblem::sample throws Error when the constraints reject
+// every draw).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -166,6 +168,21 @@ public:
         m_generationResults[generation].push_back(std::move(ind));
         while (m_generation < generation)
             advance();
+        if (generation == m_generation)
+            ++m_handedOut;
+    }
+
+    /// A genome of an earlier run that was handed out but has no result (requeued after a
+    /// crash): pending again in `generation`, so its later tell() or tellFailed() is accepted.
+    /// Call after the restore() calls, before the first ask. After a resume the random stream
+    /// differs from an uninterrupted run (determinism holds per process, not across resumes).
+    void restorePending(const G &genome, int generation)
+    {
+        const std::string k = m_problem.key(genome);
+        m_known.insert(k);
+        while (m_generation < generation)
+            advance();
+        m_pending[k] = generation;
         if (generation == m_generation)
             ++m_handedOut;
     }
