@@ -31,6 +31,7 @@
 #include "core/arch/archspec.h"
 #include "core/nn/model.h"
 #include "core/nn/trainer.h"
+#include "core/nn/trial.h"
 #include "ui/historychart.h"
 #include "ui/errors.h"
 #include "ui/job.h"
@@ -462,41 +463,28 @@ bool TrainPanel::startTraining()
     auto feed = std::make_shared<Feed>();
     auto outcome = std::make_shared<Outcome>();
     const core::ArchSpec spec = *m_spec;
-    const std::string datasetPath = m_context->datasetPath().toStdString();
-    const bool started = m_job->start([spec, data, options, feed, outcome, datasetPath](const core::Monitor &monitor) {
-        auto onEpoch = [feed](const core::EpochStats &stats) {
+    const bool started = m_job->start([spec, data, options, feed, outcome](const core::Monitor &monitor) {
+        core::TrialCallbacks callbacks;
+        callbacks.onEpoch = [feed](const core::EpochStats &stats) {
             std::lock_guard<std::mutex> lock(feed->mutex);
             feed->pending.push_back(stats);
+            return core::EpochDecision::Continue;
         };
-        core::TrainResult result = core::trainModel(spec, *data, options, monitor, onEpoch);
+        // The one train -> evaluate -> describe path (core/nn/trial.h), as `braggnac train`:
+        // the model comes back with the same recipe.json / metrics.json content.
+        core::TrialResult trial = core::runTrial(spec, options, {}, *data, monitor, callbacks);
         monitor.check();
-        outcome->bestEpoch = result.bestEpoch;
-        outcome->stoppedEarly = result.stoppedEarly;
-        outcome->epochs = result.history.size();
-        try {
-            const core::Evaluation evaluation = core::evaluateModel(result.model, *data, int(core::Split::Test));
-            outcome->test = evaluation.overall;
-            outcome->evaluated = evaluation.overall.n > 0;
-            if (!outcome->evaluated)
-                outcome->evaluationNote = "the test split is empty";
-        } catch (const core::CancelledError &) {
-            throw;
-        } catch (const std::exception &e) {
-            outcome->evaluationNote = e.what();
-        }
-        core::Model &model = result.model;
-        if (model.recipe.is_null())
-            model.recipe = options.toJson();
-        if (model.recipe.is_object() && !datasetPath.empty()) {
-            nlohmann::json &described = model.recipe["data"];
-            if (described.is_null() || described.is_object())
-                described["path"] = datasetPath;
-        }
-        if (model.metrics.is_null())
-            model.metrics = nlohmann::json::object();
-        if (model.metrics.is_object() && outcome->evaluated)
-            model.metrics["test"] = outcome->test.toJson();
-        outcome->model = std::make_shared<core::Model>(std::move(model));
+        if (trial.failed())
+            throw core::Error(trial.failure + " (the model is discarded)");
+        outcome->bestEpoch = trial.bestEpoch;
+        outcome->stoppedEarly = trial.stopReason != core::StopReason::Completed;
+        outcome->epochs = std::size_t(trial.epochs);
+        outcome->evaluated = trial.test.present();
+        if (outcome->evaluated)
+            outcome->test = trial.test.overall;
+        else
+            outcome->evaluationNote = "the test split is empty";
+        outcome->model = std::move(trial.model);
     });
     if (!started)
         return false;
