@@ -288,6 +288,13 @@ void TestSearchSpace::nacSize()
     std::string why;
     QVERIFY(!space.contains(problem.fitToSlots(builtinArch("braggnn")), &why));
     QVERIFY2(why.rfind("head:", 0) == 0, why.c_str());
+    // A spec relying on a forced kernel is in the space only if it says force_one_by_one itself
+    // (the trainer builds it as written).
+    ArchSpec forced = nacLikeSpec();
+    QVERIFY(space.contains(forced));
+    forced.forceOneByOne = false;
+    QVERIFY(!space.contains(forced, &why));
+    QVERIFY2(why.find("blocks[2].layers[0].kernel: kernel 3 collapses the 1x1 map") == 0, why.c_str());
 
     const SearchSpace wide = SearchSpace::load(resourceSpace("wide"));
     qInfo("wide.json: %s distinct specs", wide.structuralCount().c_str());
@@ -565,6 +572,30 @@ void TestSearchSpace::variationProperty()
         }
     }
     QVERIFY(typeChanges > 100);
+
+    // Random parent pairs within the constraint: crossover + mutation, redrawn while outside the
+    // space (as NSGA-II does), always ends with a valid child in a few attempts.
+    std::set<std::string> children;
+    int firstTry = 0, attemptsMax = 0;
+    for (int i = 0; i < 2000; ++i) {
+        const ArchSpec a = space.sample(rng), b = space.sample(rng);
+        int attempts = 0;
+        ArchSpec child;
+        do {
+            child = problem.crossover(a, b, rng);
+            problem.mutate(child, rng);
+            ++attempts;
+        } while (!problem.valid(child) && attempts < 200);
+        QVERIFY(problem.valid(child));
+        QVERIFY(computeCost(child).bops <= 2.0e8);
+        firstTry += attempts == 1;
+        attemptsMax = std::max(attemptsMax, attempts);
+        children.insert(problem.key(child));
+    }
+    qInfo("variation: %d of 2000 children valid at the first attempt, at most %d attempts, %zu distinct",
+          firstTry, attemptsMax, children.size());
+    QVERIFY(firstTry > 1000);
+    QVERIFY(children.size() > 1900);
 
     // Through NSGA-II: thousands of children bred from random parents, all valid, within the
     // BOPs limit, and distinct from each other and from a "seen" set given by the driver.

@@ -707,8 +707,9 @@ bool SearchSpace::contains(const ArchSpec &spec, std::string *why) const
         if (!hasValue(d.headLayer.acts, h.act))
             return no(f + ".act", std::string(activationName(h.act)) + " is not an allowed value");
     }
+    // The spec must build as written (its own force_one_by_one), and within the space's rule.
     ArchSpec copy = spec;
-    copy.forceOneByOne = d.forceOneByOne;
+    copy.forceOneByOne = spec.forceOneByOne && d.forceOneByOne;
     try {
         copy.shapes();
     } catch (const InputError &e) {
