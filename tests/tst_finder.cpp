@@ -328,8 +328,8 @@ void TestFinder::mergedFlag_data()
     QTest::newRow("none: two saturated peaks") << none << 9.0 << 1000.0 << 300.0 << true << 1;
     QTest::newRow("prominence: two peaks 6 px apart") << prominence << 6.0 << 900.0 << 0.0 << false << 2;
     // The 40% one rises only 33 counts above the 378-count dip: under 10% of its height and under
-    // 4 x the Poisson noise of the difference, so it stays part of the first (a shoulder).
-    QTest::newRow("prominence: second one at 40%") << prominence << 6.0 << 400.0 << 0.0 << false << 1;
+    // 4 x the Poisson noise of the difference, so it is found as a shoulder (the curvature test).
+    QTest::newRow("prominence: second one at 40%") << prominence << 6.0 << 400.0 << 0.0 << false << 2;
     QTest::newRow("prominence: second one at 40%, 9 px") << prominence << 9.0 << 400.0 << 0.0 << false << 2;
     QTest::newRow("prominence: too close to show a dip") << prominence << 2.0 << 1000.0 << 0.0 << false << 1;
     QTest::newRow("prominence: one saturated peak (plateau)") << prominence << 0.0 << 0.0 << 300.0 << false << 1;
@@ -361,11 +361,15 @@ void TestFinder::mergedFlag()
         QCOMPARE(p.componentPeaks, expectedPeaks);
         QCOMPARE(p.neighbour, expectedPeaks > 1);
     }
-    if (expectedPeaks == 2) { // the maxima of two peaks on one row: exactly `separation` apart
+    if (expectedPeaks == 2) { // two peaks on one row: patch centres exactly `separation` apart
         QCOMPARE(found[0].neighbourDistance, separation);
         QCOMPARE(found[1].neighbourDistance, separation);
+        QCOMPARE(found[0].row, 20);
+        QCOMPARE(found[1].row, 20);
         QCOMPARE(found[0].col, 20);
         QCOMPARE(found[1].col, 20 + int(separation));
+        QVERIFY(!found[0].shoulder);
+        QCOMPARE(found[1].shoulder, QByteArray(QTest::currentDataTag()) == "prominence: second one at 40%");
     }
 }
 
@@ -380,6 +384,9 @@ void TestFinder::closePair_data()
     QTest::newRow("3 px, equal, along a row") << 3.0 << 0.0 << 1.0 << false;
     QTest::newRow("3 px, 3:2, along a column") << 3.0 << 90.0 << 0.67 << false;
     QTest::newRow("4 px, 2:1, diagonal") << 4.0 << 45.0 << 0.5 << false;
+    // No dip on the pixel grid: found as a shoulder.
+    QTest::newRow("3 px, 2:1, diagonal (shoulder)") << 3.0 << 45.0 << 0.5 << false;
+    QTest::newRow("3.5 px, 3:1, 70 deg, noisy (shoulder)") << 3.5 << 70.0 << 0.33 << true;
     QTest::newRow("3 px, equal, 30 deg, noisy") << 3.0 << 30.0 << 1.0 << true;
     QTest::newRow("3.5 px, 3:2, 70 deg, noisy") << 3.5 << 70.0 << 0.67 << true;
     QTest::newRow("4.5 px, 3:1, 160 deg, noisy") << 4.5 << 160.0 << 0.33 << true;
@@ -415,6 +422,8 @@ void TestFinder::closePair()
         QVERIFY2(best < 0.5, qPrintable(QStringLiteral("centre (%1, %2): nearest found %3 px")
                                             .arg(t->row).arg(t->col).arg(best)));
     }
+    const bool shoulder = QByteArray(QTest::currentDataTag()).contains("shoulder");
+    QCOMPARE(int(found[0].shoulder) + int(found[1].shoulder), shoulder ? 1 : 0);
     for (const Peak &p : found) {
         QCOMPARE(p.componentPeaks, 2);
         QVERIFY(p.neighbour);
@@ -549,6 +558,7 @@ void TestFinder::splitDataset()
     QCOMPARE(d.extraFlags.at("/flags/neighbour"), neighbour);
     QCOMPARE(d.extraFlags.at("/flags/merged"), std::vector<std::uint8_t>(4, 0));
     QCOMPARE(d.extraFlags.at("/flags/saturated"), std::vector<std::uint8_t>(4, 0));
+    QCOMPARE(d.extraFlags.at("/flags/shoulder"), std::vector<std::uint8_t>(4, 0));
     QCOMPARE(d.extraFloat.at("/peaks/neighbour_distance").data, std::vector<float>({3, 4, 3, 0}));
     QCOMPARE(d.extraFloat.at("/peaks/component_peaks").data, std::vector<float>({3, 3, 3, 1}));
     QCOMPARE(d.extraFloat.at("/peaks/saturated_pixels").data, std::vector<float>(4, 0));
@@ -630,7 +640,8 @@ void TestFinder::closePairRecall()
     // Simulated frames where 40% of the peaks sit 2-5 px from another: of the truth peaks brighter
     // than 10 sigma whose nearest other peak is >= 3 px away, the prominence split finds (centroid
     // within 1.5 px, one-to-one) clearly more than the connected-component finder (measured with
-    // seed 303: 82/106 against 54/106; the rest are shoulders without a maximum of their own).
+    // seed 303: 89/106 against 54/106; most of the rest are faint shoulders 3-5 px from a peak
+    // 5-50 x brighter, and bright pairs whose tops merge into one saturated plateau).
     FrameSimOptions so;
     so.size = 512;
     so.peaksPerFrame = 40;
@@ -662,8 +673,8 @@ void TestFinder::closePairRecall()
         qInfo("split %s: %d/%d", mode == SplitMode::None ? "none" : "prominence", matched, n);
     }
     QVERIFY(counted >= 100);
-    QVERIFY2(recall[1] >= 0.75, qPrintable(QString::number(recall[1])));
-    QVERIFY2(recall[1] >= recall[0] + 0.2, qPrintable(QStringLiteral("%1 vs %2").arg(recall[1]).arg(recall[0])));
+    QVERIFY2(recall[1] >= 0.8, qPrintable(QString::number(recall[1])));
+    QVERIFY2(recall[1] >= recall[0] + 0.25, qPrintable(QStringLiteral("%1 vs %2").arg(recall[1]).arg(recall[0])));
 }
 
 void TestFinder::degenerateFrames_data()
@@ -754,6 +765,7 @@ void TestFinder::badOptions_data()
     QTest::newRow("prominence fraction < 0") << "prominence_fraction" << -0.1;
     QTest::newRow("prominence sigma < 0") << "prominence_sigma" << -1.0;
     QTest::newRow("gain NaN") << "gain" << nan;
+    QTest::newRow("shoulder sigma < 0") << "shoulder_sigma" << -1.0;
     QTest::newRow("min separation < 0") << "min_separation" << -2.0;
     QTest::newRow("saturation Inf") << "saturation" << double(kInf);
 }
@@ -772,6 +784,7 @@ void TestFinder::badOptions()
     if (name == "prominence_fraction") o.prominenceFraction = value;
     if (name == "prominence_sigma") o.prominenceSigma = value;
     if (name == "gain") o.gain = value;
+    if (name == "shoulder_sigma") o.shoulderSigma = value;
     if (name == "min_separation") o.minSeparation = value;
     if (name == "saturation") o.saturation = value;
     try {

@@ -84,14 +84,46 @@ struct SplitScratch {
     std::vector<int> maxima; // local maxima (positions) in descending order
     std::vector<float> death;
     std::vector<int> parentMax, owner;
+    std::vector<double> curvature;
+    std::vector<int> candidates;
 };
 
 struct PeakStats {
-    int centre = 0; // position of the maximum
+    int centre = 0; // position of the maximum (of the curvature for a shoulder)
     int area = 0, saturated = 0;
     double sumW = 0, sumWR = 0, sumWC = 0, sumR = 0, sumC = 0, satR = 0, satC = 0;
     bool merged = false;
+    bool shoulder = false;
 };
+
+/// The shoulder search's curvature: the Hessian of the frame smoothed by the 3 x 3 binomial
+/// kernel, from a 5 x 5 window; `noise` = the standard deviation of its diagonal elements per
+/// unit pixel noise (the root of the sum of the squared weights of B * [1 -2 1]).
+struct Curvature {
+    double noise = 0;
+    Curvature()
+    {
+        const double b[3] = {1, 2, 1}, d[3] = {1, -2, 1};
+        double w[5][3] = {}; // vertical: (b conv d) x b
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j)
+                for (int k = 0; k < 3; ++k)
+                    w[i + j][k] += b[i] * d[j] * b[k] / 16.0;
+        double sum = 0;
+        for (const auto &row : w)
+            for (double v : row)
+                sum += v * v;
+        noise = std::sqrt(sum);
+    }
+};
+const Curvature kCurvature;
+
+// Components smaller than this are not searched for shoulders; shoulders lie within
+// kMaxShoulderDistance px of the maximum their pixel drains to (farther out, a second peak of
+// the simulated widths, <= 2 px, makes a maximum of its own; what is left there are the corners
+// of flat tops and the rims of cut-off tails).
+constexpr int kMinShoulderPixels = 12;
+constexpr double kMaxShoulderDistance = 6;
 
 /// A found peak before its patch: the peak and its component's label.
 struct FoundPeak {
@@ -146,6 +178,8 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
     for (int i = 0; i < n; ++i)
         s.pos[pixels[i]] = i;
     auto value = [&](int i) { return data[pixels[i]]; };
+    auto rowOf = [&](int i) { return int(pixels[i] / cols); };
+    auto colOf = [&](int i) { return int(pixels[i] % cols); };
     // Strict order: higher value first, then earlier in row-major order (= smaller position).
     auto higher = [&](int a, int b) {
         const float va = value(a), vb = value(b);
@@ -236,8 +270,6 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
         // Keep the maxima that stand out, highest first.
         const std::size_t mcount = s.maxima.size();
         s.owner.assign(mcount, -1);
-        auto rowOf = [&](int i) { return int(pixels[i] / cols); };
-        auto colOf = [&](int i) { return int(pixels[i] % cols); };
         for (std::size_t m = 0; m < mcount; ++m) {
             const int p = s.maxima[m];
             if (m == 0) {
@@ -292,6 +324,100 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
             if (higher(i, peaks[0].centre))
                 peaks[0].centre = i;
     }
+    // Shoulders: local maxima of the curvature (kCurvature) that stand out of its noise by
+    // shoulderSigma and lie minSeparation from every peak so far; windows touching a saturated
+    // pixel are left out (a clipped top has a curved rim but no shoulder).
+    const std::size_t maximaPeaks = peaks.size();
+    // The weakest curvature: minus the larger eigenvalue of the smoothed Hessian (> 0 only where
+    // the surface bends down in every direction: a blob, not a ridge or the rim of a step).
+    auto curvatureAt = [&](int r, int c, bool &clipped) {
+        double raw[5][5], sm[3][3];
+        for (int dr = -2; dr <= 2; ++dr) {
+            const int rr = std::clamp(r + dr, 0, rows - 1);
+            for (int dc = -2; dc <= 2; ++dc) {
+                const int cc = std::clamp(c + dc, 0, cols - 1);
+                float v = data[std::size_t(rr) * cols + cc];
+                clipped |= v >= saturation;
+                raw[dr + 2][dc + 2] = std::isfinite(v) ? v : background;
+            }
+        }
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) {
+                double acc = 0;
+                for (int a = 0; a < 3; ++a)
+                    for (int b = 0; b < 3; ++b)
+                        acc += raw[i + a][j + b] * ((a == 1 ? 2 : 1) * (b == 1 ? 2 : 1));
+                sm[i][j] = acc / 16;
+            }
+        const double hrr = sm[0][1] - 2 * sm[1][1] + sm[2][1];
+        const double hcc = sm[1][0] - 2 * sm[1][1] + sm[1][2];
+        const double hrc = 0.25 * (sm[2][2] - sm[2][0] - sm[0][2] + sm[0][0]);
+        const double larger = 0.5 * (hrr + hcc) + std::sqrt(0.25 * (hrr - hcc) * (hrr - hcc) + hrc * hrc);
+        return -larger;
+    };
+    if (o.shoulderSigma > 0 && n >= kMinShoulderPixels) {
+        s.curvature.resize(std::size_t(n));
+        for (int i = 0; i < n; ++i) {
+            // Only pixels at least prominenceFraction of the height of the peak they drain to, and
+            // within kMaxShoulderDistance of its maximum.
+            const int parent = maximaPeaks == 1 ? 0 : s.basin[std::size_t(i)];
+            const int top = peaks[std::size_t(parent)].centre;
+            if (double(value(i)) - background < o.prominenceFraction * (double(value(top)) - background)
+                || std::hypot(double(rowOf(i) - rowOf(top)), double(colOf(i) - colOf(top))) > kMaxShoulderDistance) {
+                s.curvature[std::size_t(i)] = -HUGE_VAL;
+                continue;
+            }
+            bool clipped = false;
+            const double d = curvatureAt(rowOf(i), colOf(i), clipped);
+            const double var = sigma * sigma + o.gain * std::max(0.0, double(value(i)) - background);
+            s.curvature[std::size_t(i)] = !clipped && d > o.shoulderSigma * kCurvature.noise * std::sqrt(var)
+                ? d : -HUGE_VAL;
+        }
+        auto curvHigher = [&](int a, int b) {
+            const double ca = s.curvature[std::size_t(a)], cb = s.curvature[std::size_t(b)];
+            return ca > cb || (ca == cb && a < b);
+        };
+        s.candidates.clear();
+        for (int i = 0; i < n; ++i) {
+            if (s.curvature[std::size_t(i)] == -HUGE_VAL)
+                continue;
+            const int count = neighboursOf(i);
+            bool isMax = true;
+            for (int k = 0; k < count && isMax; ++k)
+                isMax = !curvHigher(neighbours[k], i);
+            if (isMax)
+                s.candidates.push_back(i);
+        }
+        std::sort(s.candidates.begin(), s.candidates.end(), curvHigher);
+        for (int i : s.candidates) {
+            bool clear = true;
+            for (const PeakStats &q : peaks)
+                clear &= std::hypot(double(rowOf(i) - rowOf(q.centre)), double(colOf(i) - colOf(q.centre)))
+                    >= o.minSeparation;
+            if (!clear)
+                continue;
+            PeakStats &q = peaks.emplace_back();
+            q.centre = i;
+            q.shoulder = true;
+        }
+    }
+    if (peaks.size() > maximaPeaks) {
+        // Shoulders have no basin of their own: every pixel goes to the nearest peak.
+        s.basin.resize(std::size_t(n));
+        for (int i = 0; i < n; ++i) {
+            int best = 0;
+            long bestD = LONG_MAX;
+            for (std::size_t k = 0; k < peaks.size(); ++k) {
+                const long dr = rowOf(i) - rowOf(peaks[k].centre), dc = colOf(i) - colOf(peaks[k].centre);
+                if (dr * dr + dc * dc < bestD) {
+                    bestD = dr * dr + dc * dc;
+                    best = int(k);
+                }
+            }
+            s.basin[std::size_t(i)] = best;
+        }
+        single = false;
+    }
     bool edge = false;
     for (int i = 0; i < n; ++i) {
         PeakStats &q = peaks[single ? 0 : std::size_t(s.basin[std::size_t(i)])];
@@ -316,7 +442,7 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
         PeakStats &q = peaks[k];
         // A saturated maximum: centre on the saturated pixel of its basin nearest the centroid
         // of the saturated pixels (its plateau); ties go to the first in row-major order.
-        if (q.saturated > 0 && value(q.centre) >= saturation) {
+        if (!q.shoulder && q.saturated > 0 && value(q.centre) >= saturation) {
             const double pr = q.satR / q.saturated, pc = q.satC / q.saturated;
             double best = HUGE_VAL;
             for (int i = 0; i < n; ++i) {
@@ -342,7 +468,23 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
             // A split peak's basin is cut at its neighbours, an edge peak's at the frame: both
             // bias the basin centroid, so these take a local estimate: the plateau's centroid
             // when saturated, else a log-parabola through the maximum and its neighbours.
-            if (q.saturated > 0 && p.maxValue >= saturation) {
+            if (q.shoulder) {
+                // Parabola through the curvature at the centre and its neighbours.
+                bool clipped = false;
+                auto vertex = [&](double minus, double centre, double plus) {
+                    const double den = minus - 2 * centre + plus;
+                    return den < 0 ? std::clamp(0.5 * (minus - plus) / den, -1.0, 1.0) : 0.0;
+                };
+                const double d0 = curvatureAt(p.row, p.col, clipped);
+                p.centroidRow = p.row + (p.row > 0 && p.row < rows - 1
+                                             ? vertex(curvatureAt(p.row - 1, p.col, clipped), d0,
+                                                      curvatureAt(p.row + 1, p.col, clipped))
+                                             : 0.0);
+                p.centroidCol = p.col + (p.col > 0 && p.col < cols - 1
+                                             ? vertex(curvatureAt(p.row, p.col - 1, clipped), d0,
+                                                      curvatureAt(p.row, p.col + 1, clipped))
+                                             : 0.0);
+            } else if (q.saturated > 0 && p.maxValue >= saturation) {
                 p.centroidRow = q.satR / q.saturated;
                 p.centroidCol = q.satC / q.saturated;
             } else {
@@ -358,6 +500,7 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
             p.centroidCol = q.sumC / q.area;
         }
         p.merged = q.merged;
+        p.shoulder = q.shoulder;
         p.saturatedPixels = q.saturated;
         p.componentPeaks = int(peaks.size());
         out.push_back(f);
@@ -632,6 +775,8 @@ void FinderOptions::validate(const std::string &source) const
         fail("prominence_sigma", "expected a number >= 0, got " + num(prominenceSigma));
     if (!(gain >= 0) || !std::isfinite(gain))
         fail("gain", "expected a number >= 0, got " + num(gain));
+    if (!(shoulderSigma >= 0) || !std::isfinite(shoulderSigma))
+        fail("shoulder_sigma", "expected a number >= 0 (0 = no shoulder search), got " + num(shoulderSigma));
     if (!(minSeparation >= 0) || !std::isfinite(minSeparation))
         fail("min_separation", "expected a number >= 0 (px), got " + num(minSeparation));
     if (std::isnan(saturation) || std::isinf(saturation))
@@ -760,6 +905,7 @@ PatchDataset runFinder(int first, int last, const FrameGetter &get,
     auto &border = out.extraFlags["/flags/border"];
     auto &merged = out.extraFlags["/flags/merged"];
     auto &neighbour = out.extraFlags["/flags/neighbour"];
+    auto &shoulder = out.extraFlags["/flags/shoulder"];
     auto &saturated = out.extraFlags["/flags/saturated"];
     auto &maxValue = out.extraFloat["/peaks/max_value"];
     auto &pixels = out.extraFloat["/peaks/pixels"];
@@ -783,6 +929,7 @@ PatchDataset runFinder(int first, int last, const FrameGetter &get,
             border.push_back(p.border ? 1 : 0);
             merged.push_back(p.merged ? 1 : 0);
             neighbour.push_back(p.neighbour ? 1 : 0);
+            shoulder.push_back(p.shoulder ? 1 : 0);
             saturated.push_back(p.saturatedPixels > 0 ? 1 : 0);
             neighbourDistance.data.push_back(float(p.neighbourDistance));
             componentPeaks.data.push_back(float(p.componentPeaks));

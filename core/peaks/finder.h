@@ -52,6 +52,12 @@ struct FinderOptions {
     double prominenceFraction = 0.1;
     double prominenceSigma = 4;
     double gain = 1;
+    /// Prominence mode: shoulders -- peaks without a maximum of their own on the flank of a
+    /// brighter one -- are local maxima of the curvature (the negative Laplacian of the frame
+    /// smoothed by a 3 x 3 binomial kernel) above shoulderSigma x its noise (the same noise model),
+    /// at least minSeparation px from every other peak and clear of saturated pixels; their
+    /// component's pixels then go to the nearest peak. 0 = no shoulder search.
+    double shoulderSigma = 4;
     /// Prominence mode: maxima closer than this (px, between maximum pixels) to a higher kept
     /// one are not split off; if they would otherwise have been kept, that peak is flagged merged.
     double minSeparation = 2.5;
@@ -61,7 +67,7 @@ struct FinderOptions {
 
     /// Throws InputError("<source>: <field>: ...") naming the first bad field (patch_size,
     /// min_pixels, max_pixels, threshold, auto_sigma, prominence_fraction, prominence_sigma,
-    /// gain, min_separation, saturation).
+    /// gain, shoulder_sigma, min_separation, saturation).
     void validate(const std::string &source = "peak finder") const;
 };
 
@@ -78,6 +84,7 @@ struct Peak {
     /// maximum passed the prominence test but lay within minSeparation of this peak's maximum.
     bool merged = false;
     bool neighbour = false;        // split from the same component as another peak
+    bool shoulder = false;         // found as a shoulder: (row, col) is the curvature maximum
     double neighbourDistance = 0;  // px between this patch centre and the nearest such peak's
     int componentPeaks = 1;        // peaks found in its component
     int saturatedPixels = 0;       // its pixels >= the saturation level
@@ -101,7 +108,8 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
 
 /// Runs the finder over frames [first, last) of a source (dark subtracted when given),
 /// multi-threaded over frames, and returns an unlabelled patch dataset with /origin,
-/// /frame_index, /flags/border, /flags/merged, /flags/neighbour, /flags/saturated and /peaks/*
+/// /frame_index, /flags/border, /flags/merged, /flags/neighbour, /flags/shoulder, /flags/saturated
+/// and /peaks/*
 /// (max_value, pixels, sum, background, centroid [N,2], neighbour_distance, component_peaks,
 /// saturated_pixels, saturation). Progress per frame;
 /// throws CancelledError when cancelled.
