@@ -549,6 +549,12 @@ private Q_SLOTS:
         QCOMPARE(int(light.size()), 6);
         QVERIFY(light[0].spec.is_null() && light[0].metrics.is_null());
         QCOMPARE(light[0].values[0], 0.125);
+        ListOptions noHistory;
+        noHistory.withHistory = false;
+        const auto nh = store.listTrials(noHistory);
+        QCOMPARE(nh[0].metrics, ok.metrics);
+        QVERIFY(nh[0].history.is_null());
+        QCOMPARE(store.listTrials()[0].history, ok.history);
         for (int i = 0; i < 6; ++i)
             QCOMPARE(light[i].number, i);
     }
