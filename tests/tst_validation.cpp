@@ -541,6 +541,20 @@ private Q_SLOTS:
         cost.validate();
     }
 
+    void simulatorRefusesMoreThanMemory()
+    {
+        // Refused before allocating (a std::bad_alloc would name nothing).
+        QString msg = inputErrorMessage([] { simulatePatches(100000000000ull, PatchSimOptions{}); });
+        QVERIFY2(msg.startsWith("simulate patches: count: 100000000000 patches need ")
+                     && msg.contains(" GiB, more than this machine's "),
+                 qPrintable(msg));
+        FrameSimOptions f;
+        msg = inputErrorMessage([&] { simulateFrames(100000, f); });
+        QVERIFY2(msg.startsWith("simulate frames: count: 100000 frames of 2048 x 2048 need 1562") // 1562.5 GiB
+                     && msg.contains(" GiB of memory"),
+                 qPrintable(msg));
+    }
+
     void simulatorCli_data()
     {
         QTest::addColumn<QStringList>("args");

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include <unistd.h>
+
 #include "core/common/error.h"
 
 namespace braggnac::core::sim {
@@ -48,6 +50,17 @@ struct OptionCheck {
     {
         if (!(v >= 0 && v <= 1))
             fail(field, "must be in [0, 1], got " + numberText(v));
+    }
+    /// Refuses a request whose output (`bytes`) is larger than the machine's physical memory,
+    /// before allocating it (a bad_alloc names nothing).
+    void fitsMemory(const char *field, long double bytes, const std::string &what) const
+    {
+        const long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
+        const long double limit = (long double)pages * (long double)pageSize;
+        if (pages > 0 && pageSize > 0 && bytes > limit)
+            fail(field, what + " need " + numberText(double(bytes / (1024.0L * 1024 * 1024)))
+                            + " GiB, more than this machine's "
+                            + numberText(double(limit / (1024.0L * 1024 * 1024))) + " GiB of memory");
     }
     /// 0 < min <= max, both finite.
     void range(const char *minField, double lo, const char *maxField, double hi) const

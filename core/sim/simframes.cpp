@@ -190,6 +190,10 @@ SimulatedFrames simulateFrames(int count, const FrameSimOptions &options, const 
     options.validate();
     if (count < 0)
         throw InputError("simulate frames: count: must be >= 0, got " + std::to_string(count));
+    sim::OptionCheck{"simulate frames"}.fitsMemory(
+        "count", (long double)count * options.size * options.size * sizeof(float),
+        std::to_string(count) + " frames of " + std::to_string(options.size) + " x "
+            + std::to_string(options.size));
     SimulatedFrames sim;
     sim.frames.resize(std::size_t(count));
     std::vector<std::vector<TruthPeak>> truth(static_cast<std::size_t>(count));

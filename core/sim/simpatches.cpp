@@ -145,6 +145,9 @@ PatchDataset simulatePatches(std::size_t n, const PatchSimOptions &options, cons
     options.validate();
     if (n > (std::size_t(1) << 40))
         throw InputError("simulate patches: count: must be <= 2^40, got " + std::to_string(n));
+    sim::OptionCheck{"simulate patches"}.fitsMemory(
+        "count", (long double)n * ((long double)options.patchSize * options.patchSize + 2) * sizeof(float),
+        std::to_string(n) + " patches");
     const int s = options.patchSize;
     const std::size_t pix = std::size_t(s) * s;
     const double mid = double(s / 2);
