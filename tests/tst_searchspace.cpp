@@ -282,6 +282,9 @@ void TestSearchSpace::nacSize()
     QVERIFY(sz.exact);
     QCOMPARE(QString::fromStdString(sz.method), QStringLiteral("structure"));
     QCOMPARE(QString::fromStdString(sz.count), QString::fromStdString(count));
+    QCOMPARE(QString::fromStdString(sz.toJson().dump()),
+             QStringLiteral(R"({"approx":6.888090949487712e+18,"count":"6888090949487712000","exact":true,)"
+                            R"("feasible_fraction":1.0,"method":"structure","samples":0})"));
     // The built-in nac (trial 164) is in its own space; braggnn's four-layer head is not.
     ArchProblem problem(space);
     QVERIFY(space.contains(problem.fitToSlots(builtinArch("nac"))));

@@ -1099,6 +1099,13 @@ std::vector<ArchSpec> SearchSpace::enumerate(std::uint64_t limit, bool *complete
     return out;
 }
 
+json SpaceSize::toJson() const
+{
+    return json{{"count", count},       {"approx", approx},
+                {"exact", exact},       {"method", method},
+                {"feasible_fraction", feasibleFraction}, {"samples", samples}};
+}
+
 SpaceSize SearchSpace::size(std::uint64_t enumerationLimit, int samples, std::uint64_t seed) const
 {
     SpaceSize r;

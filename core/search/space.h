@@ -71,6 +71,8 @@ struct SpaceSize {
     std::string method;
     double feasibleFraction = 1;
     int samples = 0;
+    /// {"count": "<decimal>", "approx", "exact", "method", "feasible_fraction", "samples"}
+    nlohmann::json toJson() const;
 };
 
 class SearchSpace {
