@@ -61,6 +61,8 @@ private Q_SLOTS:
     void noiseStatistics();
     void badOptions_data();
     void badOptions();
+    void boundaryOptionsAccepted_data();
+    void boundaryOptionsAccepted();
     void cancellation();
     void fileRoundTrip();
 };
@@ -325,6 +327,48 @@ void TestSimPatches::badOptions()
     o.amplitudeMin = amplitudeMin;
     o.neighbourFraction = fraction;
     QVERIFY_THROWS_EXCEPTION(InputError, simulatePatches(10, o));
+}
+
+void TestSimPatches::boundaryOptionsAccepted_data()
+{
+    // The edges of every validated range are legal values (PatchSimOptions::validate).
+    QTest::addColumn<int>("patchSize");
+    QTest::addColumn<double>("amplitude"); // amplitude_min == amplitude_max
+    QTest::addColumn<double>("jitter");
+    QTest::addColumn<double>("fraction");
+    QTest::addColumn<double>("background");
+    QTest::newRow("3 px, jitter = S/2 = 1, all neighbours, no background") << 3 << 500.0 << 1.0 << 1.0 << 0.0;
+    QTest::newRow("255 px, no jitter, no neighbours") << 255 << 20000.0 << 0.0 << 0.0 << 20.0;
+    QTest::newRow("11 px, jitter = 5") << 11 << 1e-3 << 5.0 << 0.5 << 0.0;
+}
+
+void TestSimPatches::boundaryOptionsAccepted()
+{
+    QFETCH(int, patchSize);
+    QFETCH(double, amplitude);
+    QFETCH(double, jitter);
+    QFETCH(double, fraction);
+    QFETCH(double, background);
+    PatchSimOptions o;
+    o.patchSize = patchSize;
+    o.amplitudeMin = o.amplitudeMax = amplitude;
+    o.centreJitter = jitter;
+    o.neighbourFraction = fraction;
+    o.background = background;
+    o.readNoise = 0;
+    o.poisson = false;
+    o.validate();
+    const PatchDataset d = simulatePatches(20, o);
+    QCOMPARE(d.size(), std::size_t(20));
+    QCOMPARE(d.patchSize, patchSize);
+    const double mid = patchSize / 2;
+    for (std::size_t i = 0; i < d.size(); ++i) {
+        QVERIFY(std::fabs(d.centers[2 * i] - mid) <= jitter + 1e-6);
+        QVERIFY(std::fabs(d.centers[2 * i + 1] - mid) <= jitter + 1e-6);
+    }
+    if (fraction == 0)
+        QVERIFY(std::all_of(d.extraFlags.at("/flags/neighbour").begin(), d.extraFlags.at("/flags/neighbour").end(),
+                            [](std::uint8_t v) { return v == 0; }));
 }
 
 void TestSimPatches::cancellation()
