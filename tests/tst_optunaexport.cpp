@@ -4,8 +4,9 @@
 // studies (2-objective search with complete, pruned, failed, running and queued trials and NaN
 // epoch values; 1-objective tune with caller-supplied distributions) and every trial's number,
 // state, values, params, distributions, intermediate values, user attributes and datetimes, and
-// Optuna's own best trials, are compared exactly with the store. Skipped (with a message) only
-// when /usr/bin/python3 or its optuna module is absent.
+// Optuna's own best trials, are compared exactly with the store; the shipped NAC space's lists
+// as distributions. Skipped (with a message) only when /usr/bin/python3 or its optuna module is
+// absent.
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -22,7 +23,10 @@
 #include <QtTest>
 
 #include "core/common/error.h"
+#include "core/arch/archspec.h"
 #include "core/search/optunaexport.h"
+#include "core/search/random.h"
+#include "core/search/space.h"
 #include "core/search/studystore.h"
 #include "tests/testutil.h"
 
@@ -318,6 +322,61 @@ private Q_SLOTS:
         opt.distributions["stem.channels"] = OptunaDistribution::floating(0, 1, true);
         msg = inputErrorMessage([&] { exportToOptuna(s, out2, opt); });
         QCOMPARE(msg, QStringLiteral("Optuna distribution 'stem.channels': a log distribution needs low > 0"));
+    }
+
+    void spaceDistributions()
+    {
+        // The shipped NAC space: its lists become the distributions, and every spec it samples
+        // lies in them (the export refuses a value outside a given distribution).
+        const SearchSpace space = SearchSpace::load(std::string(BRAGGNAC_TEST_DATA)
+                                                    + "/../../resources/spaces/nac.json");
+        const auto dists = optunaDistributions(space.definition());
+        QCOMPARE(dists.at("stem.channels").choices, json({8, 16, 32, 64}));
+        QCOMPARE(dists.at("blocks[2].type").choices, json({"conv", "conv-attention", "none"}));
+        QCOMPARE(dists.at("blocks[0].layers[1].kernel").choices, json({1, 3}));
+        QCOMPARE(dists.at("blocks[1].layers[0].norm").choices, json({"none", "batch", "layer"}));
+        QCOMPARE(dists.at("blocks[2].attention_channels").choices, json({1, 2, 4, 8, 16, 32}));
+        QCOMPARE(dists.at("head[2].width").choices, json({4, 8, 16, 32, 64}));
+        QCOMPARE(dists.at("head[0].act").choices, json({"none", "relu", "leakyrelu", "gelu"}));
+        QVERIFY(!dists.count("blocks[3].type"));
+        QVERIFY(!dists.count("head[3].width"));
+
+        StudyInfo info = searchStudy();
+        info.space = space.toJson();
+        const std::string path = file("space.db");
+        StudyStore store = StudyStore::createOrOpen(path, info);
+        SearchRandom rng(11);
+        for (int k = 0; k < 30; ++k) {
+            const ArchSpec a = space.sample(rng);
+            TrialRequest r;
+            r.spec = a.toJson();
+            r.specHash = a.canonicalHash();
+            const auto e = store.enqueue(r);
+            if (!e.inserted)
+                continue;
+            store.claim(e.id, "h", 0);
+            store.complete(e.id, outcomeOf(0.1 + k * 0.01, 1e6 * (30 - k)));
+        }
+        OptunaExportOptions opt;
+        opt.distributions = dists;
+        const std::string out = file("space-optuna.db");
+        const OptunaExportSummary sum = exportToOptuna(store, out, opt);
+        QVERIFY(sum.trials >= 25);
+        if (!m_python)
+            QSKIP("/usr/bin/python3 with optuna (Debian python3-optuna) is not installed");
+        const json o = loadWithOptuna(out, info.name);
+        QVERIFY2(o.is_object(), "Optuna could not load the export");
+        const auto trials = store.listTrials();
+        for (std::size_t i = 0; i < trials.size(); ++i) {
+            const json &p = o["trials"][i];
+            for (const auto &[name, v] : optunaParams(trials[i])) {
+                QCOMPARE(p["params"][name], v);
+                if (dists.count(name))
+                    QCOMPARE(p["distributions"][name], dists.at(name).toJson());
+            }
+        }
+        QCOMPARE(o["trials"][0]["distributions"]["stem.channels"]["attributes"]["choices"],
+                 json({8, 16, 32, 64}));
     }
 
     void searchLoadsInOptuna()

@@ -12,6 +12,7 @@
 
 #include "core/common/atomicfile.h"
 #include "core/common/error.h"
+#include "core/search/space.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -372,6 +373,47 @@ std::vector<std::pair<std::string, json>> optunaParams(const TrialRecord &trial,
         out.push_back(std::move(p));
     }
     return out;
+}
+
+std::map<std::string, OptunaDistribution> optunaDistributions(const SpaceDefinition &space)
+{
+    std::map<std::string, OptunaDistribution> m;
+    auto put = [&](const std::string &name, json choices) {
+        if (!choices.empty())
+            m[name] = OptunaDistribution::categorical(std::move(choices));
+    };
+    auto names = [](const auto &values, auto nameOf) {
+        json a = json::array();
+        for (const auto &v : values)
+            a.push_back(nameOf(v));
+        return a;
+    };
+    auto conv = [&](const std::string &prefix, const ConvLayerChoices &c) {
+        put(prefix + ".channels", json(c.channels));
+        put(prefix + ".kernel", json(c.kernels));
+        put(prefix + ".norm", names(c.norms, normName));
+        put(prefix + ".act", names(c.acts, activationName));
+    };
+    conv("stem", space.stem);
+    const int maxLayers = space.convLayerCounts.empty()
+        ? 0 : *std::max_element(space.convLayerCounts.begin(), space.convLayerCounts.end());
+    for (int i = 0; i < space.slots; ++i) {
+        const std::string block = "blocks[" + std::to_string(i) + "]";
+        put(block + ".type", names(space.blockTypes, blockTypeName));
+        for (int j = 0; j < maxLayers; ++j)
+            conv(block + ".layers[" + std::to_string(j) + "]", space.convLayer);
+        put(block + ".attention_channels", json(space.attentionChannels));
+        put(block + ".act", names(space.attentionActs, activationName));
+    }
+    const int maxHead = space.headLayerCounts.empty()
+        ? 0 : *std::max_element(space.headLayerCounts.begin(), space.headLayerCounts.end());
+    for (int k = 0; k < maxHead; ++k) {
+        const std::string head = "head[" + std::to_string(k) + "]";
+        put(head + ".width", json(space.headLayer.widths));
+        put(head + ".norm", names(space.headLayer.norms, normName));
+        put(head + ".act", names(space.headLayer.acts, activationName));
+    }
+    return m;
 }
 
 OptunaExportSummary exportToOptuna(const StudyStore &store, const std::string &outPath,

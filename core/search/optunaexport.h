@@ -68,6 +68,14 @@ std::vector<std::pair<std::string, nlohmann::json>> flattenJson(const nlohmann::
 std::vector<std::pair<std::string, nlohmann::json>>
 optunaParams(const TrialRecord &trial, const OptunaExportOptions &options = {});
 
+struct SpaceDefinition;
+/// The distributions of every spec parameter a search space allows, named as optunaParams names
+/// them (stem.*, blocks[i].type, blocks[i].layers[j].*, blocks[i].attention_channels,
+/// blocks[i].act, head[k].*), as categoricals over the space's lists in file order: pass them as
+/// OptunaExportOptions::distributions so that Optuna sees the whole space, not only the values
+/// tried. Parameters whose list is empty are left out (observed values are used for them).
+std::map<std::string, OptunaDistribution> optunaDistributions(const SpaceDefinition &space);
+
 /// Writes store's study into a new Optuna SQLite storage at outPath.
 OptunaExportSummary exportToOptuna(const StudyStore &store, const std::string &outPath,
                                    const OptunaExportOptions &options = {});
