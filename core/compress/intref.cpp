@@ -13,7 +13,6 @@ namespace {
 
 using i128 = __int128;
 
-constexpr int kRstdTableBits = 12; // layer norm: variance mantissa bits (table of 3072 entries)
 
 /// floor(num / den) or round-half-up(num / den) for den > 0.
 i128 divRound(i128 num, i128 den, Rounding r)
@@ -131,6 +130,36 @@ std::vector<float> normalisePatchesCpu(const float *patches, std::size_t n, int 
     return out;
 }
 
+std::vector<std::int64_t> geluTable(const FixedFormat &in, const FixedFormat &out)
+{
+    std::vector<std::int64_t> t;
+    for (std::int64_t r = in.minRaw(); r <= in.maxRaw(); ++r)
+        t.push_back(out.quantise(gelu(in.toDouble(r))));
+    return t;
+}
+
+std::vector<std::int64_t> softmaxExpTable(const FixedFormat &in, const FixedFormat &exp)
+{
+    std::vector<std::int64_t> t;
+    const std::int64_t size = std::int64_t(1) << (in.width + 1);
+    for (std::int64_t k = 0; k < size; ++k)
+        t.push_back(exp.quantise(std::exp(-in.toDouble(k))));
+    return t;
+}
+
+std::vector<std::int64_t> rstdTable(const FixedFormat &rstd)
+{
+    std::vector<std::int64_t> t;
+    for (std::int64_t k = std::int64_t(1) << (kRstdTableBits - 2); k < (std::int64_t(1) << kRstdTableBits); ++k)
+        t.push_back(rstd.quantise(1.0 / std::sqrt(std::ldexp(double(k), -kRstdTableBits))));
+    return t;
+}
+
+std::int64_t layerNormEpsRaw(const FixedFormat &in, double eps)
+{
+    return FixedFormat{62, 62 - 2 * in.fraction(), Rounding::RoundHalfUp, Overflow::Saturate}.quantise(eps);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 struct IntegerReference::Impl {
@@ -186,25 +215,14 @@ IntegerReference::IntegerReference(const LayerPlan &plan, const NamedTensors &we
         }
         const FixedFormat &in = d.inputFormat(op);
         if (op.kind == OpKind::Activation && op.act == Activation::GELU) {
-            auto &t = d.tables[i];
-            for (std::int64_t r = in.minRaw(); r <= in.maxRaw(); ++r)
-                t.push_back(q.output.quantise(gelu(in.toDouble(r))));
+            d.tables[i] = geluTable(in, q.output);
         } else if (op.kind == OpKind::Activation && op.act == Activation::LeakyReLU) {
             d.slopes[i] = q.internal.at("slope").quantise(op.slope);
         } else if (op.kind == OpKind::Softmax) {
-            // exp(-k 2^-F) for k = 0 .. 2^(W+1) - 1: every difference x - max of two inputs.
-            const FixedFormat &e = q.internal.at("exp");
-            auto &t = d.tables[i];
-            const std::int64_t size = std::int64_t(1) << (in.width + 1);
-            for (std::int64_t k = 0; k < size; ++k)
-                t.push_back(e.quantise(std::exp(-in.toDouble(k))));
+            d.tables[i] = softmaxExpTable(in, q.internal.at("exp"));
         } else if (op.kind == OpKind::LayerNorm) {
-            // 1 / sqrt(mant 2^-12) for the mantissas [2^10, 2^12); eps at the variance's 2F bits.
-            const FixedFormat &r = q.internal.at("rstd");
-            auto &t = d.tables[i];
-            for (std::int64_t k = std::int64_t(1) << (kRstdTableBits - 2); k < (std::int64_t(1) << kRstdTableBits); ++k)
-                t.push_back(r.quantise(1.0 / std::sqrt(std::ldexp(double(k), -kRstdTableBits))));
-            d.epsRaw[i] = FixedFormat{62, 62 - 2 * in.fraction(), Rounding::RoundHalfUp, Overflow::Saturate}.quantise(op.eps);
+            d.tables[i] = rstdTable(q.internal.at("rstd"));
+            d.epsRaw[i] = layerNormEpsRaw(in, op.eps);
         }
     }
 }

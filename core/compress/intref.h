@@ -68,6 +68,18 @@ private:
     std::unique_ptr<Impl> m_impl;
 };
 
+/// The tables of the integer path (shared with the fake-quantised LibTorch forward and the HLS
+/// writer so all three use the same values):
+///  GELU: out.quantise(gelu(r 2^-F_in)) for every raw input r = minRaw .. maxRaw.
+std::vector<std::int64_t> geluTable(const FixedFormat &in, const FixedFormat &out);
+///  Softmax: exp.quantise(exp(-k 2^-F_in)) for k = 0 .. 2^(W_in + 1) - 1 (k = max - x).
+std::vector<std::int64_t> softmaxExpTable(const FixedFormat &in, const FixedFormat &exp);
+///  Layer norm: rstd.quantise(1 / sqrt(m 2^-12)) for the mantissas m = 2^10 .. 2^12 - 1.
+constexpr int kRstdTableBits = 12;
+std::vector<std::int64_t> rstdTable(const FixedFormat &rstd);
+///  Layer norm eps at 2 F_in fraction bits (the exact variance's scale), rounded half up.
+std::int64_t layerNormEpsRaw(const FixedFormat &in, double eps);
+
 /// The same min-max normalisation as the trainer (normalisePatches in core/nn/torch_net.h),
 /// torch-free: n patches of S x S -> n * S * S floats in [0, 1].
 std::vector<float> normalisePatchesCpu(const float *patches, std::size_t n, int size);
