@@ -2,9 +2,10 @@
 // Pareto machinery and NSGA-II: non-dominated sorting and crowding on hand-made sets, exact
 // hypervolume against inclusion-exclusion (2-D to 4-D); NSGA-II on ZDT1 and ZDT2 (30
 // variables, population 40, 250 generations = 10,000 evaluations; hypervolume of the final
-// population) above stated bounds, with the same runs without crowding distance below them; a conditional ZDT1 whose second half of
-// variables exists only under a categorical choice; NSGA-II over nac.json beating random
-// sampling on surrogate objectives; ask/tell bookkeeping, seeds, resume, fidelity, determinism.
+// population) above stated bounds, with the same runs without crowding distance below them;
+// a conditional ZDT1 whose second half of variables exists only under a categorical choice;
+// NSGA-II over nac.json beating random sampling on surrogate objectives; ask/tell bookkeeping,
+// seeds, resume, fidelity, determinism.
 #include <cmath>
 #include <cstring>
 #include <set>

@@ -200,6 +200,7 @@ private Q_SLOTS:
     void smallSpaceExact_data();
     void smallSpaceExact();
     void constrainedSizeByEnumeration();
+    void cheapest();
     void badSpace_data();
     void badSpace();
     void fpgaFriendly();
@@ -373,6 +374,56 @@ void TestSearchSpace::constrainedSizeByEnumeration()
     QCOMPARE(QString::fromStdString(bound.method), QStringLiteral("upper-bound"));
     QCOMPARE(QString::fromStdString(bound.count), QString::fromStdString(space.structuralCount()));
     QVERIFY(bound.feasibleFraction > 0.2 && bound.feasibleFraction < 0.95);
+}
+
+void TestSearchSpace::cheapest()
+{
+    // Exact against brute force over every distinct spec of the small spaces.
+    for (bool variable : {false, true}) {
+        const SearchSpace space = SearchSpace::fromJson(smallSpaceJson(true, true, variable), "small");
+        std::int64_t minParams = INT64_MAX;
+        double minBops = HUGE_VAL;
+        for (const auto &s : space.enumerate(100000000)) {
+            const Cost c = computeCost(s);
+            minParams = std::min(minParams, c.params);
+            minBops = std::min(minBops, c.bops);
+        }
+        const ArchSpec p = space.cheapestSpec(false), b = space.cheapestSpec(true);
+        QVERIFY(space.contains(p) && space.contains(b));
+        QCOMPARE(computeCost(p).params, minParams);
+        QCOMPARE(computeCost(b).bops, minBops);
+    }
+    // nac.json: no better than the best of many random specs, and exactly the limit that
+    // separates feasible from impossible.
+    std::ifstream in(resourceSpace("nac"));
+    json j = json::parse(in);
+    const SearchSpace nac = SearchSpace::fromJson(j, "nac");
+    const ArchSpec p = nac.cheapestSpec(false), b = nac.cheapestSpec(true);
+    QVERIFY(nac.contains(p) && nac.contains(b));
+    const Cost cp = computeCost(p), cb = computeCost(b);
+    qInfo("nac.json: fewest parameters %lld, fewest standard BOPs %.6g", (long long)cp.params, cb.bops);
+    SearchRandom rng(1);
+    for (int i = 0; i < 3000; ++i) {
+        const Cost c = computeCost(nac.sample(rng));
+        QVERIFY(c.params >= cp.params);
+        QVERIFY(c.bops >= cb.bops);
+    }
+    j["constraints"]["max_params"] = cp.params;
+    QVERIFY(threwInputError(inputErrorMessage([&] { SearchSpace::fromJson(j, "nac"); })) == false);
+    j["constraints"]["max_params"] = cp.params - 1;
+    const QString msg = inputErrorMessage([&] { SearchSpace::fromJson(j, "nac"); });
+    QVERIFY2(msg.startsWith(QStringLiteral("nac: constraints.max_params: no spec of the space has at most %1 "
+                                           "parameters (the smallest has %2)")
+                                .arg(cp.params - 1)
+                                .arg(cp.params)),
+             qPrintable(msg));
+    j["constraints"]["max_params"] = nullptr;
+    j["constraints"]["max_bops"] = cb.bops;
+    QVERIFY(threwInputError(inputErrorMessage([&] { SearchSpace::fromJson(j, "nac"); })) == false);
+    j["constraints"]["max_bops"] = cb.bops * (1 - 1e-9);
+    const QString bopsMsg = inputErrorMessage([&] { SearchSpace::fromJson(j, "nac"); });
+    QVERIFY2(bopsMsg.startsWith(QLatin1String("nac: constraints.max_bops: no spec of the space has at most")),
+             qPrintable(bopsMsg));
 }
 
 void TestSearchSpace::badSpace_data()

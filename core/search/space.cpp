@@ -1159,73 +1159,248 @@ SpaceSize SearchSpace::size(std::uint64_t enumerationLimit, int samples, std::ui
     return r;
 }
 
+namespace {
+
+// Sum of a cost table's entries whose name starts with prefix.
+std::pair<std::int64_t, double> costOf(const Cost &c, const std::string &prefix)
+{
+    std::int64_t params = 0;
+    double bops = 0;
+    for (const auto &l : c.layers)
+        if (l.name.compare(0, prefix.size(), prefix) == 0) {
+            params += l.params;
+            bops += l.bops;
+        }
+    return {params, bops};
+}
+
+} // namespace
+
+ArchSpec SearchSpace::cheapestSpec(bool byBops) const
+{
+    const SpaceDefinition &d = m_eff;
+    CostOptions o;
+    o.weightBits = o.activationBits = d.constraints.bits;
+    auto metric = [&](const std::pair<std::int64_t, double> &c) { return byBops ? c.second : double(c.first); };
+    // One-unit probes: a 1x1 stem of C channels on an s x s input produces exactly (C, s).
+    auto probe = [&](int size, int channels) {
+        ArchSpec p;
+        p.inputSize = size;
+        p.forceOneByOne = d.forceOneByOne;
+        p.stem = ConvLayerSpec{channels, 1, Norm::None, Activation::None};
+        return p;
+    };
+    std::map<std::tuple<int, int, int, int, int, int>, double> convMemo;
+    auto convCost = [&](int size, int cin, const ConvLayerSpec &l) {
+        const auto key = std::make_tuple(size, cin, l.channels, l.kernel, int(l.norm), int(l.act));
+        if (auto it = convMemo.find(key); it != convMemo.end())
+            return it->second;
+        ArchSpec p = probe(size, cin);
+        BlockSpec b;
+        b.type = BlockType::Conv;
+        b.layers = {l};
+        p.blocks = {b};
+        return convMemo[key] = metric(costOf(computeCost(p, o), "blocks["));
+    };
+    auto attnCost = [&](int size, int cin, int h, Activation a) {
+        ArchSpec p = probe(size, cin);
+        BlockSpec b;
+        b.type = BlockType::ConvAttention;
+        b.attentionChannels = h;
+        b.act = a;
+        p.blocks = {b};
+        return metric(costOf(computeCost(p, o), "blocks["));
+    };
+    std::map<std::tuple<int, int, int, int>, double> denseMemo;
+    auto denseCost = [&](int fin, const DenseLayerSpec &l) {
+        const auto key = std::make_tuple(fin, l.width, int(l.norm), int(l.act));
+        if (auto it = denseMemo.find(key); it != denseMemo.end())
+            return it->second;
+        ArchSpec p = probe(1, fin);
+        p.head = {l};
+        return denseMemo[key] = metric(costOf(computeCost(p, o), "head["));
+    };
+    auto outputCost = [&](int fin) { return metric(costOf(computeCost(probe(1, fin), o), "output")); };
+
+    // Cheapest head for a flattened size: DP over the hidden layers.
+    struct HeadBest {
+        double value;
+        std::vector<DenseLayerSpec> layers;
+    };
+    std::map<int, HeadBest> headMemo;
+    auto headBest = [&](int features) -> const HeadBest & {
+        if (auto it = headMemo.find(features); it != headMemo.end())
+            return it->second;
+        HeadBest best{std::numeric_limits<double>::infinity(), {}};
+        const int maxLayers = *std::max_element(d.headLayerCounts.begin(), d.headLayerCounts.end());
+        std::map<int, HeadBest> level{{features, HeadBest{0, {}}}}; // features -> best path
+        for (int n = 0; n <= maxLayers; ++n) {
+            if (hasValue(d.headLayerCounts, n))
+                for (const auto &[f, hb] : level) {
+                    const double v = hb.value + outputCost(f);
+                    if (v < best.value)
+                        best = HeadBest{v, hb.layers};
+                }
+            if (n == maxLayers)
+                break;
+            std::map<int, HeadBest> next;
+            for (const auto &[f, hb] : level)
+                for (int w : d.headLayer.widths)
+                    for (Norm nm : d.headLayer.norms)
+                        for (Activation a : d.headLayer.acts) {
+                            const DenseLayerSpec l{w, nm, a};
+                            const double v = hb.value + denseCost(f, l);
+                            auto it = next.find(w);
+                            if (it == next.end() || v < it->second.value) {
+                                HeadBest nb{v, hb.layers};
+                                nb.layers.push_back(l);
+                                next[w] = std::move(nb);
+                            }
+                        }
+            level = std::move(next);
+        }
+        return headMemo[features] = best;
+    };
+
+    // Blocks: DP over (map size, channels), one level per non-none block.
+    struct Best {
+        double value;
+        ArchSpec spec; // stem and the blocks so far
+    };
+    using Key = std::pair<int, int>; // size, channels
+    std::map<Key, Best> level;
+    for (const auto &[e, raw] : effectiveKernels(d.stem.kernels, d.inputSize, d.forceOneByOne))
+        for (int c : d.stem.channels)
+            for (Norm nm : d.stem.norms)
+                for (Activation a : d.stem.acts) {
+                    ArchSpec s;
+                    s.inputSize = d.inputSize;
+                    s.forceOneByOne = d.forceOneByOne;
+                    s.stem = ConvLayerSpec{c, raw, nm, a};
+                    const double v = metric(costOf(computeCost(s, o), "stem"));
+                    const Key k{d.inputSize - e + 1, c};
+                    auto it = level.find(k);
+                    if (it == level.end() || v < it->second.value)
+                        level[k] = Best{v, s};
+                }
+    const bool hasNone = d.slots == 0 || hasValue(d.blockTypes, BlockType::None);
+    double bestValue = std::numeric_limits<double>::infinity();
+    ArchSpec best;
+    auto finish = [&](const std::map<Key, Best> &states, int blocksUsed) {
+        if (!(blocksUsed == d.slots || hasNone))
+            return;
+        for (const auto &[k, b] : states) {
+            const HeadBest &h = headBest(k.first * k.first * k.second);
+            if (b.value + h.value < bestValue) {
+                bestValue = b.value + h.value;
+                best = b.spec;
+                best.head = h.layers;
+                while (int(best.blocks.size()) < d.slots)
+                    best.blocks.push_back(BlockSpec{});
+            }
+        }
+    };
+    finish(level, 0);
+    for (int j = 1; j <= d.slots; ++j) {
+        std::map<Key, Best> next;
+        auto offer = [&](const Key &k, double v, const ArchSpec &prev, const BlockSpec &b) {
+            auto it = next.find(k);
+            if (it == next.end() || v < it->second.value) {
+                ArchSpec s = prev;
+                s.blocks.push_back(b);
+                next[k] = Best{v, std::move(s)};
+            }
+        };
+        for (const auto &[k, b] : level) {
+            const auto [size, channels] = k;
+            if (hasValue(d.blockTypes, BlockType::ConvAttention))
+                for (int h : d.attentionChannels)
+                    for (Activation a : d.attentionActs) {
+                        BlockSpec blk;
+                        blk.type = BlockType::ConvAttention;
+                        blk.attentionChannels = h;
+                        blk.act = a;
+                        offer(k, b.value + attnCost(size, channels, h, a), b.spec, blk);
+                    }
+            if (hasValue(d.blockTypes, BlockType::Conv)) {
+                // Inner DP over the block's layers: (size, channels) -> cheapest layer list.
+                struct Inner {
+                    double value;
+                    std::vector<ConvLayerSpec> layers;
+                };
+                std::map<Key, Inner> inner{{k, Inner{b.value, {}}}};
+                const int maxLayers = *std::max_element(d.convLayerCounts.begin(), d.convLayerCounts.end());
+                for (int n = 1; n <= maxLayers; ++n) {
+                    std::map<Key, Inner> innerNext;
+                    for (const auto &[ik, in] : inner)
+                        for (const auto &[e, raw] : effectiveKernels(d.convLayer.kernels, ik.first, d.forceOneByOne))
+                            for (int c : d.convLayer.channels)
+                                for (Norm nm : d.convLayer.norms)
+                                    for (Activation a : d.convLayer.acts) {
+                                        const ConvLayerSpec l{c, raw, nm, a};
+                                        const double v = in.value + convCost(ik.first, ik.second, l);
+                                        const Key nk{ik.first - e + 1, c};
+                                        auto it = innerNext.find(nk);
+                                        if (it == innerNext.end() || v < it->second.value) {
+                                            Inner ni{v, in.layers};
+                                            ni.layers.push_back(l);
+                                            innerNext[nk] = std::move(ni);
+                                        }
+                                    }
+                    inner = std::move(innerNext);
+                    if (hasValue(d.convLayerCounts, n))
+                        for (const auto &[ik, in] : inner) {
+                            BlockSpec blk;
+                            blk.type = BlockType::Conv;
+                            blk.layers = in.layers;
+                            offer(ik, in.value, b.spec, blk);
+                        }
+                }
+            }
+        }
+        level = std::move(next);
+        finish(level, j);
+    }
+    if (!std::isfinite(bestValue))
+        throw Error(m_source + ": no valid spec"); // unreachable: validate() counted the space
+    return best;
+}
+
 void SearchSpace::checkFeasible()
 {
     const SpaceDefinition &d = m_eff;
     const SpaceConstraints &c = d.constraints;
     if (c.maxParams <= 0 && c.maxBops <= 0)
         return;
-    // The cheapest-looking candidates: smallest widths, no norms/activations where allowed,
-    // every combination of uniform kernels and uniform block types, shortest/longest head.
-    auto first = [](const auto &v, auto preferred) {
-        return hasValue(v, preferred) ? preferred : v.front();
-    };
-    std::vector<ArchSpec> candidates;
-    const int minStemC = *std::min_element(d.stem.channels.begin(), d.stem.channels.end());
-    const int minConvC = d.convLayer.channels.empty() ? 0
-                                                      : *std::min_element(d.convLayer.channels.begin(), d.convLayer.channels.end());
-    const int minWidth = d.headLayer.widths.empty() ? 0
-                                                    : *std::min_element(d.headLayer.widths.begin(), d.headLayer.widths.end());
-    for (int ks : d.stem.kernels)
-        for (BlockType t : d.blockTypes.empty() ? std::vector<BlockType>{BlockType::None} : d.blockTypes) {
-            const std::vector<int> kernels = t == BlockType::Conv ? d.convLayer.kernels : std::vector<int>{1};
-            for (int kc : kernels)
-                for (int nh : d.headLayerCounts) {
-                    ArchSpec s;
-                    s.inputSize = d.inputSize;
-                    s.forceOneByOne = d.forceOneByOne;
-                    s.stem = ConvLayerSpec{minStemC, ks, first(d.stem.norms, Norm::None),
-                                           first(d.stem.acts, Activation::None)};
-                    for (int i = 0; i < d.slots; ++i) {
-                        BlockSpec b;
-                        b.type = t;
-                        if (t == BlockType::Conv) {
-                            const int n = *std::min_element(d.convLayerCounts.begin(), d.convLayerCounts.end());
-                            for (int k = 0; k < n; ++k)
-                                b.layers.push_back(ConvLayerSpec{minConvC, kc, first(d.convLayer.norms, Norm::None),
-                                                                 first(d.convLayer.acts, Activation::None)});
-                        } else if (t == BlockType::ConvAttention) {
-                            b.attentionChannels = *std::min_element(d.attentionChannels.begin(), d.attentionChannels.end());
-                            b.act = first(d.attentionActs, Activation::None);
-                        }
-                        s.blocks.push_back(b);
-                    }
-                    for (int k = 0; k < nh; ++k)
-                        s.head.push_back(DenseLayerSpec{minWidth, first(d.headLayer.norms, Norm::None),
-                                                        first(d.headLayer.acts, Activation::None)});
-                    candidates.push_back(s);
-                }
-        }
-    SearchRandom rng(0x5eed);
-    std::int64_t bestParams = INT64_MAX;
-    double bestBops = std::numeric_limits<double>::infinity();
     CostOptions o;
     o.weightBits = o.activationBits = c.bits;
-    auto consider = [&](const ArchSpec &s) {
-        ArchSpec copy = s;
-        try {
-            copy.shapes();
-        } catch (const InputError &) {
-            return false;
-        }
-        const Cost cost = computeCost(copy, o);
-        bestParams = std::min(bestParams, cost.params);
-        bestBops = std::min(bestBops, cost.bops);
+    auto fits = [&](const Cost &cost) {
         return (c.maxParams <= 0 || cost.params <= c.maxParams) && (c.maxBops <= 0 || cost.bops <= c.maxBops);
     };
-    for (const auto &s : candidates)
-        if (consider(s))
+    std::vector<Cost> cheapest;
+    if (c.maxParams > 0) {
+        const Cost cost = computeCost(cheapestSpec(false), o);
+        if (cost.params > c.maxParams)
+            fail(m_source, "constraints.max_params",
+                 "no spec of the space has at most " + std::to_string(c.maxParams)
+                     + " parameters (the smallest has " + std::to_string(cost.params) + "): no valid spec");
+        cheapest.push_back(cost);
+    }
+    if (c.maxBops > 0) {
+        const Cost cost = computeCost(cheapestSpec(true), o);
+        if (cost.bops > c.maxBops) {
+            std::ostringstream os;
+            os << "no spec of the space has at most " << c.maxBops << " BOPs at " << c.bits
+               << " bits (the cheapest has " << cost.bops << "): no valid spec";
+            fail(m_source, "constraints.max_bops", os.str());
+        }
+        cheapest.push_back(cost);
+    }
+    for (const Cost &cost : cheapest)
+        if (fits(cost))
             return;
+    // Both limits, each reachable alone: look for a spec meeting both.
+    SearchRandom rng(0x5eed);
     for (int i = 0; i < 2000; ++i) {
         ArchSpec s;
         s.inputSize = d.inputSize;
@@ -1236,16 +1411,18 @@ void SearchSpace::checkFeasible()
         const int n = pick(d.headLayerCounts, rng);
         for (int k = 0; k < n; ++k)
             s.head.push_back(sampleDense(d.headLayer, rng));
-        if (consider(s))
+        try {
+            s.shapes();
+        } catch (const InputError &) {
+            continue;
+        }
+        if (fits(computeCost(s, o)))
             return;
     }
-    if (c.maxParams > 0 && bestParams > c.maxParams)
-        fail(m_source, "constraints.max_params",
-             "no spec of the space has at most " + std::to_string(c.maxParams)
-                 + " parameters (the cheapest found has " + std::to_string(bestParams) + "): no valid spec");
     std::ostringstream os;
-    os << "no spec of the space has at most " << c.maxBops << " BOPs at " << c.bits
-       << " bits within the other constraints (the cheapest found has " << bestBops << "): no valid spec";
+    os << "no spec found with at most " << c.maxBops << " BOPs and at most " << c.maxParams
+       << " parameters together (the fewest-parameter spec has " << cheapest[0].bops
+       << " BOPs, the fewest-BOPs spec " << cheapest[1].params << " parameters): no valid spec";
     fail(m_source, "constraints.max_bops", os.str());
 }
 

@@ -80,9 +80,10 @@ public:
     /// Validates the definition; throws InputError("<source>: <field>: <what>") on empty or
     /// duplicate choice lists, bad values, a block type listed without its parameters (or
     /// parameters of an unlisted type), an FPGA filter that empties a list, or a space with no
-    /// valid spec (structurally, or no spec within the cost constraints found by
-    /// `feasibilityDraws` random draws plus the cheapest candidates; the field named is the
-    /// constraint).
+    /// valid spec: structurally, or within a cost constraint (exact, from cheapestSpec(); the
+    /// field named is the constraint). With both max_params and max_bops, a space where each
+    /// is reachable alone but no spec meets both is detected by search (the two cheapest specs,
+    /// then 2,000 random draws), not proven.
     explicit SearchSpace(SpaceDefinition definition, const std::string &source = "space");
 
     /// Unknown keys are errors naming the field.
@@ -126,6 +127,11 @@ public:
     /// Exact number of distinct specs ignoring cost constraints (dynamic programme over map
     /// sizes), as a decimal string.
     std::string structuralCount() const;
+    /// The spec of the space with the fewest parameters (byBops false) or the fewest standard
+    /// BOPs at constraints.bits (byBops true), ignoring the cost constraints. Exact: a dynamic
+    /// programme over (map size, channels) after each block, every unit costed by computeCost on
+    /// a one-unit probe spec (the Standard cost of a layer depends only on its own input shape).
+    ArchSpec cheapestSpec(bool byBops) const;
     /// Every distinct spec (one per canonical hash) within the constraints, in a fixed order;
     /// stops after `limit` structural specs (then `complete` is false).
     std::vector<ArchSpec> enumerate(std::uint64_t limit, bool *complete = nullptr) const;
