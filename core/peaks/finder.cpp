@@ -86,6 +86,9 @@ struct SplitScratch {
     std::vector<int> parentMax, owner;
     std::vector<double> curvature;
     std::vector<int> candidates;
+    std::vector<int> neighbours;              // 8 per position
+    std::vector<std::uint8_t> neighbourCount;
+    std::vector<std::pair<float, int>> keys;  // (value, position) for the descending sort
 };
 
 struct PeakStats {
@@ -185,25 +188,39 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
         const float va = value(a), vb = value(b);
         return va > vb || (va == vb && a < b);
     };
-    int neighbours[8];
-    auto neighboursOf = [&](int i) {
+    // The 8-connected neighbours of every pixel within the component (positions), computed once.
+    s.neighbours.resize(std::size_t(n) * 8);
+    s.neighbourCount.resize(std::size_t(n));
+    const std::ptrdiff_t offsets[8] = {-std::ptrdiff_t(cols) - 1, -std::ptrdiff_t(cols), -std::ptrdiff_t(cols) + 1, -1,
+                                       1, std::ptrdiff_t(cols) - 1, std::ptrdiff_t(cols), std::ptrdiff_t(cols) + 1};
+    for (int i = 0; i < n; ++i) {
         const std::size_t idx = pixels[i];
         const int r = int(idx / cols), c = int(idx % cols);
+        int *out = s.neighbours.data() + std::size_t(i) * 8;
         int count = 0;
-        for (int dr = -1; dr <= 1; ++dr) {
-            const int rr = r + dr;
-            if (rr < 0 || rr >= rows)
-                continue;
-            for (int dc = -1; dc <= 1; ++dc) {
-                const int cc = c + dc;
-                if ((dr == 0 && dc == 0) || cc < 0 || cc >= cols)
-                    continue;
-                const std::size_t j = std::size_t(rr) * cols + cc;
+        if (r > 0 && c > 0 && r < rows - 1 && c < cols - 1) {
+            for (std::ptrdiff_t off : offsets) {
+                const std::size_t j = std::size_t(std::ptrdiff_t(idx) + off);
                 if (int(labels[j]) == label)
-                    neighbours[count++] = s.pos[j];
+                    out[count++] = s.pos[j];
             }
+        } else {
+            for (int dr = -1; dr <= 1; ++dr)
+                for (int dc = -1; dc <= 1; ++dc) {
+                    const int rr = r + dr, cc = c + dc;
+                    if ((dr == 0 && dc == 0) || rr < 0 || rr >= rows || cc < 0 || cc >= cols)
+                        continue;
+                    const std::size_t j = std::size_t(rr) * cols + cc;
+                    if (int(labels[j]) == label)
+                        out[count++] = s.pos[j];
+                }
         }
-        return count;
+        s.neighbourCount[std::size_t(i)] = std::uint8_t(count);
+    }
+    const int *neighbours = nullptr;
+    auto neighboursOf = [&](int i) {
+        neighbours = s.neighbours.data() + std::size_t(i) * 8;
+        return int(s.neighbourCount[std::size_t(i)]);
     };
 
     s.up.resize(std::size_t(n));
@@ -222,9 +239,15 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
     s.owner.clear();
     bool single = maximaCount == 1;
     if (!single) {
+        s.keys.resize(std::size_t(n));
+        for (int i = 0; i < n; ++i)
+            s.keys[std::size_t(i)] = {value(i), i};
+        std::sort(s.keys.begin(), s.keys.end(), [](const std::pair<float, int> &a, const std::pair<float, int> &b) {
+            return a.first > b.first || (a.first == b.first && a.second < b.second);
+        });
         s.order.resize(std::size_t(n));
-        std::iota(s.order.begin(), s.order.end(), 0);
-        std::sort(s.order.begin(), s.order.end(), higher);
+        for (int t = 0; t < n; ++t)
+            s.order[std::size_t(t)] = s.keys[std::size_t(t)].second;
         s.rank.resize(std::size_t(n));
         for (int t = 0; t < n; ++t)
             s.rank[std::size_t(s.order[t])] = t;
