@@ -1,7 +1,7 @@
 // braggnac-test-libs: braggnac_search
 // ASHA: the promotion rule at each rung (top 1/eta of the values recorded so far, the leader
 // while fewer than eta), epochs between rungs, idempotent reports and restore, the fidelity
-// each trial reached, the highest-fidelity selection, and invalid options naming the field.
+// each trial reached and its fidelity level, the highest-fidelity selection, and invalid options naming the field.
 #include <string>
 #include <vector>
 
@@ -51,6 +51,16 @@ void TestAsha::rule()
     QCOMPARE(asha.rungReached("never"), 0);
     // A non-finite value (a diverged trial) is stopped and recorded as the worst.
     QVERIFY(!asha.report("t9", 2, NAN));
+    // Fidelity levels: stopped at rung 2 -> 0; passed rung 2, stopped at 6 -> 1; never stopped
+    // (still running, finished, or ended by its own early stopping) -> 3.
+    QCOMPARE(asha.level("t1"), 0);
+    QCOMPARE(asha.level("t2"), 1);
+    QVERIFY(asha.stopped("t2"));
+    QCOMPARE(asha.level("t0"), 3);
+    QVERIFY(!asha.stopped("t0"));
+    QCOMPARE(asha.level("unknown"), 3);
+    QVERIFY(asha.report("t0", 18, 1.0)); // passes the last rung too
+    QCOMPARE(asha.level("t0"), 3);
 
     AshaOptions o;
     o.rungs = {1, 2};

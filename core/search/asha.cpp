@@ -47,12 +47,27 @@ bool Asha::report(const std::string &trial, int epoch, double value)
         if (e.first == trial)
             mine = e.second;
     }
-    if (!std::isfinite(mine))
-        return false;
     std::sort(values.begin(), values.end());
     std::size_t index = values.size() / std::size_t(m_options.reductionFactor);
     index = index == 0 ? 0 : index - 1;
-    return mine <= values[index];
+    const bool promote = std::isfinite(mine) && mine <= values[index];
+    if (promote) {
+        int passed = 0;
+        for (int r : m_options.rungs)
+            passed += r <= epoch;
+        m_passed[trial] = std::max(m_passed[trial], passed);
+    } else {
+        m_stopped[trial] = true;
+    }
+    return promote;
+}
+
+int Asha::level(const std::string &trial) const
+{
+    if (!m_stopped.count(trial))
+        return int(m_options.rungs.size());
+    auto it = m_passed.find(trial);
+    return it == m_passed.end() ? 0 : it->second;
 }
 
 int Asha::rungReached(const std::string &trial) const

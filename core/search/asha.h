@@ -9,8 +9,9 @@
 //   values, iff value <= the (floor(n / eta))-th smallest, or, while n < eta, iff it is the
 //   smallest yet (Optuna's SuccessiveHalvingPruner rule: trials cannot be paused and resumed,
 //   so early trials are promoted only when they lead). Epochs between rungs always continue.
-// A trial's fidelity is the epochs it was trained; the Pareto front of a study is computed only
-// among the trials of the highest fidelity reached (highestFidelity). Not thread-safe.
+// A trial's fidelity level (level()) is the number of rungs it passed when ASHA stopped it,
+// and the full level otherwise; the Pareto front of a study is computed only among the trials
+// of the highest level reached (highestFidelity). Not thread-safe.
 #include <cstddef>
 #include <map>
 #include <string>
@@ -37,6 +38,13 @@ public:
 
     /// Highest rung (epochs) the trial reached, 0 if none.
     int rungReached(const std::string &trial) const;
+    /// Fidelity level for ranking and for the front: the number of rungs the trial passed if
+    /// ASHA stopped it (0 = stopped at the first rung), else rungs.size() -- a trial ASHA never
+    /// stopped has full fidelity, whether it trained every epoch or its own early stopping
+    /// (patience) ended it. Use this, not raw epochs, as NSGA-II's fidelity and for
+    /// highestFidelity() when trials can stop early for other reasons.
+    int level(const std::string &trial) const;
+    bool stopped(const std::string &trial) const { return m_stopped.count(trial) > 0; }
     /// Values recorded at a rung (epochs), in report order.
     std::vector<double> rungValues(int rungEpochs) const;
     const AshaOptions &options() const { return m_options; }
@@ -48,6 +56,8 @@ private:
     AshaOptions m_options;
     std::map<int, std::vector<std::pair<std::string, double>>> m_rungs; // epochs -> (trial, value)
     std::map<std::string, int> m_reached;
+    std::map<std::string, int> m_passed;
+    std::map<std::string, bool> m_stopped;
 };
 
 } // namespace braggnac::core
