@@ -66,7 +66,7 @@ unsigned __int128 nacBlocks(int slotsLeft, int size)
     return n;
 }
 
-json smallSpaceJson(bool force, bool withNone, bool variableLayers)
+json smallSpaceJson(bool force, bool withNone, bool variableLayers, bool withConv = true, bool noOneByOne = false)
 {
     json j = {
         {"name", "small"},
@@ -74,7 +74,7 @@ json smallSpaceJson(bool force, bool withNone, bool variableLayers)
         {"force_one_by_one", force},
         {"stem", {{"channels", {1}}, {"kernel", {1, 3}}, {"norm", {"none"}}, {"act", {"none"}}}},
         {"blocks",
-         {{"slots", 2},
+         {{"slots", withConv ? 2 : 3},
           {"types", withNone ? json{"conv", "conv-attention", "none"} : json{"conv", "conv-attention"}},
           {"conv",
            {{"layers", variableLayers ? json{1, 2} : json{2}},
@@ -85,6 +85,13 @@ json smallSpaceJson(bool force, bool withNone, bool variableLayers)
           {"conv-attention", {{"attention_channels", {1, 2}}, {"act", {"none"}}}}}},
         {"head", {{"layers", {0, 1}}, {"width", {2, 3}}, {"norm", {"none"}}, {"act", {"none"}}}},
     };
+    if (noOneByOne) // forced 1x1 kernels are then networks no raw kernel writes directly
+        j["blocks"]["conv"]["kernel"] = {3, 5};
+    if (!withConv) {
+        j["blocks"].erase("conv");
+        j["blocks"]["types"] = withNone ? json{"conv-attention", "none"} : json{"conv-attention"};
+        j["blocks"]["conv-attention"]["act"] = {"none", "relu", "gelu"};
+    }
     return j;
 }
 
@@ -311,11 +318,17 @@ void TestSearchSpace::smallSpaceExact_data()
     QTest::addColumn<bool>("withNone");
     QTest::addColumn<bool>("variableLayers");
     QTest::addColumn<bool>("aliases"); // distinct genomes that build the same network exist
-    QTest::newRow("force, none, 2 layers") << true << true << false << true;
-    QTest::newRow("force, none, 1-2 layers") << true << true << true << true;
-    QTest::newRow("no force, none, 1-2 layers") << false << true << true << true;
-    QTest::newRow("force, no none, 1-2 layers") << true << false << true << true;
-    QTest::newRow("no force, no none, 2 layers") << false << false << false << false;
+    QTest::addColumn<bool>("withConv");
+    QTest::addColumn<bool>("noOneByOne");
+    QTest::newRow("force, none, 2 layers") << true << true << false << true << true << false;
+    QTest::newRow("force, none, 1-2 layers") << true << true << true << true << true << false;
+    QTest::newRow("no force, none, 1-2 layers") << false << true << true << true << true << false;
+    QTest::newRow("force, no none, 1-2 layers") << true << false << true << true << true << false;
+    QTest::newRow("no force, no none, 2 layers") << false << false << false << false << true << false;
+    QTest::newRow("attention and none, 3 slots") << true << true << false << true << false << false;
+    QTest::newRow("attention only, 3 slots") << true << false << false << false << false << false;
+    QTest::newRow("force, none, 1-2 layers, kernels 3/5") << true << true << true << true << true << true;
+    QTest::newRow("no force, none, 1-2 layers, kernels 3/5") << false << true << true << true << true << true;
 }
 
 void TestSearchSpace::smallSpaceExact()
@@ -324,7 +337,10 @@ void TestSearchSpace::smallSpaceExact()
     QFETCH(bool, withNone);
     QFETCH(bool, variableLayers);
     QFETCH(bool, aliases);
-    const SearchSpace space = SearchSpace::fromJson(smallSpaceJson(force, withNone, variableLayers), "small");
+    QFETCH(bool, withConv);
+    QFETCH(bool, noOneByOne);
+    const SearchSpace space =
+        SearchSpace::fromJson(smallSpaceJson(force, withNone, variableLayers, withConv, noOneByOne), "small");
     std::unordered_set<std::string> distinct;
     std::size_t raw = 0, valid = 0;
     forEachGenome(space.effective(), [&](const ArchSpec &s) {
@@ -364,7 +380,7 @@ void TestSearchSpace::constrainedSizeByEnumeration()
     const auto expected = std::count_if(params.begin(), params.end(), [&](std::int64_t p) { return p <= limit; });
     j["constraints"] = {{"max_params", limit}};
     const SearchSpace space = SearchSpace::fromJson(j, "small");
-    const SpaceSize sz = space.size();
+    const SpaceSize sz = space.size(100000);
     QCOMPARE(QString::fromStdString(sz.method), QStringLiteral("enumeration"));
     QVERIFY(sz.exact);
     QCOMPARE(QString::fromStdString(sz.count), QString::number(expected));
@@ -452,7 +468,7 @@ void TestSearchSpace::badSpace_data()
                                          << "bad.json: constraints.max_bops: no spec of the space";
     QTest::newRow("fpga empties a list") << R"({"constraints": {"fpga_friendly": true}, "head": {"act": ["gelu"]}})"
                                          << "bad.json: constraints.fpga_friendly: removes every choice of head.act";
-    QTest::newRow("bad slots") << R"({"blocks": {"slots": -1}})" << "bad.json: blocks.slots: must be an integer";
+    QTest::newRow("bad slots") << R"({"blocks": {"slots": -1}})" << "bad.json: blocks.slots: must be an integer" << false;
 }
 
 void TestSearchSpace::badSpace()
@@ -554,7 +570,7 @@ void TestSearchSpace::sampleWithinConstraints()
         keys.insert(s.canonicalHash());
     }
     QVERIFY(keys.size() > 990);
-    const SpaceSize sz = space.size(200000, 1000);
+    const SpaceSize sz = space.size(20000, 1000);
     QVERIFY(!sz.exact);
     QVERIFY2(sz.feasibleFraction > 0.35 && sz.feasibleFraction < 0.65, qPrintable(QString::number(sz.feasibleFraction)));
 }

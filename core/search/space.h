@@ -122,7 +122,7 @@ public:
 
     /// Exact size (see SpaceSize). With cost constraints, enumerates when the structural count
     /// is at most enumerationLimit, else returns the upper bound with a sampled estimate.
-    SpaceSize size(std::uint64_t enumerationLimit = 200000, int samples = 2000,
+    SpaceSize size(std::uint64_t enumerationLimit = 20000, int samples = 2000,
                    std::uint64_t seed = 1) const;
     /// Exact number of distinct specs ignoring cost constraints (dynamic programme over map
     /// sizes), as a decimal string.
