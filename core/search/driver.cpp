@@ -1,0 +1,446 @@
+#include "core/search/driver.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "core/arch/archspec.h"
+#include "core/common/error.h"
+#include "core/search/nsga2.h"
+#include "core/search/pareto.h"
+
+namespace braggnac::core {
+
+using nlohmann::json;
+
+namespace {
+
+const std::set<std::string> &knownObjectives()
+{
+    static const std::set<std::string> names = {"distance", "bops", "params", "macs"};
+    return names;
+}
+
+double nan() { return std::numeric_limits<double>::quiet_NaN(); }
+
+bool isDistanceBops(const std::vector<std::string> &objectives)
+{
+    return objectives.size() == 2 && objectives[0] == "distance" && objectives[1] == "bops";
+}
+
+} // namespace
+
+void SearchOptions::validate(const std::string &source) const
+{
+    auto fail = [&](const std::string &field, const std::string &what) {
+        throw InputError(source + ": " + field + ": " + what);
+    };
+    if (trials < 1)
+        fail("trials", "must be at least 1 (got " + std::to_string(trials) + ")");
+    if (epochs < 1)
+        fail("epochs", "must be at least 1 (got " + std::to_string(epochs) + ")");
+    if (population < 2)
+        fail("population", "must be at least 2 (got " + std::to_string(population) + ")");
+    if (objectives.empty())
+        fail("objectives", "at least one objective is needed");
+    std::set<std::string> seen;
+    for (const auto &o : objectives) {
+        if (!knownObjectives().count(o))
+            fail("objectives", "unknown objective '" + o + "' (known: distance, bops, params, macs)");
+        if (!seen.insert(o).second)
+            fail("objectives", "'" + o + "' is listed twice");
+    }
+    if (!std::isfinite(hvDistance) || hvDistance <= 0)
+        fail("hv_distance", "must be a finite positive distance");
+    if (!std::isfinite(hvLog10Bops))
+        fail("hv_log10_bops", "must be finite");
+    if (asha) {
+        Asha check(ashaOptions); // validates rungs and reduction factor
+        (void)check;
+        if (ashaOptions.rungs.back() >= epochs)
+            fail("asha.rungs", "the last rung (" + std::to_string(ashaOptions.rungs.back())
+                                   + " epochs) must be below the trial budget (" + std::to_string(epochs)
+                                   + " epochs)");
+    }
+}
+
+json SearchOptions::toJson() const
+{
+    return {{"trials", trials},
+            {"epochs", epochs},
+            {"asha", asha},
+            {"rungs", ashaOptions.rungs},
+            {"reduction_factor", ashaOptions.reductionFactor},
+            {"objectives", objectives},
+            {"population", population},
+            {"seed", seed},
+            {"seed_builtins", seedBuiltins},
+            {"hv_distance", hvDistance},
+            {"hv_log10_bops", hvLog10Bops}};
+}
+
+SearchOptions SearchOptions::fromJson(const json &j, const std::string &source)
+{
+    SearchOptions o;
+    try {
+        o.trials = j.value("trials", o.trials);
+        o.epochs = j.value("epochs", o.epochs);
+        o.asha = j.value("asha", o.asha);
+        o.ashaOptions.rungs = j.value("rungs", o.ashaOptions.rungs);
+        o.ashaOptions.reductionFactor = j.value("reduction_factor", o.ashaOptions.reductionFactor);
+        o.objectives = j.value("objectives", o.objectives);
+        o.population = j.value("population", o.population);
+        o.seed = j.value("seed", o.seed);
+        o.seedBuiltins = j.value("seed_builtins", o.seedBuiltins);
+        o.hvDistance = j.value("hv_distance", o.hvDistance);
+        o.hvLog10Bops = j.value("hv_log10_bops", o.hvLog10Bops);
+    } catch (const json::exception &e) {
+        throw InputError(source + ": " + e.what());
+    }
+    o.validate(source);
+    return o;
+}
+
+std::vector<double> objectiveValues(const std::vector<std::string> &objectives, const json &metrics,
+                                    const json &cost)
+{
+    std::vector<double> values;
+    for (const auto &name : objectives) {
+        const json *v = nullptr;
+        std::string field;
+        if (name == "distance") {
+            field = "metrics.validation.mean";
+            if (metrics.is_object() && metrics.contains("validation") && metrics["validation"].is_object()
+                && metrics["validation"].contains("mean"))
+                v = &metrics["validation"]["mean"];
+        } else {
+            field = "cost." + name;
+            if (cost.is_object() && cost.contains(name))
+                v = &cost[name];
+        }
+        if (!v || !v->is_number())
+            throw InputError("trial result: " + field + ": missing (needed for the objective '" + name + "')");
+        const double x = v->get<double>();
+        if (!std::isfinite(x))
+            throw InputError("trial result: " + field + ": not a finite number");
+        values.push_back(x);
+    }
+    return values;
+}
+
+std::vector<TrialRecord> studyFront(const std::vector<TrialRecord> &trials)
+{
+    std::vector<const TrialRecord *> scored;
+    int top = -1;
+    for (const auto &t : trials) {
+        if ((t.state != TrialState::Complete && t.state != TrialState::Pruned) || t.values.empty())
+            continue;
+        bool finite = true;
+        for (double v : t.values)
+            finite = finite && std::isfinite(v);
+        if (!finite)
+            continue;
+        scored.push_back(&t);
+        top = std::max(top, t.fidelity);
+    }
+    std::vector<const TrialRecord *> eligible;
+    std::vector<Objectives> points;
+    for (const TrialRecord *t : scored)
+        if (t->fidelity == top && (points.empty() || t->values.size() == points.front().size())) {
+            eligible.push_back(t);
+            points.push_back(t->values);
+        }
+    std::vector<TrialRecord> front;
+    for (std::size_t i : paretoFront(points))
+        front.push_back(*eligible[i]);
+    std::stable_sort(front.begin(), front.end(), [](const TrialRecord &a, const TrialRecord &b) {
+        return a.values[0] < b.values[0] || (a.values[0] == b.values[0] && a.number < b.number);
+    });
+    return front;
+}
+
+double studyHypervolume(const std::vector<TrialRecord> &front, const SearchOptions &options)
+{
+    if (!isDistanceBops(options.objectives) || front.empty())
+        return 0;
+    std::vector<Objectives> pts;
+    for (const auto &t : front)
+        if (t.values.size() == 2 && t.values[1] > 0)
+            pts.push_back({t.values[0], std::log10(t.values[1])});
+    if (pts.empty())
+        return 0;
+    return hypervolume(pts, {options.hvDistance, options.hvLog10Bops});
+}
+
+namespace {
+
+struct Running {
+    ArchSpec spec;
+    std::string key;
+    int generation = -1;
+    double best = std::numeric_limits<double>::infinity();
+};
+
+class SearchRun {
+public:
+    SearchRun(const SearchSpace &space, StudyStore &store, Executor &executor,
+              const SearchOptions &options, const CancelToken &cancel, const SearchCallbacks &callbacks)
+        : m_space(space), m_store(store), m_executor(executor), m_options(options), m_cancel(cancel),
+          m_callbacks(callbacks), m_problem(space),
+          m_nsga(m_problem, nsgaOptions(options), [this](const std::string &k) { return m_known.count(k) > 0; }),
+          m_asha(options.asha ? options.ashaOptions : AshaOptions{})
+    {
+    }
+
+    SearchSummary run()
+    {
+        const auto t0 = std::chrono::steady_clock::now();
+        m_start = t0;
+        SearchSummary summary;
+        summary.recovered = m_store.recoverAfterCrash();
+        restore();
+
+        while (!m_cancel.isCancelled()) {
+            fill();
+            if (m_executor.busy() == 0) {
+                const StateCounts c = m_store.counts();
+                if (finished(c) >= m_options.trials)
+                    break;
+                if (c.queued == 0) { // nothing runs, nothing waits, nothing new: exhausted
+                    summary.exhausted = true;
+                    break;
+                }
+            }
+            handle(m_executor.poll(std::chrono::milliseconds(200)));
+        }
+        if (m_cancel.isCancelled()) {
+            summary.interrupted = true;
+            m_executor.cancelAll();
+            while (m_executor.busy() > 0)
+                handle(m_executor.poll(std::chrono::milliseconds(200)));
+        }
+        summary.requeued = m_requeued;
+        summary.counts = m_store.counts();
+        for (const TrialRecord &t : studyFront(m_store.listTrials({std::nullopt, false, false})))
+            if (auto full = m_store.trial(t.id))
+                summary.front.push_back(*full);
+        summary.hypervolume = studyHypervolume(summary.front, m_options);
+        summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return summary;
+    }
+
+private:
+    static Nsga2Options nsgaOptions(const SearchOptions &o)
+    {
+        Nsga2Options n;
+        n.populationSize = o.population;
+        n.seed = o.seed;
+        return n;
+    }
+
+    static int finished(const StateCounts &c) { return c.complete + c.pruned + c.failed; }
+
+    // Rebuilds the optimiser and ASHA from the stored trials (a resumed study).
+    void restore()
+    {
+        const std::vector<TrialRecord> trials = m_store.listTrials({std::nullopt, true, true});
+        std::vector<std::pair<ArchSpec, int>> pending;
+        for (const auto &t : trials) {
+            m_known.insert(t.specHash);
+            ArchSpec spec = ArchSpec::fromJson(t.spec, "study trial " + std::to_string(t.number));
+            if ((t.state == TrialState::Complete || t.state == TrialState::Pruned) && !t.values.empty())
+                m_nsga.restore(spec, t.values, t.fidelity, std::max(t.generation, 0));
+            else if (t.state == TrialState::Queued)
+                pending.emplace_back(std::move(spec), std::max(t.generation, 0));
+            if (m_options.asha && isFinished(t.state)) {
+                double best = std::numeric_limits<double>::infinity();
+                for (const auto &e : t.epochs) {
+                    if (std::isfinite(e.value))
+                        best = std::min(best, e.value);
+                    if (std::isfinite(best))
+                        m_asha.restore(t.specHash, e.epoch, best);
+                }
+            }
+        }
+        for (const auto &[spec, generation] : pending)
+            m_nsga.restorePending(spec, generation);
+        if (trials.empty() && m_options.seedBuiltins) {
+            std::vector<ArchSpec> seeds;
+            for (const char *name : {"nac", "braggnn"})
+                seeds.push_back(m_problem.fitToSlots(builtinArch(name)));
+            m_nsga.seed(seeds, false);
+        }
+    }
+
+    // Starts trials while workers are free and the study needs more.
+    void fill()
+    {
+        while (m_executor.busy() < m_executor.capacity() && !m_cancel.isCancelled()) {
+            const StateCounts c = m_store.counts();
+            if (finished(c) + c.running >= m_options.trials)
+                return;
+            std::optional<TrialRecord> claimed = m_store.claimNext(hostName(), 0);
+            if (!claimed) {
+                std::vector<ArchSpec> genomes = m_nsga.ask(1);
+                if (genomes.empty())
+                    return; // the generation waits for running trials, or the space is exhausted
+                const ArchSpec &spec = genomes.front();
+                TrialRequest request;
+                request.spec = spec.toJson();
+                request.specHash = m_problem.key(spec);
+                request.budget = m_options.epochs;
+                request.generation = m_nsga.generation();
+                const EnqueueResult e = m_store.enqueue(request);
+                m_known.insert(request.specHash);
+                if (!e.inserted) {
+                    // The store already held this spec (another writer): leave the optimiser's
+                    // slot without a result rather than training it twice.
+                    m_nsga.tellFailed(spec);
+                    continue;
+                }
+                claimed = m_store.claim(e.id, hostName(), 0);
+            }
+            Running r;
+            r.spec = ArchSpec::fromJson(claimed->spec, "study trial " + std::to_string(claimed->number));
+            r.key = claimed->specHash;
+            r.generation = claimed->generation;
+            TrialTask task;
+            task.id = claimed->id;
+            task.number = claimed->number;
+            task.spec = claimed->spec;
+            task.hyperParams = claimed->hyperParams;
+            task.epochs = claimed->budget > 0 ? claimed->budget : m_options.epochs;
+            task.modelPath = m_store.resolve(m_store.suggestedModelPath(claimed->number));
+            m_running[claimed->id] = std::move(r);
+            m_executor.submit(task);
+            if (m_callbacks.onTrialStarted)
+                m_callbacks.onTrialStarted(*claimed);
+        }
+    }
+
+    void handle(const std::vector<ExecutorEvent> &events)
+    {
+        for (const ExecutorEvent &ev : events) {
+            if (ev.kind == ExecutorEvent::Kind::Epoch)
+                onEpoch(ev.epoch);
+            else
+                onFinished(ev.result);
+        }
+        if (!events.empty() && m_callbacks.onProgress)
+            m_callbacks.onProgress(progress());
+    }
+
+    void onEpoch(const EpochReport &report)
+    {
+        auto it = m_running.find(report.id);
+        if (it == m_running.end() || m_cancel.isCancelled()) {
+            m_executor.decide(report.id, false);
+            return;
+        }
+        m_store.reportEpoch(report.id, report.epoch, report.value, report.metrics);
+        if (std::isfinite(report.value))
+            it->second.best = std::min(it->second.best, report.value);
+        bool keep = true;
+        if (m_options.asha && std::isfinite(it->second.best))
+            keep = m_asha.report(it->second.key, report.epoch, it->second.best);
+        m_executor.decide(report.id, keep);
+    }
+
+    void onFinished(const TaskResult &result)
+    {
+        auto it = m_running.find(result.id);
+        if (it == m_running.end())
+            return;
+        Running r = std::move(it->second);
+        m_running.erase(it);
+        if (result.status == TaskStatus::Cancelled) {
+            m_store.requeue(result.id);
+            ++m_requeued;
+            return;
+        }
+        TrialOutcome outcome;
+        outcome.metrics = result.metrics;
+        outcome.cost = result.cost;
+        outcome.history = result.history;
+        outcome.fidelity = result.fidelity;
+        outcome.seconds = result.seconds;
+        if (!result.modelPath.empty()) {
+            const std::string folder = m_store.folder();
+            outcome.modelPath = result.modelPath.rfind(folder + "/", 0) == 0
+                ? result.modelPath.substr(folder.size() + 1)
+                : result.modelPath;
+        }
+        std::string failure = result.status == TaskStatus::Failed ? result.reason : std::string();
+        if (failure.empty()) {
+            try {
+                outcome.values = objectiveValues(m_options.objectives, result.metrics, result.cost);
+            } catch (const InputError &e) {
+                failure = e.what();
+            }
+        }
+        if (!failure.empty()) {
+            m_store.fail(result.id, failure.empty() ? "failed" : failure);
+            m_nsga.tellFailed(r.spec);
+        } else if (result.status == TaskStatus::Pruned) {
+            m_store.prune(result.id, outcome, result.reason);
+            m_nsga.tell(r.spec, outcome.values, outcome.fidelity);
+        } else {
+            m_store.complete(result.id, outcome);
+            m_nsga.tell(r.spec, outcome.values, outcome.fidelity);
+        }
+        ++m_finishedThisRun;
+        if (m_callbacks.onTrialFinished)
+            if (auto rec = m_store.trial(result.id))
+                m_callbacks.onTrialFinished(*rec);
+    }
+
+    SearchProgress progress()
+    {
+        SearchProgress p;
+        p.counts = m_store.counts();
+        p.target = m_options.trials;
+        p.generation = m_nsga.generation();
+        const auto front = studyFront(m_store.listTrials({std::nullopt, false, false}));
+        p.bestDistance = nan();
+        if (!front.empty() && m_options.objectives.front() == "distance")
+            p.bestDistance = front.front().values.front();
+        p.hypervolume = studyHypervolume(front, m_options);
+        p.elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count();
+        const int left = std::max(0, m_options.trials - finished(p.counts));
+        p.remaining = m_finishedThisRun > 0 ? p.elapsed / m_finishedThisRun * left : nan();
+        return p;
+    }
+
+    const SearchSpace &m_space;
+    StudyStore &m_store;
+    Executor &m_executor;
+    const SearchOptions &m_options;
+    CancelToken m_cancel;
+    const SearchCallbacks &m_callbacks;
+    ArchProblem m_problem;
+    std::set<std::string> m_known;
+    Nsga2<ArchSpec> m_nsga;
+    Asha m_asha;
+    std::map<std::int64_t, Running> m_running;
+    int m_requeued = 0;
+    int m_finishedThisRun = 0;
+    std::chrono::steady_clock::time_point m_start;
+};
+
+} // namespace
+
+SearchSummary runSearch(const SearchSpace &space, StudyStore &store, Executor &executor,
+                        const SearchOptions &options, const CancelToken &cancel,
+                        const SearchCallbacks &callbacks)
+{
+    options.validate();
+    if (store.readOnly())
+        throw InputError(store.path() + ": the study is open read-only; a search needs to write it");
+    SearchRun run(space, store, executor, options, cancel, callbacks);
+    return run.run();
+}
+
+} // namespace braggnac::core

@@ -1,0 +1,99 @@
+#pragma once
+// The architecture search driver: NSGA-II proposes specs from a search space, the study store
+// records them, an executor (local threads or MPI ranks) trains them, ASHA stops the weak ones
+// early, and every result goes back to the optimiser and the store. docs/search.md.
+//
+//   runSearch() runs until the study holds options.trials finished trials (complete + pruned +
+//   failed, counting earlier runs), the optimiser runs out of new valid specs, or `cancel` is
+//   set. Resuming is running it again on the same store: trials that were running when a
+//   process died are requeued and trained first; finished ones are never trained again (the
+//   store refuses a second copy of a spec); the optimiser and ASHA are rebuilt from the stored
+//   results. On cancel, running trials are stopped and requeued, never failed.
+//   Objective values are computed by objectiveValues() from a trial's metrics and cost; the
+//   front of a study is computed among the trials of the highest fidelity reached only
+//   (studyFront), so a trial stopped early by ASHA never sits on the front beside fully
+//   trained ones.
+// Torch-free: training happens behind the executor's TrialRunner.
+// Errors: InputError for bad options (naming the option), Error from the store.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/common/progress.h"
+#include "core/search/asha.h"
+#include "core/search/executor.h"
+#include "core/search/space.h"
+#include "core/search/studystore.h"
+
+namespace braggnac::core {
+
+struct SearchOptions {
+    int trials = 96;                  // finished trials the study should hold
+    int epochs = 20;                  // per-trial budget (max epochs)
+    bool asha = false;
+    AshaOptions ashaOptions;          // rungs must be < epochs
+    /// Minimised objectives, by name: "distance" (validation mean, px), "bops" (standard BOPs
+    /// at 32 bits), "params", "macs". At least one, no duplicates.
+    std::vector<std::string> objectives{"distance", "bops"};
+    int population = 20;
+    std::uint64_t seed = 1;
+    /// Generation 0 starts with the built-in braggnn and nac (fitted to the space's slots; they
+    /// may lie outside the space), then random valid specs.
+    bool seedBuiltins = true;
+    /// Hypervolume reference for (distance px, log10 BOPs) when the objectives are those two.
+    double hvDistance = 1.0, hvLog10Bops = 10.0;
+
+    /// Throws InputError("<source>: <field>: ...") on invalid values.
+    void validate(const std::string &source = "search options") const;
+    nlohmann::json toJson() const;
+    static SearchOptions fromJson(const nlohmann::json &j, const std::string &source = "search options");
+};
+
+struct SearchProgress {
+    StateCounts counts;       // of the whole study
+    int target = 0;           // options.trials
+    int generation = 0;
+    double bestDistance = 0;  // best validation distance at the highest fidelity (NaN: none)
+    double hypervolume = 0;   // of studyFront (distance, log10 bops), 0 when not applicable
+    double elapsed = 0;       // seconds of this run
+    double remaining = 0;     // estimate (seconds), from this run's rate; NaN before the first trial
+};
+
+struct SearchCallbacks {
+    std::function<void(const TrialRecord &)> onTrialStarted;   // just claimed
+    std::function<void(const TrialRecord &)> onTrialFinished;  // complete, pruned or failed
+    std::function<void(const SearchProgress &)> onProgress;    // after every event batch
+};
+
+struct SearchSummary {
+    StateCounts counts;
+    int recovered = 0;        // running trials requeued at start (an earlier run died)
+    int requeued = 0;         // trials stopped by cancel and requeued
+    bool interrupted = false; // cancel was set
+    bool exhausted = false;   // the optimiser found no new valid spec
+    double seconds = 0;
+    std::vector<TrialRecord> front; // studyFront at the end
+    double hypervolume = 0;
+};
+
+/// Objective values from a finished trial's metrics ({"validation": {"mean", ...}}) and cost
+/// ({"bops", "params", "macs"}); throws InputError naming the missing field.
+std::vector<double> objectiveValues(const std::vector<std::string> &objectives,
+                                    const nlohmann::json &metrics, const nlohmann::json &cost);
+
+/// The Pareto front of a study: among complete and pruned trials with values, those whose
+/// fidelity is the highest present, the non-dominated ones by their stored values (all
+/// minimised), ordered by the first objective.
+std::vector<TrialRecord> studyFront(const std::vector<TrialRecord> &trials);
+/// Hypervolume of front over (distance, log10 bops) against the options' reference, when the
+/// objectives are exactly distance and bops; 0 otherwise.
+double studyHypervolume(const std::vector<TrialRecord> &front, const SearchOptions &options);
+
+SearchSummary runSearch(const SearchSpace &space, StudyStore &store, Executor &executor,
+                        const SearchOptions &options, const CancelToken &cancel = {},
+                        const SearchCallbacks &callbacks = {});
+
+} // namespace braggnac::core
