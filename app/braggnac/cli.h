@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common/progress.h"
+#include "core/nn/trainer.h"
 
 namespace braggnac::cli {
 
@@ -202,6 +203,9 @@ struct VerbRegistrar {
 /// --schedule, --weight-decay, --momentum, --rmsprop-momentum, --step-size, --gamma, --patience,
 /// --shift), for every verb that trains ("[recipe flags as train]").
 void declareRecipeOptions(VerbSpec &spec);
+/// The training recipe those options give (defaults: core::TrainOptions's), with --threads,
+/// --seed (default 1) and dataSource set. Not validated here (callers validate with their name).
+core::TrainOptions recipeFromArgs(const Args &args, const std::string &dataSource);
 
 /// The usage line of a declared verb (without "usage: braggnac ").
 std::string usageLine(const Verb &verb);
