@@ -558,6 +558,20 @@ private Q_SLOTS:
         QCOMPARE(store.listTrials()[0].history, ok.history);
         for (int i = 0; i < 6; ++i)
             QCOMPARE(light[i].number, i);
+        // points(): the same ids, states, fidelities and values, nothing else.
+        const auto pts = store.points(std::nullopt);
+        QCOMPARE(int(pts.size()), 6);
+        for (int i = 0; i < 6; ++i) {
+            QCOMPARE(pts[i].id, light[i].id);
+            QCOMPARE(pts[i].state, light[i].state);
+            QCOMPARE(pts[i].fidelity, light[i].fidelity);
+            QCOMPARE(pts[i].values.size(), light[i].values.size());
+        }
+        const auto donePts = store.points();
+        QCOMPARE(int(donePts.size()), 1);
+        QCOMPARE(donePts[0].id, ids[0]);
+        QCOMPARE(donePts[0].values, (std::vector<double>{0.125, std::numeric_limits<double>::infinity()}));
+        QCOMPARE(int(store.points(TrialState::Pruned).size()), 1);
     }
 
     void valuesExact_data()

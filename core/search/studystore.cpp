@@ -1430,6 +1430,29 @@ std::vector<TrialRecord> StudyStore::listTrials(const ListOptions &options) cons
     return out;
 }
 
+std::vector<TrialPoint> StudyStore::points(std::optional<TrialState> state) const
+{
+    std::lock_guard lock(m_impl->mutex);
+    Stmt s(*m_impl, state ? "SELECT id, number, state, fidelity, values_json FROM trials "
+                            "WHERE state = ? ORDER BY number"
+                          : "SELECT id, number, state, fidelity, values_json FROM trials "
+                            "ORDER BY number");
+    if (state)
+        s.bind(1, trialStateName(*state));
+    std::vector<TrialPoint> out;
+    while (s.step()) {
+        TrialPoint p;
+        p.id = s.i64(0);
+        p.number = s.i32(1);
+        p.state = state ? *state : trialStateFromName(s.text(2), fileMessage(m_impl->path, "trials.state"));
+        p.fidelity = s.i32(3);
+        if (!s.isNull(4) && !parseValuesFast(s.text(4), p.values))
+            p.values = valuesFromJson(s.jsonAt(4, "values_json"), fileMessage(m_impl->path, "trials.values_json"));
+        out.push_back(std::move(p));
+    }
+    return out;
+}
+
 std::vector<TrialRecord> StudyStore::trialsSince(std::int64_t seq, const ListOptions &options) const
 {
     std::lock_guard lock(m_impl->mutex);

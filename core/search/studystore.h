@@ -143,6 +143,15 @@ struct EnqueueResult {
     TrialState state = TrialState::Queued; // the (existing) trial's state
 };
 
+/// What a Pareto front or a progress chart needs of a trial, and nothing else.
+struct TrialPoint {
+    std::int64_t id = 0;
+    int number = 0;
+    TrialState state = TrialState::Queued;
+    int fidelity = 0;
+    std::vector<double> values;   // empty when the trial has none
+};
+
 struct ListOptions {
     std::optional<TrialState> state; // only trials in this state
     bool withBlobs = true;   // false: spec, hyperParams, metrics, cost, history stay null
@@ -217,6 +226,9 @@ public:
     std::optional<TrialRecord> trial(std::int64_t id) const; // with epochs
     std::optional<TrialRecord> trialByNumber(int number) const;
     std::vector<TrialRecord> listTrials(const ListOptions &options = {}) const; // by number
+    /// id, number, state, fidelity and values of the trials (in one state, or all), by number:
+    /// the cheapest read for fronts (about 5x less work than listTrials without blobs).
+    std::vector<TrialPoint> points(std::optional<TrialState> state = TrialState::Complete) const;
     /// Trials written (inserted or changed) after change counter `seq`, ordered by updateSeq.
     /// A watcher keeps the largest updateSeq it has seen (or changeSeq()) and asks again.
     std::vector<TrialRecord> trialsSince(std::int64_t seq, const ListOptions &options = {}) const;
