@@ -468,7 +468,7 @@ void TestSearchSpace::badSpace_data()
                                          << "bad.json: constraints.max_bops: no spec of the space";
     QTest::newRow("fpga empties a list") << R"({"constraints": {"fpga_friendly": true}, "head": {"act": ["gelu"]}})"
                                          << "bad.json: constraints.fpga_friendly: removes every choice of head.act";
-    QTest::newRow("bad slots") << R"({"blocks": {"slots": -1}})" << "bad.json: blocks.slots: must be an integer" << false;
+    QTest::newRow("bad slots") << R"({"blocks": {"slots": -1}})" << "bad.json: blocks.slots: must be an integer";
 }
 
 void TestSearchSpace::badSpace()
