@@ -1,10 +1,12 @@
-// Peak-finder benchmark: throughput on simulated 2048 x 2048 frames (in memory, and including the
-// HDF5 or GE2 read) at several thread counts, and recall / precision against the simulator's truth by
-// SNR bin for isolated, close-pair and crowded peaks. Prints one JSON object on stdout; bench/
-// finder.sh runs it beside the Python (scipy.ndimage) reference and writes
-// docs/benchmarks/finder.md.
+// Peak-finder benchmark: both split modes (none = one peak per connected component, prominence =
+// the default) side by side in the same run: throughput on simulated 2048 x 2048 frames (in memory,
+// and including the HDF5 or GE2 read) at several thread counts, repetitions interleaved between the
+// modes; recall / precision against the simulator's truth (isolated peaks, as core/sim/peakscore.h
+// defines them, and all bright peaks with close pairs >= 3 px apart), by SNR bin; saturated peaks'
+// patch-centre error. Prints one JSON object on stdout; bench/finder.sh runs it beside the Python
+// (scipy.ndimage) reference of the CC finder and writes docs/benchmarks/finder.md.
 //   bench_finder [--frames 20] [--size 2048] [--peaks 300] [--reps 7] [--seed 1]
-//                [--threads 1,2] [--h5 /tmp/bench_finder.h5]
+//                [--threads 1,2] [--close-fraction 0.05] [--h5 /tmp/bench_finder.h5]
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -89,10 +91,12 @@ int main(int argc, char **argv)
     so.size = std::stoi(arg(argc, argv, "size", "2048"));
     so.peaksPerFrame = std::stoi(arg(argc, argv, "peaks", "300"));
     so.seed = std::stoull(arg(argc, argv, "seed", "1"));
+    so.closePairFraction = std::stod(arg(argc, argv, "close-fraction", "0.05"));
 
     nlohmann::json out;
     out["config"] = {{"frames", frames}, {"size", so.size}, {"peaks_per_frame", so.peaksPerFrame},
-                     {"reps", reps}, {"seed", so.seed}, {"h5", h5}};
+                     {"reps", reps}, {"seed", so.seed}, {"h5", h5},
+                     {"close_fraction", so.closePairFraction}, {"saturation", so.saturation}};
     const char *cvThreads = std::getenv("OPENCV_FOR_THREADS_NUM");
     out["config"]["OPENCV_FOR_THREADS_NUM"] = cvThreads ? cvThreads : "";
 
@@ -103,140 +107,231 @@ int main(int argc, char **argv)
     writeSimulatedFrames(h5, sim, SimFormat::HDF5);
     out["write_seconds"] = since(t0);
 
-    FinderOptions fo;
-    // Frames in memory.
-    std::vector<Peak> reference;
-    for (int threads : threadCounts) {
-        fo.threads = threads;
-        std::vector<double> seconds, cpu;
-        for (int r = 0; r < reps; ++r) {
-            std::vector<Peak> peaks;
-            t0 = Clock::now();
-            const double c0 = cpuSeconds();
-            const PatchDataset d = findPeaksInFrames(sim.frames, fo, {}, &peaks);
-            cpu.push_back(cpuSeconds() - c0);
-            seconds.push_back(since(t0));
-            if (reference.empty())
-                reference = peaks;
-            else if (peaks.size() != reference.size()
-                     || !std::equal(peaks.begin(), peaks.end(), reference.begin(), [](const Peak &a, const Peak &b) {
-                            return a.frame == b.frame && a.row == b.row && a.col == b.col
-                                && a.centroidRow == b.centroidRow && a.merged == b.merged;
-                        })) {
-                std::cerr << "bench_finder: results differ between runs/thread counts\n";
-                return 1;
+    const std::vector<std::pair<std::string, SplitMode>> modes = {{"none", SplitMode::None},
+                                                                   {"prominence", SplitMode::Prominence}};
+    auto optionsFor = [](SplitMode mode, int threads) {
+        FinderOptions o;
+        o.split = mode;
+        o.threads = threads;
+        return o;
+    };
+    auto samePeaks = [](const std::vector<Peak> &a, const std::vector<Peak> &b) {
+        return a.size() == b.size()
+            && std::equal(a.begin(), a.end(), b.begin(), [](const Peak &x, const Peak &y) {
+                   return x.frame == y.frame && x.row == y.row && x.col == y.col
+                       && x.centroidRow == y.centroidRow && x.merged == y.merged
+                       && x.neighbourDistance == y.neighbourDistance;
+               });
+    };
+    // Frames in memory: repetitions interleaved (rep, threads, mode) so load changes hit both modes.
+    std::map<std::string, std::vector<Peak>> reference;
+    std::map<std::string, std::map<int, std::vector<double>>> seconds, cpu;
+    for (int r = 0; r < reps; ++r)
+        for (int threads : threadCounts)
+            for (const auto &[name, mode] : modes) {
+                std::vector<Peak> peaks;
+                t0 = Clock::now();
+                const double c0 = cpuSeconds();
+                const PatchDataset d = findPeaksInFrames(sim.frames, optionsFor(mode, threads), {}, &peaks);
+                cpu[name][threads].push_back(cpuSeconds() - c0);
+                seconds[name][threads].push_back(since(t0));
+                if (!reference.count(name))
+                    reference[name] = peaks;
+                else if (!samePeaks(peaks, reference[name])) {
+                    std::cerr << "bench_finder: " << name << " results differ between runs/thread counts\n";
+                    return 1;
+                }
             }
+    for (const auto &[name, mode] : modes)
+        for (int threads : threadCounts) {
+            auto &t = out["modes"][name]["in_memory"][std::to_string(threads)];
+            t = timing(seconds[name][threads], frames);
+            t["cpu_ms_per_frame_median"] = 1e3 * median(cpu[name][threads]) / frames;
         }
-        out["in_memory"][std::to_string(threads)] = timing(seconds, frames);
-        out["in_memory"][std::to_string(threads)]["cpu_ms_per_frame_median"] = 1e3 * median(cpu) / frames;
-    }
     // The threshold statistics alone (median / MAD of the subsample), per frame.
     {
-        std::vector<double> seconds;
+        std::vector<double> s;
         for (int r = 0; r < reps; ++r) {
             t0 = Clock::now();
             for (const Frame &f : sim.frames)
-                frameThreshold(f, fo);
-            seconds.push_back(since(t0));
+                frameThreshold(f, FinderOptions());
+            s.push_back(since(t0));
         }
-        out["threshold_ms_per_frame"] = 1e3 * median(seconds) / frames;
+        out["threshold_ms_per_frame"] = 1e3 * median(s) / frames;
     }
     // From the HDF5 file (gzip uint16, one chunk per frame): read only, and read + find.
     {
         const auto source = openFrameSource(h5);
-        std::vector<double> seconds;
+        std::vector<double> s;
         for (int r = 0; r < reps; ++r) {
             t0 = Clock::now();
             for (int i = 0; i < frames; ++i)
                 source->readFrame(i);
-            seconds.push_back(since(t0));
+            s.push_back(since(t0));
         }
-        out["hdf5_read_only"] = timing(seconds, frames);
-        for (int threads : threadCounts) {
-            fo.threads = threads;
-            seconds.clear();
-            for (int r = 0; r < reps; ++r) {
-                t0 = Clock::now();
-                const PatchDataset d = findPeaksInSource(*source, 0, frames, fo);
-                seconds.push_back(since(t0));
-            }
-            out["with_hdf5_read"][std::to_string(threads)] = timing(seconds, frames);
-        }
+        out["hdf5_read_only"] = timing(s, frames);
+        std::map<std::string, std::map<int, std::vector<double>>> withRead;
+        for (int r = 0; r < reps; ++r)
+            for (int threads : threadCounts)
+                for (const auto &[name, mode] : modes) {
+                    t0 = Clock::now();
+                    const PatchDataset d = findPeaksInSource(*source, 0, frames, optionsFor(mode, threads));
+                    withRead[name][threads].push_back(since(t0));
+                }
+        for (const auto &[name, mode] : modes)
+            for (int threads : threadCounts)
+                out["modes"][name]["with_hdf5_read"][std::to_string(threads)] =
+                    timing(withRead[name][threads], frames);
     }
-
     // From a GE2 file (raw uint16, no compression): read + find.
     if (so.size == 2048) {
         const std::string ge = h5 + ".ge2";
         writeGeFrames(ge, sim.frames);
         const auto source = openFrameSource(ge);
-        for (int threads : threadCounts) {
-            fo.threads = threads;
-            std::vector<double> seconds;
-            for (int r = 0; r < reps; ++r) {
-                t0 = Clock::now();
-                const PatchDataset d = findPeaksInSource(*source, 0, frames, fo);
-                seconds.push_back(since(t0));
-            }
-            out["with_ge2_read"][std::to_string(threads)] = timing(seconds, frames);
-        }
+        std::map<std::string, std::map<int, std::vector<double>>> withRead;
+        for (int r = 0; r < reps; ++r)
+            for (int threads : threadCounts)
+                for (const auto &[name, mode] : modes) {
+                    t0 = Clock::now();
+                    const PatchDataset d = findPeaksInSource(*source, 0, frames, optionsFor(mode, threads));
+                    withRead[name][threads].push_back(since(t0));
+                }
+        for (const auto &[name, mode] : modes)
+            for (int threads : threadCounts)
+                out["modes"][name]["with_ge2_read"][std::to_string(threads)] =
+                    timing(withRead[name][threads], frames);
         std::remove(ge.c_str());
     }
 
-    // Quality against the truth.
-    const PeakScore score = scorePeaks(sim, so, reference, fo);
-    out["peaks_found"] = reference.size();
+    // Quality against the truth, per mode.
+    // Distance from every truth peak to the nearest other truth peak of its frame.
+    std::vector<double> nearestTruth(sim.truth.size(), HUGE_VAL);
+    for (std::size_t i = 0; i < sim.truth.size(); ++i)
+        for (std::size_t j = 0; j < sim.truth.size(); ++j)
+            if (j != i && sim.truth[j].frame == sim.truth[i].frame)
+                nearestTruth[i] = std::min(nearestTruth[i],
+                                           std::hypot(sim.truth[i].params.row - sim.truth[j].params.row,
+                                                      sim.truth[i].params.col - sim.truth[j].params.col));
     out["truth_peaks"] = sim.truth.size();
-    out["recall_isolated_bright"] = {{"matched", score.isolatedBrightMatched}, {"of", score.isolatedBright}};
-    out["precision_bright"] = {{"matched", score.precisionMatched}, {"of", score.precisionCounted}};
-    {
-        int all = 0, allMatched = 0;
-        for (const FoundScore &f : score.found) {
-            ++all;
-            allMatched += f.matched >= 0;
-        }
-        out["precision_all_detections"] = {{"matched", allMatched}, {"of", all}};
-    }
     const std::vector<double> edges = {0, 5, 10, 20, 50, 100, 1000, 1e300};
     auto binOf = [&](double snr) {
         return int(std::upper_bound(edges.begin(), edges.end(), snr) - edges.begin()) - 1;
     };
-    std::map<std::string, std::vector<std::array<int, 2>>> bins;
-    for (const char *kind : {"isolated", "close_pair", "crowded"})
-        bins[kind].assign(edges.size() - 1, {0, 0});
-    int isolatedMatched = 0, isolatedMerged = 0, closeFound = 0, closeMerged = 0;
-    for (std::size_t i = 0; i < sim.truth.size(); ++i) {
-        const TruthScore &t = score.truth[i];
-        const std::string kind = t.isolated ? "isolated" : sim.truth[i].closePair ? "close_pair" : "crowded";
-        auto &b = bins[kind][std::size_t(binOf(t.snr))];
-        ++b[0];
-        b[1] += t.matched >= 0;
-        if (t.isolated && t.matched >= 0) {
-            ++isolatedMatched;
-            isolatedMerged += reference[std::size_t(t.matched)].merged;
+    for (const auto &[name, mode] : modes) {
+        const FinderOptions fo = optionsFor(mode, 1);
+        const std::vector<Peak> &found = reference[name];
+        nlohmann::json &m = out["modes"][name];
+        const PeakScore score = scorePeaks(sim, so, found, fo);
+        m["peaks_found"] = found.size();
+        m["recall_isolated_bright"] = {{"matched", score.isolatedBrightMatched}, {"of", score.isolatedBright}};
+        m["precision_bright"] = {{"matched", score.precisionMatched}, {"of", score.precisionCounted}};
+        int all = 0, allMatched = 0, bright = 0, brightMatched = 0;
+        for (const FoundScore &f : score.found) {
+            ++all;
+            allMatched += f.matched >= 0;
+            bright += f.bright;
+            brightMatched += f.bright && f.matched >= 0;
         }
-        if (sim.truth[i].closePair) {
-            // The detection whose maximum pixel is nearest this close-pair peak (within 5 px).
-            const PseudoVoigt &p = sim.truth[i].params;
-            const Peak *nearest = nullptr;
-            double best = 5;
-            for (const Peak &f : reference)
-                if (f.frame == sim.truth[i].frame && std::hypot(f.row - p.row, f.col - p.col) < best) {
-                    best = std::hypot(f.row - p.row, f.col - p.col);
-                    nearest = &f;
+        m["precision_all_detections"] = {{"matched", allMatched}, {"of", all}};
+        // The issue-11 goal: every truth peak brighter than 10 sigma whose nearest other truth
+        // peak is >= 3 px away (close pairs >= 3 px included), and every detection > 10 sigma.
+        int goal = 0, goalMatched = 0, closeGoal = 0, closeGoalMatched = 0;
+        for (std::size_t i = 0; i < sim.truth.size(); ++i)
+            if (score.truth[i].bright && nearestTruth[i] >= 3) {
+                ++goal;
+                goalMatched += score.truth[i].matched >= 0;
+                if (sim.truth[i].closePair) {
+                    ++closeGoal;
+                    closeGoalMatched += score.truth[i].matched >= 0;
                 }
-            if (nearest) {
-                ++closeFound;
-                closeMerged += nearest->merged;
+            }
+        m["recall_all_bright_3px"] = {{"matched", goalMatched}, {"of", goal}};
+        m["recall_close_pairs_bright_3px"] = {{"matched", closeGoalMatched}, {"of", closeGoal}};
+        m["precision_all_bright"] = {{"matched", brightMatched}, {"of", bright}};
+
+        std::map<std::string, std::vector<std::array<int, 2>>> bins;
+        for (const char *kind : {"isolated", "close_pair", "crowded"})
+            bins[kind].assign(edges.size() - 1, {0, 0});
+        int isolatedMatched = 0, isolatedMerged = 0, isolatedSplit = 0, closeFound = 0, closeMerged = 0;
+        std::vector<double> closeErrors, isolatedErrors;
+        for (std::size_t i = 0; i < sim.truth.size(); ++i) {
+            const TruthScore &t = score.truth[i];
+            const std::string kind = t.isolated ? "isolated" : sim.truth[i].closePair ? "close_pair" : "crowded";
+            auto &b = bins[kind][std::size_t(binOf(t.snr))];
+            ++b[0];
+            b[1] += t.matched >= 0;
+            const PseudoVoigt &p = sim.truth[i].params;
+            if (t.matched >= 0) {
+                const Peak &f = found[std::size_t(t.matched)];
+                const double e = std::hypot(f.centroidRow - p.row, f.centroidCol - p.col);
+                if (t.isolated) {
+                    ++isolatedMatched;
+                    isolatedMerged += f.merged;
+                    isolatedSplit += f.componentPeaks > 1;
+                    isolatedErrors.push_back(e);
+                } else if (sim.truth[i].closePair && nearestTruth[i] >= 3 && t.bright) {
+                    closeErrors.push_back(e);
+                }
+            }
+            if (sim.truth[i].closePair) {
+                // The detection whose maximum pixel is nearest this close-pair peak (within 5 px).
+                const Peak *nearest = nullptr;
+                double best = 5;
+                for (const Peak &f : found)
+                    if (f.frame == sim.truth[i].frame && std::hypot(f.row - p.row, f.col - p.col) < best) {
+                        best = std::hypot(f.row - p.row, f.col - p.col);
+                        nearest = &f;
+                    }
+                if (nearest) {
+                    ++closeFound;
+                    closeMerged += nearest->merged;
+                }
             }
         }
+        for (auto &[kind, b] : bins)
+            for (std::size_t k = 0; k < b.size(); ++k)
+                m["recall_by_snr"][kind].push_back(
+                    {{"snr_min", edges[k]}, {"snr_max", k + 2 < edges.size() ? edges[k + 1] : -1},
+                     {"truth", b[k][0]}, {"matched", b[k][1]}});
+        m["merged_flag"] = {{"isolated_matched", isolatedMatched}, {"isolated_flagged", isolatedMerged},
+                            {"isolated_split", isolatedSplit},
+                            {"close_pair_detected", closeFound}, {"close_pair_flagged", closeMerged}};
+        m["centroid_error_px"] = {{"isolated_median", median(isolatedErrors)},
+                                  {"close_pair_3px_median", median(closeErrors)},
+                                  {"close_pair_3px_n", closeErrors.size()}};
+        int merged = 0, neighbour = 0, saturatedFlags = 0;
+        for (const Peak &f : found) {
+            merged += f.merged;
+            neighbour += f.neighbour;
+            saturatedFlags += f.saturatedPixels > 0;
+        }
+        m["flags"] = {{"merged", merged}, {"neighbour", neighbour}, {"saturated", saturatedFlags}};
+        // Saturated peaks: truth peaks whose pixel at the true centre reached the saturation
+        // level; the error of the patch centre (row, col) of the nearest detection (within 5 px).
+        int satTruth = 0, satFound = 0, satWithin1 = 0;
+        double satSum = 0, satMax = 0;
+        for (std::size_t i = 0; i < sim.truth.size(); ++i) {
+            const PseudoVoigt &p = sim.truth[i].params;
+            const Frame &frame = sim.frames[std::size_t(sim.truth[i].frame)];
+            const int r = int(std::lround(p.row)), c = int(std::lround(p.col));
+            if (so.saturation <= 0 || frame.at(r, c) < so.saturation || nearestTruth[i] < 3)
+                continue;
+            ++satTruth;
+            double best = 5;
+            for (const Peak &f : found)
+                if (f.frame == sim.truth[i].frame)
+                    best = std::min(best, std::hypot(f.row - p.row, f.col - p.col));
+            if (best < 5) {
+                ++satFound;
+                satSum += best;
+                satMax = std::max(satMax, best);
+                satWithin1 += best <= 1;
+            }
+        }
+        m["saturated"] = {{"truth", satTruth}, {"detected", satFound}, {"patch_centre_within_1px", satWithin1},
+                          {"patch_centre_error_mean", satFound ? satSum / satFound : 0},
+                          {"patch_centre_error_max", satMax}};
     }
-    for (auto &[kind, b] : bins)
-        for (std::size_t k = 0; k < b.size(); ++k)
-            out["recall_by_snr"][kind].push_back(
-                {{"snr_min", edges[k]}, {"snr_max", k + 2 < edges.size() ? edges[k + 1] : -1},
-                 {"truth", b[k][0]}, {"matched", b[k][1]}});
-    out["merged_flag"] = {{"isolated_matched", isolatedMatched}, {"isolated_flagged", isolatedMerged},
-                          {"close_pair_detected", closeFound}, {"close_pair_flagged", closeMerged}};
     std::cout << out.dump(1) << std::endl;
     return 0;
 }

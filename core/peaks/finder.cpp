@@ -159,6 +159,13 @@ double logParabolaOffset(const float *data, std::ptrdiff_t stride, int at, int s
     return std::clamp(base - b / (2 * a), std::max(-0.5, at - 1.5), std::min(size - 0.5, at + 1.5)) - at;
 }
 
+/// One scratch per thread, shared by both label types.
+SplitScratch &threadScratch()
+{
+    thread_local SplitScratch scratch;
+    return scratch;
+}
+
 int findRoot(std::vector<int> &parent, int i)
 {
     while (parent[i] != i) {
@@ -698,7 +705,7 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
             grouped[fill[std::size_t(labels[idx])]++] = idx;
     }
 
-    thread_local SplitScratch scratch;
+    SplitScratch &scratch = threadScratch();
     std::vector<FoundPeak> found;
     for (int k = 1; k < labelCount; ++k) {
         const Component &c = comps[std::size_t(k)];

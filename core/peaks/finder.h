@@ -7,7 +7,11 @@
 // background and `prominenceSigma` x the noise of that difference, and that lies at least
 // `minSeparation` px from every higher kept maximum; the component's pixels are shared among
 // the kept maxima by steepest ascent (drainage basins), which gives each peak its pixels, sum
-// and centroid. Each peak gets an S x S patch centred on its maximum pixel -- on a saturated
+// and centroid. Shoulders without a maximum of their own are added from the curvature (see
+// shoulderSigma). Centres (Peak::centroidRow/Col): the intensity-weighted centroid for a whole
+// component inside the frame; for split or edge peaks, whose pixels are cut, a local estimate
+// (log-parabola through the maximum and its neighbours; plateau centroid when saturated).
+// Each peak gets an S x S patch centred on its maximum pixel -- on a saturated
 // peak, on the saturated pixel nearest the centroid of its plateau -- with other components
 // inside the patch masked out (set to the frame's background level, as BraggNN does); peaks
 // split from the same component are not masked in each other's patches (they are flagged
