@@ -382,6 +382,7 @@ void TestNsga2::askTellBookkeeping()
     auto first = opt.ask(3);
     QCOMPARE(first.size(), std::size_t(3));
     QCOMPARE(first[0], (std::vector<double>{0.5, 0.5, 0.5})); // the seed first
+    QCOMPARE(opt.pendingGeneration(first[1]), 0);
     auto second = opt.ask(3);
     QCOMPARE(second.size(), std::size_t(1)); // what is left of generation 0
     QCOMPARE(opt.ask(3).size(), std::size_t(0)); // waits for the generation's results
@@ -390,9 +391,11 @@ void TestNsga2::askTellBookkeeping()
     QCOMPARE(opt.ask(3).size(), std::size_t(0));
     opt.tellFailed(second[0]); // a failed trial leaves the generation
     QCOMPARE(opt.pending(), std::size_t(0));
+    QCOMPARE(opt.pendingGeneration(first[1]), -1); // told
     const auto third = opt.ask(2);
     QCOMPARE(third.size(), std::size_t(2));
     QCOMPARE(opt.generation(), 1);
+    QCOMPARE(opt.pendingGeneration(third[1]), 1);
     QCOMPARE(opt.parents().size(), std::size_t(3));
     bool threw = false;
     try {

@@ -187,6 +187,14 @@ public:
             ++m_handedOut;
     }
 
+    /// The generation a handed-out, not yet told genome belongs to (store it with the trial for
+    /// restore()); -1 when it is not pending. One ask() can span two generations.
+    int pendingGeneration(const G &genome)
+    {
+        auto it = m_pending.find(m_problem.key(genome));
+        return it == m_pending.end() ? -1 : it->second;
+    }
+
     int generation() const { return m_generation; }
     std::size_t pending() const { return m_pending.size(); }
     bool exhausted() const { return m_exhausted; }
