@@ -692,7 +692,9 @@ TrainResult trainModel(const ArchSpec &spec, const PreparedData &data, const Tra
         throw InputError("train: the prepared data is empty");
     checkCompatible(spec, data.patchSize(), options, data.source());
     const torch::Device device = checkedDevice(options.device);
-    if (device != data.impl().device)
+    const torch::Device &prepared = data.impl().device;
+    const auto index = [](const torch::Device &d) { return d.has_index() ? d.index() : 0; };
+    if (device.type() != prepared.type() || (device.is_cuda() && index(device) != index(prepared)))
         throw InputError(fieldError("train options", "device",
                                     "'" + options.device + "' is " + device.str()
                                         + " but the data was prepared on " + data.device()));
