@@ -112,6 +112,9 @@ private Q_SLOTS:
     void preparedDataMismatchNamed();
     void cliTrainAndTrialShareSchema();
     void cliTrainDivergedSavesNothing();
+    void cancelledTrialThrows();
+    void cliTrialBadInput_data();
+    void cliTrialBadInput();
 
 private:
     TrainOptions quick(int epochs = 2) const
@@ -575,6 +578,61 @@ void TestTrial::cliTrainDivergedSavesNothing()
     const nlohmann::json tj = nlohmann::json::parse(trial.out.toStdString());
     QCOMPARE(tj["status"].get<std::string>(), std::string("failed"));
     QCOMPARE(tj["stop_reason"].get<std::string>(), std::string("diverged"));
+}
+
+void TestTrial::cancelledTrialThrows()
+{
+    Monitor monitor;
+    TrialCallbacks callbacks;
+    int epochs = 0;
+    callbacks.onEpoch = [&](const EpochStats &) {
+        ++epochs;
+        monitor.cancel.cancel(); // as the studio's Cancel button, between epochs
+        return EpochDecision::Continue;
+    };
+    bool cancelled = false;
+    try {
+        runTrial(m_tiny, quick(4), {}, m_prepared, monitor, callbacks);
+    } catch (const CancelledError &) {
+        cancelled = true;
+    }
+    QVERIFY(cancelled);
+    QCOMPARE(epochs, 1); // stopped before the second epoch's first batch
+}
+
+void TestTrial::cliTrialBadInput_data()
+{
+    QTest::addColumn<QStringList>("extra");
+    QTest::addColumn<QString>("expected");
+    QTest::newRow("unknown arch") << QStringList{QStringLiteral("--arch"), QStringLiteral("nosuch")} << "nosuch";
+    QTest::newRow("negative max-epochs")
+        << QStringList{QStringLiteral("--arch"), QStringLiteral("nac"), QStringLiteral("--max-epochs"), QStringLiteral("-1")}
+        << "--max-epochs";
+    QTest::newRow("nan max-seconds")
+        << QStringList{QStringLiteral("--arch"), QStringLiteral("nac"), QStringLiteral("--max-seconds"), QStringLiteral("nan")}
+        << "--max-seconds";
+    QTest::newRow("spec size mismatch")
+        << QStringList{QStringLiteral("--arch"), QStringLiteral("SPEC15")} << "patch size 11";
+}
+
+void TestTrial::cliTrialBadInput()
+{
+    QFETCH(QStringList, extra);
+    QFETCH(QString, expected);
+    ArchSpec big = m_tiny;
+    big.inputSize = 15;
+    const QString spec15 = m_dir.filePath(QStringLiteral("spec15.json"));
+    big.save(spec15.toStdString());
+    extra.replaceInStrings(QStringLiteral("SPEC15"), spec15);
+    const QString out = m_dir.filePath(QStringLiteral("bad-trial.model"));
+    const auto r = runCli(QStringList{QStringLiteral("trial"), m_dataFile} + extra
+                          + QStringList{QStringLiteral("--epochs"), QStringLiteral("1"), QStringLiteral("--out"), out,
+                                        QStringLiteral("--json")});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY2(r.err.contains(expected.toUtf8()), r.err.constData());
+    QVERIFY(r.out.isEmpty());
+    QVERIFY(!QFileInfo::exists(out));
 }
 
 QTEST_GUILESS_MAIN(TestTrial)

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -99,8 +101,18 @@ Evaluation evaluateModel(const Model &model, const PatchDataset &data, int split
     for (std::size_t k = 0; k < ev.indices.size(); ++k)
         std::copy_n(data.patch(ev.indices[k]), area, raw.data() + k * area);
     // Moderate batches keep the attention maps of BraggNN-sized nets in cache.
-    ev.predictions = ev.indices.empty() ? std::vector<float>{}
-                                        : model.predict(raw.data(), ev.indices.size(), 512);
+    try {
+        ev.predictions = ev.indices.empty() ? std::vector<float>{}
+                                            : model.predict(raw.data(), ev.indices.size(), 512);
+    } catch (const Error &) {
+        throw;
+    } catch (const std::bad_alloc &) {
+        throw Error("evaluate: out of memory");
+    } catch (const std::exception &e) {
+        // LibTorch's c10::Error: its what() carries a C++ backtrace after the first line.
+        const std::string what = e.what();
+        throw Error("evaluate: LibTorch: " + what.substr(0, what.find('\n')));
+    }
     std::vector<float> labels(ev.indices.size() * 2);
     for (std::size_t k = 0; k < ev.indices.size(); ++k) {
         labels[2 * k] = data.centers[2 * ev.indices[k]];
