@@ -187,8 +187,44 @@ private Q_SLOTS:
                 QCOMPARE(t.fidelity, 9);
             QCOMPARE(int(t.epochs.size()), t.fidelity); // every epoch reported to the store
         }
-        for (const auto &f : s.front)
+        for (const auto &f : s.front) {
             QCOMPARE(f.fidelity, 9);
+            QCOMPARE(int(f.state), int(TrialState::Complete));
+        }
+    }
+
+    // The front rule on constructed trials: complete trials are full fidelity whatever their
+    // epoch count (a recipe's patience), pruned ones only count while nothing is complete.
+    void frontRule()
+    {
+        auto rec = [](int number, TrialState state, int fidelity, double d, double b) {
+            TrialRecord t;
+            t.id = number + 1;
+            t.number = number;
+            t.state = state;
+            t.fidelity = fidelity;
+            t.values = {d, b};
+            return t;
+        };
+        std::vector<TrialRecord> trials = {rec(0, TrialState::Pruned, 6, 0.5, 0.5),
+                                           rec(1, TrialState::Complete, 3, 1.0, 3.0),
+                                           rec(2, TrialState::Complete, 9, 2.0, 2.0),
+                                           rec(3, TrialState::Complete, 9, 2.5, 2.5),
+                                           rec(4, TrialState::Failed, 9, 0.1, 0.1),
+                                           rec(5, TrialState::Complete, 9, 3.0, 1.0)};
+        std::vector<int> numbers;
+        for (const auto &t : studyFront(trials))
+            numbers.push_back(t.number);
+        QCOMPARE(numbers, (std::vector<int>{1, 2, 5}));
+        trials = {rec(0, TrialState::Pruned, 2, 0.5, 0.5), rec(1, TrialState::Pruned, 6, 1.0, 1.0),
+                  rec(2, TrialState::Pruned, 6, 0.9, 2.0)};
+        numbers.clear();
+        for (const auto &t : studyFront(trials))
+            numbers.push_back(t.number);
+        QCOMPARE(numbers, (std::vector<int>{2, 1}));
+        SearchOptions o;
+        // hypervolume over (distance, log10 bops) against (1.0, 10.0): one point (0.5, 1e8)
+        QCOMPARE(studyHypervolume({rec(0, TrialState::Complete, 1, 0.5, 1e8)}, o), 0.5 * 2.0);
     }
 
     void failuresAreStoredAndTheSearchGoesOn()

@@ -131,6 +131,13 @@ std::vector<double> objectiveValues(const std::vector<std::string> &objectives, 
     return values;
 }
 
+int fidelityLevel(const TrialRecord &t)
+{
+    // Complete trials are at full fidelity whatever their epoch count (early stopping by the
+    // recipe's patience is not a lower fidelity); a pruned trial's level is the epochs it got.
+    return t.state == TrialState::Complete ? std::numeric_limits<int>::max() : t.fidelity;
+}
+
 std::vector<TrialRecord> studyFront(const std::vector<TrialRecord> &trials)
 {
     std::vector<const TrialRecord *> scored;
@@ -144,12 +151,12 @@ std::vector<TrialRecord> studyFront(const std::vector<TrialRecord> &trials)
         if (!finite)
             continue;
         scored.push_back(&t);
-        top = std::max(top, t.fidelity);
+        top = std::max(top, fidelityLevel(t));
     }
     std::vector<const TrialRecord *> eligible;
     std::vector<Objectives> points;
     for (const TrialRecord *t : scored)
-        if (t->fidelity == top && (points.empty() || t->values.size() == points.front().size())) {
+        if (fidelityLevel(*t) == top && (points.empty() || t->values.size() == points.front().size())) {
             eligible.push_back(t);
             points.push_back(t->values);
         }
@@ -243,6 +250,13 @@ private:
 
     static int finished(const StateCounts &c) { return c.complete + c.pruned + c.failed; }
 
+    // NSGA-II ranks by fidelity first: a complete trial counts as the full budget (even when
+    // the recipe's patience stopped it sooner), a pruned one as the epochs it got.
+    int nsgaFidelity(TrialState state, int epochs) const
+    {
+        return state == TrialState::Complete ? m_options.epochs : std::min(epochs, m_options.epochs - 1);
+    }
+
     // Rebuilds the optimiser and ASHA from the stored trials (a resumed study).
     void restore()
     {
@@ -252,7 +266,7 @@ private:
             m_known.insert(t.specHash);
             ArchSpec spec = ArchSpec::fromJson(t.spec, "study trial " + std::to_string(t.number));
             if ((t.state == TrialState::Complete || t.state == TrialState::Pruned) && !t.values.empty())
-                m_nsga.restore(spec, t.values, t.fidelity, std::max(t.generation, 0));
+                m_nsga.restore(spec, t.values, nsgaFidelity(t.state, t.fidelity), std::max(t.generation, 0));
             else if (t.state == TrialState::Queued)
                 pending.emplace_back(std::move(spec), std::max(t.generation, 0));
             if (m_options.asha && isFinished(t.state)) {
@@ -386,10 +400,10 @@ private:
             m_nsga.tellFailed(r.spec);
         } else if (result.status == TaskStatus::Pruned) {
             m_store.prune(result.id, outcome, result.reason);
-            m_nsga.tell(r.spec, outcome.values, outcome.fidelity);
+            m_nsga.tell(r.spec, outcome.values, nsgaFidelity(TrialState::Pruned, outcome.fidelity));
         } else {
             m_store.complete(result.id, outcome);
-            m_nsga.tell(r.spec, outcome.values, outcome.fidelity);
+            m_nsga.tell(r.spec, outcome.values, nsgaFidelity(TrialState::Complete, outcome.fidelity));
         }
         ++m_finishedThisRun;
         if (m_callbacks.onTrialFinished)

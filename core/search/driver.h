@@ -84,9 +84,12 @@ struct SearchSummary {
 std::vector<double> objectiveValues(const std::vector<std::string> &objectives,
                                     const nlohmann::json &metrics, const nlohmann::json &cost);
 
-/// The Pareto front of a study: among complete and pruned trials with values, those whose
-/// fidelity is the highest present, the non-dominated ones by their stored values (all
-/// minimised), ordered by the first objective.
+/// A trial's fidelity level for the front: complete trials are at full fidelity (INT_MAX), a
+/// pruned trial's level is the epochs it was trained.
+int fidelityLevel(const TrialRecord &trial);
+/// The Pareto front of a study: among complete and pruned trials with finite values, those of
+/// the highest fidelity level present (so: the complete trials, once there is one), the
+/// non-dominated ones by their stored values (all minimised), ordered by the first objective.
 std::vector<TrialRecord> studyFront(const std::vector<TrialRecord> &trials);
 /// Hypervolume of front over (distance, log10 bops) against the options' reference, when the
 /// objectives are exactly distance and bops; 0 otherwise.
