@@ -212,6 +212,42 @@ private Q_SLOTS:
         QCOMPARE(third.info().seed, s.seed);
     }
 
+    void concurrentCreate()
+    {
+        // Four processes create the same new study at once: exactly one creates it, all use
+        // the same file, nothing is lost.
+        const std::string path = file("race.db");
+        std::vector<pid_t> pids;
+        for (int c = 0; c < 4; ++c) {
+            const pid_t pid = ::fork();
+            QVERIFY(pid >= 0);
+            if (pid == 0) {
+                try {
+                    StudyStore store = StudyStore::createOrOpen(path, makeStudy());
+                    store.enqueue(request(c));
+                    _exit(store.created() ? 10 : 11);
+                } catch (...) {
+                    _exit(2);
+                }
+            }
+            pids.push_back(pid);
+        }
+        int created = 0, opened = 0;
+        for (pid_t pid : pids) {
+            int status = 0;
+            ::waitpid(pid, &status, 0);
+            QVERIFY(WIFEXITED(status));
+            created += WEXITSTATUS(status) == 10 ? 1 : 0;
+            opened += WEXITSTATUS(status) == 11 ? 1 : 0;
+        }
+        QCOMPARE(created, 1);
+        QCOMPARE(opened, 3);
+        StudyStore store = StudyStore::open(path);
+        QCOMPARE(store.counts().queued, 4);
+        for (const auto &e : QDir(m_dir.path()).entryList(QDir::Files | QDir::Hidden))
+            QVERIFY2(!isTemporaryName(e.toStdString()), qPrintable(e));
+    }
+
     void refusals_data()
     {
         QTest::addColumn<QString>("kind");

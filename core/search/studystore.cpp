@@ -1022,9 +1022,13 @@ StudyStore StudyStore::createOrOpen(const std::string &path, const StudyInfo &st
             throw;
         }
         // link() never replaces: when another process created the study meanwhile, use theirs.
-        if (::link(temp.c_str(), path.c_str()) == 0)
+        // File systems without hard links get rename() after a last existence check.
+        if (::link(temp.c_str(), path.c_str()) == 0) {
             created = true;
-        else if (errno != EEXIST) {
+        } else if (errno == EPERM || errno == ENOTSUP || errno == EOPNOTSUPP || errno == EMLINK) {
+            if (!fs::exists(path, ec) && ::rename(temp.c_str(), path.c_str()) == 0)
+                created = true;
+        } else if (errno != EEXIST) {
             const std::string why = std::strerror(errno);
             fs::remove(temp, ec);
             throw Error(fileMessage(path, "cannot create the study store: " + why));
