@@ -3,8 +3,8 @@
 // (cv::connectedComponents; the per-component statistics -- size, maximum, centroid -- are
 // accumulated here over the sparse foreground list instead of cv::connectedComponentsWithStats'
 // full-frame pass), then per kept component one peak (split None) or one per prominent maximum
-// (split Prominence: a union-find over the component's pixels in descending order gives every
-// local maximum its saddle, steepest ascent gives every pixel its maximum), then the patches.
+// (split Prominence: a best-first flood from every local maximum gives it its saddle, steepest
+// ascent gives every pixel its maximum, the smoothed Hessian adds shoulders), then the patches.
 #include "core/peaks/finder.h"
 
 #include <algorithm>
@@ -75,12 +75,11 @@ struct Component {
 struct SplitScratch {
     std::vector<int> pos;    // frame index -> position in the component's pixel list
     std::vector<int> up;     // steepest-ascent neighbour (itself at a local maximum)
-    std::vector<int> order;  // positions, highest first
-    std::vector<int> rank;   // position -> index in `order`
-    std::vector<int> parent; // union-find over positions (-1: not yet processed)
-    std::vector<int> top;    // root -> position of its region's maximum
+    std::vector<int> stamp;  // flood membership (the flood's number)
+    std::vector<int> heap;   // flood frontier
+    std::vector<int> path;   // steepest-ascent path being resolved
     std::vector<int> maxId;  // position -> index of its local maximum (-1: none)
-    std::vector<int> basin;  // position -> index of the local maximum it drains to
+    std::vector<int> basin;  // position -> the peak it goes to
     std::vector<int> maxima; // local maxima (positions) in descending order
     std::vector<float> death;
     std::vector<int> parentMax, owner;
@@ -88,7 +87,6 @@ struct SplitScratch {
     std::vector<int> candidates;
     std::vector<int> neighbours;              // 8 per position
     std::vector<std::uint8_t> neighbourCount;
-    std::vector<std::pair<float, int>> keys;  // (value, position) for the descending sort
 };
 
 struct PeakStats {
@@ -166,15 +164,6 @@ SplitScratch &threadScratch()
     return scratch;
 }
 
-int findRoot(std::vector<int> &parent, int i)
-{
-    while (parent[i] != i) {
-        parent[i] = parent[parent[i]];
-        i = parent[i];
-    }
-    return i;
-}
-
 /// Splits one component (pixels in row-major order) into its prominent maxima; appends the peaks
 /// (frame fields, border and origin left for the caller) to `out` as FoundPeak with `label`.
 template <typename Label>
@@ -246,59 +235,59 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
     s.owner.clear();
     bool single = maximaCount == 1;
     if (!single) {
-        s.keys.resize(std::size_t(n));
-        for (int i = 0; i < n; ++i)
-            s.keys[std::size_t(i)] = {value(i), i};
-        std::sort(s.keys.begin(), s.keys.end(), [](const std::pair<float, int> &a, const std::pair<float, int> &b) {
-            return a.first > b.first || (a.first == b.first && a.second < b.second);
-        });
-        s.order.resize(std::size_t(n));
-        for (int t = 0; t < n; ++t)
-            s.order[std::size_t(t)] = s.keys[std::size_t(t)].second;
-        s.rank.resize(std::size_t(n));
-        for (int t = 0; t < n; ++t)
-            s.rank[std::size_t(s.order[t])] = t;
-        s.parent.assign(std::size_t(n), -1);
-        s.top.resize(std::size_t(n));
-        s.maxId.assign(std::size_t(n), -1);
+        // The local maxima, highest first, and each one's saddle: a best-first flood from it
+        // (highest frontier pixel first) until it reaches a higher pixel; the lowest level it had
+        // to pass is the saddle (the minimax path), and the maximum that higher pixel drains to
+        // is its parent. Noise bumps stop after a pixel or two; no sort of the whole component.
         s.maxima.clear();
-        s.death.clear();
-        s.parentMax.clear();
-        for (int t = 0; t < n; ++t) {
-            const int p = s.order[std::size_t(t)];
-            const int count = neighboursOf(p);
-            int roots[8], rootCount = 0, best = -1;
-            for (int k = 0; k < count; ++k) {
-                if (s.parent[std::size_t(neighbours[k])] < 0)
-                    continue;
-                const int root = findRoot(s.parent, neighbours[k]);
-                if (std::find(roots, roots + rootCount, root) != roots + rootCount)
-                    continue;
-                roots[rootCount++] = root;
-                if (best < 0 || s.rank[std::size_t(s.top[root])] < s.rank[std::size_t(s.top[best])])
-                    best = root;
+        for (int i = 0; i < n; ++i)
+            if (s.up[std::size_t(i)] == i)
+                s.maxima.push_back(i);
+        std::sort(s.maxima.begin(), s.maxima.end(), higher);
+        const std::size_t mcount = s.maxima.size();
+        s.maxId.assign(std::size_t(n), -1);
+        for (std::size_t m = 0; m < mcount; ++m)
+            s.maxId[std::size_t(s.maxima[m])] = int(m);
+        s.death.assign(mcount, -std::numeric_limits<float>::infinity());
+        s.parentMax.assign(mcount, -1);
+        s.stamp.assign(std::size_t(n), 0);
+        auto lower = [&](int a, int b) { return higher(b, a); }; // heap order: highest on top
+        for (std::size_t m = 1; m < mcount; ++m) {
+            const int start = s.maxima[m];
+            const int stamp = int(m);
+            s.heap.clear();
+            s.stamp[std::size_t(start)] = stamp;
+            auto push = [&](int p) {
+                const int count = neighboursOf(p);
+                for (int k = 0; k < count; ++k) {
+                    const int q = neighbours[k];
+                    if (s.stamp[std::size_t(q)] == stamp)
+                        continue;
+                    s.stamp[std::size_t(q)] = stamp;
+                    s.heap.push_back(q);
+                    std::push_heap(s.heap.begin(), s.heap.end(), lower);
+                }
+            };
+            push(start);
+            float level = value(start);
+            int reached = -1;
+            while (!s.heap.empty()) {
+                std::pop_heap(s.heap.begin(), s.heap.end(), lower);
+                const int q = s.heap.back();
+                s.heap.pop_back();
+                level = std::min(level, value(q));
+                if (higher(q, start)) {
+                    reached = q;
+                    break;
+                }
+                push(q);
             }
-            if (rootCount == 0) {
-                s.parent[std::size_t(p)] = p;
-                s.top[std::size_t(p)] = p;
-                s.maxId[std::size_t(p)] = int(s.maxima.size());
-                s.maxima.push_back(p);
-                s.death.push_back(-std::numeric_limits<float>::infinity());
-                s.parentMax.push_back(-1);
-                continue;
-            }
-            for (int k = 0; k < rootCount; ++k) {
-                if (roots[k] == best)
-                    continue;
-                const int m = s.maxId[std::size_t(s.top[roots[k]])];
-                s.death[std::size_t(m)] = value(p);
-                s.parentMax[std::size_t(m)] = s.maxId[std::size_t(s.top[best])];
-                s.parent[std::size_t(roots[k])] = best;
-            }
-            s.parent[std::size_t(p)] = best;
+            while (reached >= 0 && s.up[std::size_t(reached)] != reached)
+                reached = s.up[std::size_t(reached)];
+            s.death[m] = level;
+            s.parentMax[m] = reached >= 0 ? s.maxId[std::size_t(reached)] : 0;
         }
         // Keep the maxima that stand out, highest first.
-        const std::size_t mcount = s.maxima.size();
         s.owner.assign(mcount, -1);
         for (std::size_t m = 0; m < mcount; ++m) {
             const int p = s.maxima[m];
@@ -337,12 +326,22 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
         }
         single = peaks.size() == 1;
         if (!single) {
-            s.basin.resize(std::size_t(n));
-            for (int t = 0; t < n; ++t) {
-                const int p = s.order[std::size_t(t)];
-                const int u = s.up[std::size_t(p)];
-                s.basin[std::size_t(p)] = u == p ? s.owner[std::size_t(s.maxId[std::size_t(p)])]
-                                                 : s.basin[std::size_t(u)];
+            // Steepest ascent, memoised: every pixel takes the owner of the maximum it drains to.
+            s.basin.assign(std::size_t(n), -1);
+            for (int i = 0; i < n; ++i) {
+                if (s.basin[std::size_t(i)] >= 0)
+                    continue;
+                s.path.clear();
+                int j = i;
+                while (s.basin[std::size_t(j)] < 0 && s.up[std::size_t(j)] != j) {
+                    s.path.push_back(j);
+                    j = s.up[std::size_t(j)];
+                }
+                const int b = s.basin[std::size_t(j)] >= 0 ? s.basin[std::size_t(j)]
+                                                           : s.owner[std::size_t(s.maxId[std::size_t(j)])];
+                s.basin[std::size_t(j)] = b;
+                for (int q : s.path)
+                    s.basin[std::size_t(q)] = b;
             }
         }
     }
@@ -470,10 +469,14 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
     const std::size_t first = out.size();
     for (std::size_t k = 0; k < peaks.size(); ++k) {
         PeakStats &q = peaks[k];
-        // A saturated maximum: centre on the saturated pixel of its basin nearest the centroid
-        // of the saturated pixels (its plateau); ties go to the first in row-major order.
+        // A saturated maximum: centre on the saturated pixel of its basin nearest the centroid of
+        // the whole peak when that is not cut (clipping a symmetric peak does not move it), else
+        // nearest the centroid of its saturated pixels (its plateau); ties go to the first in
+        // row-major order.
         if (!q.shoulder && q.saturated > 0 && value(q.centre) >= saturation) {
-            const double pr = q.satR / q.saturated, pc = q.satC / q.saturated;
+            const bool whole = single && !edge && q.sumW > 0;
+            const double pr = whole ? q.sumWR / q.sumW : q.satR / q.saturated;
+            const double pc = whole ? q.sumWC / q.sumW : q.satC / q.saturated;
             double best = HUGE_VAL;
             for (int i = 0; i < n; ++i) {
                 if (value(i) < saturation || (!single && s.basin[std::size_t(i)] != int(k)))
