@@ -118,9 +118,11 @@ int runTrain(const Args &args)
 
 const VerbRegistrar registrar(
     "train",
-    "trains a network on the train split, early-stops on the validation split, evaluates the test "
-    "split and saves a model folder; --json: {\"epochs\", \"best_epoch\", \"test\":{mean,p50,p75,"
-    "p95,n}, \"seconds\"}",
+    "trains a network on the train split, early-stops on the validation split, evaluates the "
+    "validation and test splits and saves a model folder (docs/training.md); a diverged training "
+    "exits 1 and saves nothing unless --keep-diverged; --json: {\"epochs\", \"best_epoch\", "
+    "\"stop_reason\", \"validation\", \"test\":{n,mean,p50,p75,p95,max,subsets}, \"seconds\", "
+    "\"params\", \"device\"}",
     &declareTrain, &runTrain);
 
 } // namespace
