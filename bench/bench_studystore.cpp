@@ -6,7 +6,9 @@
 //          counts(), the light listing + 2-objective front (what `study --pareto` and the
 //          studio's refresh need), the full listing with every JSON blob, and an incremental
 //          trialsSince() refresh.
-// Usage: bench_studystore [--dir D] [--writers 1,3] [--trials T] [--pace-ms P] [--rows N] [--json]
+//   --optuna: also times exportToOptuna of the N-row store.
+// Usage: bench_studystore [--dir D] [--writers 1,3] [--trials T] [--pace-ms P] [--rows N]
+//        [--optuna] [--json]
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -27,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/search/optunaexport.h"
 #include "core/search/studystore.h"
 
 using namespace braggnac::core;
@@ -226,7 +229,7 @@ double bestOf(int reps, Fn fn)
     return best;
 }
 
-json benchRows(const std::string &dir, int n)
+json benchRows(const std::string &dir, int n, bool optuna)
 {
     const std::string path = dir + "/rows-" + std::to_string(n) + ".db";
     const auto tb = Clock::now();
@@ -283,7 +286,18 @@ json benchRows(const std::string &dir, int n)
     std::int64_t oneId = 0;
     const double oneS = bestOf(3, [&] { oneId = store.trialByNumber(n / 2)->id; });
     const double since50S = bestOf(3, [&] { changed = store.trialsSince(store.changeSeq() - 50).size(); });
-    return {{"rows", n}, {"file_mb", bytes / 1e6}, {"build_s", buildS}, {"open_s", openS},
+    double optunaS = 0, optunaMb = 0;
+    if (optuna) {
+        const std::string out = dir + "/optuna-" + std::to_string(n) + ".db";
+        OptunaExportOptions opt;
+        opt.overwrite = true;
+        const auto t0 = Clock::now();
+        exportToOptuna(store, out, opt);
+        optunaS = since(t0);
+        optunaMb = fs::file_size(out) / 1e6;
+    }
+    return {{"rows", n}, {"file_mb", bytes / 1e6}, {"optuna_export_s", optunaS},
+            {"optuna_mb", optunaMb}, {"build_s", buildS}, {"open_s", openS},
             {"counts_s", countsS}, {"list_light_plus_front_s", lightS}, {"front_size", frontSize},
             {"points_plus_front_s", pointsS}, {"points_front_size", pointsFront},
             {"list_full_s", fullS}, {"list_no_history_s", noHistoryS}, {"one_trial_s", oneS},
@@ -298,7 +312,7 @@ int main(int argc, char **argv)
     std::string dir = "/tmp/bench_studystore";
     std::vector<int> writers = {1, 3};
     int trials = 300, paceMs = 0, rows = 100000;
-    bool asJson = false;
+    bool asJson = false, optuna = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -326,9 +340,11 @@ int main(int argc, char **argv)
             rows = std::stoi(next());
         else if (a == "--json")
             asJson = true;
+        else if (a == "--optuna")
+            optuna = true;
         else {
             std::fprintf(stderr, "usage: bench_studystore [--dir D] [--writers 1,3] [--trials T] "
-                                 "[--pace-ms P] [--rows N] [--json]\n");
+                                 "[--pace-ms P] [--rows N] [--optuna] [--json]\n");
             return 2;
         }
     }
@@ -348,7 +364,7 @@ int main(int argc, char **argv)
             result["write"].push_back(r);
         }
         if (rows > 0) {
-            json r = benchRows(dir, rows);
+            json r = benchRows(dir, rows, optuna);
             if (!asJson)
                 std::printf("%d rows (%.0f MB, built in %.0f s): open %.3f s, counts %.3f s, light "
                             "listing + 2-objective front (%d points) %.3f s, points() + front %.3f s, "
@@ -360,6 +376,9 @@ int main(int argc, char **argv)
                             r["front_size"].get<int>(), r["list_light_plus_front_s"].get<double>(),
                             r["points_plus_front_s"].get<double>(), r["list_full_s"].get<double>(), r["list_no_history_s"].get<double>(),
                             r["one_trial_s"].get<double>(), r["since_last_50_s"].get<double>());
+            if (!asJson && optuna)
+                std::printf("Optuna export of %d trials: %.1f s, %.0f MB\n", rows,
+                            r["optuna_export_s"].get<double>(), r["optuna_mb"].get<double>());
             result["rows"] = r;
         }
     } catch (const std::exception &e) {
