@@ -149,7 +149,7 @@ int runSearch(const Args &args)
     core::LocalExecutor executor(*runner, workers);
 
     const core::Monitor monitor = makeMonitor(args, "search");
-    const bool human = !args.json() || args.flag("progress");
+    const bool human = (!args.json() || args.flag("progress")) && !args.flag("quiet");
     if (human)
         info(std::string(store.created() ? "new study " : "resuming study ") + studyPath + ": "
              + std::to_string(so.trials) + " trials of up to " + std::to_string(so.epochs) + " epochs"
