@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include <QTemporaryDir>
 #include <QtTest>
 
 #include "core/arch/archspec.h"
@@ -291,6 +292,32 @@ private Q_SLOTS:
         QCOMPARE(q.op("features.stem.conv").weight.integer, 1);    // max |w| 0.5: -1 + 2
         QCOMPARE(q.op("head.out").weight.integer, 2);              // max |w| 1
         QCOMPARE(q.op("head.out").output.width, 12);
+    }
+
+    void modelFolderRoundTrip()
+    {
+        // A quantised model saved as a model folder (quantization.json beside the weights) loads
+        // back to the same integer reference: every raw output identical.
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const ArchSpec spec = builtinArch("nac");
+        Model m(spec, 8);
+        perturbNorms(m, 3);
+        const LayerPlan plan = LayerPlan::lower(spec);
+        const auto calib = peakPatches(128, 11, 2);
+        QuantSpec q = calibratedQuantSpec(plan, m.namedParameters(), calib.data(), 128, 8);
+        q.ops.at("head.out").output.overflow = Overflow::Wrap;
+        q.ops.at("features.b1_l1.norm").output.rounding = Rounding::Truncate;
+        m.quantization = q.toJson();
+        const std::string folder = (dir.path() + "/nac.model").toStdString();
+        m.save(folder);
+        const Model back = Model::load(folder);
+        const QuantSpec q2 = QuantSpec::fromJson(back.quantization, plan, folder + "/quantization.json");
+        QCOMPARE(q2.toJson().dump(), q.toJson().dump());
+        const auto p = peakPatches(100, 11, 4);
+        const IntegerReference a(plan, m.namedParameters(), q), b(plan, back.namedParameters(), q2);
+        QCOMPARE(b.forwardRaw(p.data(), 100), a.forwardRaw(p.data(), 100));
+        QCOMPARE(b.weightsRaw("features.b0_l1.conv"), a.weightsRaw("features.b0_l1.conv"));
     }
 
     void quantisedCostCountsZeros()
