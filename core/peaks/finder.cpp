@@ -499,8 +499,8 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
         p.sum = q.sumW;
         if (!single || edge) {
             // A split peak's basin is cut at its neighbours, an edge peak's at the frame: both
-            // bias the basin centroid, so these take a local estimate: the plateau's centroid
-            // when saturated, else a log-parabola through the maximum and its neighbours.
+            // bias the basin centroid, so these take a local estimate: the plateau's centroid when
+            // saturated, else a log-parabola through the maximum and its neighbours.
             if (q.shoulder) {
                 // Parabola through the curvature at the centre and its neighbours.
                 bool clipped = false;
