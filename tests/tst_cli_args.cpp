@@ -1,4 +1,4 @@
-// braggnac-test-libs: braggnac_common
+// braggnac-test-libs: braggnac_io
 // The bad-input matrix (issue 12): every verb against a missing value, an unknown flag, a bad
 // number, negative threads, a bad seed, a non-finite number, a missing input file, a truncated
 // HDF5 file, a wrong dataset path and a folder given as a file. Each exits 2 with one line naming
@@ -11,6 +11,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "core/io/patchdataset.h"
 #include "testutil.h"
 
 using braggnac::test::CliResult;
@@ -171,7 +172,7 @@ private Q_SLOTS:
         QTest::newRow("simulate: --saturation -1")
             << QStringList{"simulate", "frames", "--out", "@out/x.h5", "--saturation", "-1"} << "--saturation: expected a number in [0" << true;
         QTest::newRow("simulate: unknown sub-verb")
-            << QStringList{"simulate", "cats", "--out", "@out/x.h5"} << "expected 'frames' or 'patches', got 'cats'" << false;
+            << QStringList{"simulate", "cats", "--out", "@out/x.h5"} << "expected frames or patches, got 'cats'" << false;
         QTest::newRow("peaks: --dataset for a TIFF")
             << QStringList{"peaks", "@frames.tiff", "--dataset", "/entry/data/data", "--out", "@out/p.h5"}
             << "@frames.tiff: --dataset applies to HDF5 frame files only" << false;
@@ -253,6 +254,32 @@ private Q_SLOTS:
         QCOMPARE(r.exitCode, 0);
         QVERIFY2(QString::fromUtf8(r.out).contains(expect), r.out.constData());
         QVERIFY(r.err.isEmpty());
+    }
+
+    void evenPatchSizeRefusedByEveryVerb()
+    {
+        // 10 x 10 patches have no centre pixel: fit refuses them like train, evaluate, predict.
+        braggnac::core::PatchDataset d;
+        d.patchSize = 10;
+        d.patches.assign(3 * 100, 1.0f);
+        d.centers.assign(3 * 2, 5.0f);
+        d.split = {0, 1, 2};
+        const QString even = m_dir + "/even.h5";
+        braggnac::core::writePatchDataset(even.toStdString(), d);
+        const QByteArray before = folderDigest(m_dir);
+        for (const QStringList &args : {QStringList{"fit", even, "--out", m_dir + "/out/l.h5"},
+                                        QStringList{"train", even, "--arch", "nac", "--out", m_dir + "/out/m.model", "--epochs", "1"},
+                                        QStringList{"evaluate", m_dir + "/m.model", even},
+                                        QStringList{"predict", m_dir + "/m.model", even, "--out", m_dir + "/out/p.h5"}}) {
+            const CliResult r = runCli(args, 60000);
+            QVERIFY(r.finished);
+            QVERIFY2(r.exitCode == 2, qPrintable(args.join(' ') + ": " + QString::fromUtf8(r.err)));
+            QVERIFY2(QString::fromUtf8(r.err).contains(even), r.err.constData());
+            QCOMPARE(QString::fromUtf8(r.err).trimmed().count(QLatin1Char('\n')), 0);
+        }
+        QVERIFY(QDir(m_dir + "/out").entryList(QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot).isEmpty());
+        QCOMPARE(folderDigest(m_dir), before);
+        QVERIFY(QFile::remove(even));
     }
 
     void valueMayStartWithDashes()

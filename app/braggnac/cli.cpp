@@ -186,6 +186,8 @@ bool isPreviousOutput(OutputKind kind, const std::string &path)
         std::error_code ec;
         return fs::is_directory(path, ec) && fs::is_regular_file(fs::path(path) / "model.json", ec);
     }
+    case OutputKind::Custom:
+        return false;
     }
     return false;
 }
@@ -201,6 +203,8 @@ const char *kindName(OutputKind kind)
         return "ground-truth file";
     case OutputKind::ModelFolder:
         return "model folder";
+    case OutputKind::Custom:
+        return "output";
     }
     return "output";
 }
@@ -215,6 +219,21 @@ void checkOne(const std::string &target, OutputKind kind, const std::string &opt
     r.folder = kind == OutputKind::ModelFolder;
     r.kindName = kindName(kind);
     r.isPrevious = [kind](const std::string &p) { return isPreviousOutput(kind, p); };
+    r.force = force;
+    core::checkOutput(r);
+}
+
+void checkCustom(const std::string &target, const std::string &kind, PreviousFn previous, bool folder,
+                 const std::string &option, const std::vector<std::string> &inputs, bool force)
+{
+    core::OutputRequest r;
+    r.target = target;
+    r.option = option;
+    r.inputs = inputs;
+    r.folder = folder;
+    r.kindName = kind;
+    if (previous)
+        r.isPrevious = [previous](const std::string &p) { return previous(p); };
     r.force = force;
     core::checkOutput(r);
 }
@@ -334,6 +353,16 @@ OptionDecl &OptionDecl::output(OutputKind kind)
     return *this;
 }
 
+OptionDecl &OptionDecl::output(const std::string &kindName, PreviousFn isPrevious, bool folder)
+{
+    isOutput = true;
+    outputKind = OutputKind::Custom;
+    customKind = kindName;
+    customPrevious = isPrevious;
+    customFolder = folder;
+    return *this;
+}
+
 OptionDecl &VerbSpec::positional(const std::string &metavar, const std::string &help)
 {
     OptionDecl d;
@@ -401,8 +430,12 @@ Args::Args(std::string verb, const std::vector<std::string> &argv) : m_verb(std:
                 value = name.substr(eq + 1);
                 name = name.substr(0, eq);
             } else if (!booleanFlags().count(name)) {
-                if (i + 1 >= argv.size() || argv[i + 1].compare(0, 2, "--") == 0)
-                    throw UsageError("--" + name + " needs a value");
+                if (i + 1 >= argv.size() || argv[i + 1].compare(0, 2, "--") == 0) {
+                    // Reported when the verb reads it, or as unknown by finish() otherwise.
+                    m_missingValue.insert(name);
+                    m_options[name] = value;
+                    continue;
+                }
                 value = argv[++i];
             }
             m_options[name] = value;
@@ -444,6 +477,8 @@ std::string Args::get(const std::string &name, const std::string &fallback) cons
 {
     checkDeclared(name);
     m_used.insert(name);
+    if (m_missingValue.count(name))
+        throw UsageError("--" + name + " needs a value");
     auto it = m_options.find(name);
     return it == m_options.end() ? fallback : it->second;
 }
@@ -575,6 +610,12 @@ void info(const std::string &line)
 void checkOutputPath(const Args &args, const std::string &path, OutputKind kind, const std::string &option)
 {
     checkOne(path, kind, option, args.inputs(), args.force());
+}
+
+void checkOutputPath(const Args &args, const std::string &path, const std::string &kindName,
+                     PreviousFn isPrevious, bool folder, const std::string &option)
+{
+    checkCustom(path, kindName, isPrevious, folder, option, args.inputs(), args.force());
 }
 
 void checkOutputFolder(const std::string &path)
@@ -890,8 +931,13 @@ int runVerb(const Verb &verb, const std::vector<std::string> &argv)
                                           std::move(parsed.options));
             // Outputs: checked before any work (folder, writable, not an input, replaceable).
             for (const auto &d : spec.decls())
-                if (d.isOutput && args->has(d.name))
-                    checkOne(args->get(d.name), d.outputKind, "--" + d.name, args->inputs(), args->force());
+                if (d.isOutput && args->has(d.name)) {
+                    if (d.outputKind == OutputKind::Custom)
+                        checkCustom(args->get(d.name), d.customKind, d.customPrevious, d.customFolder,
+                                    "--" + d.name, args->inputs(), args->force());
+                    else
+                        checkOne(args->get(d.name), d.outputKind, "--" + d.name, args->inputs(), args->force());
+                }
         } else {
             if (std::find(argv.begin(), argv.end(), "--help") != argv.end()) {
                 std::cout << helpText(verb);

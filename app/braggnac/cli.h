@@ -50,7 +50,11 @@ enum class OutputKind {
     SimulatedFrames, // simulate frames: HDF5 with /truth, or a GE/TIFF file with its F.truth.h5
     TruthFile,       // the F.truth.h5 sidecar: HDF5 with /truth
     ModelFolder,     // a folder with model.json
+    Custom,          // declared with output(kindName, isPrevious, folder)
 };
+
+/// For OutputKind::Custom: true when an existing target is a previous output of that kind.
+using PreviousFn = bool (*)(const std::string &path);
 
 /// One declared option or positional argument. Built with the chainable setters below.
 struct OptionDecl {
@@ -72,6 +76,9 @@ struct OptionDecl {
     bool isInput = false;
     bool isOutput = false;
     OutputKind outputKind = OutputKind::PatchFile;
+    std::string customKind;            // OutputKind::Custom: "study database", for messages
+    PreviousFn customPrevious = nullptr;
+    bool customFolder = false;
 
     OptionDecl &required();
     /// A positional that may be left out (positionals are required by default).
@@ -92,6 +99,9 @@ struct OptionDecl {
     /// Read by the run: outputs are checked against it (device + inode).
     OptionDecl &input();
     OptionDecl &output(OutputKind kind);
+    /// An output of another kind: isPrevious recognises a previous one (null: none is, so an
+    /// existing target needs --force); folder: the output is a folder.
+    OptionDecl &output(const std::string &kindName, PreviousFn isPrevious, bool folder = false);
 };
 
 /// The options of one verb, in declaration order (positionals in order too).
@@ -113,7 +123,8 @@ private:
 class Args {
 public:
     /// Legacy verbs (registered without a VerbSpec): parses argv after the verb. "--name value",
-    /// "--name=value"; names in booleanFlags() take no value; a value may not start with "--".
+    /// "--name=value"; names in booleanFlags() take no value; a value may not start with "--"
+    /// (then get() throws "--name needs a value", or finish() "unknown option --name").
     Args(std::string verb, const std::vector<std::string> &argv);
     /// Declared verbs: the values the parser accepted.
     Args(std::string verb, const VerbSpec *spec, std::vector<std::string> positional,
@@ -152,6 +163,7 @@ private:
     const VerbSpec *m_spec = nullptr;
     std::vector<std::string> m_positional;
     std::map<std::string, std::string> m_options;
+    std::set<std::string> m_missingValue; // legacy verbs: "--name" given without a value
     mutable std::set<std::string> m_used;
 };
 
@@ -173,6 +185,8 @@ void info(const std::string &line);
 /// the run's inputs and --force; throws core::InputError naming `path` (see outputguard.h).
 void checkOutputPath(const Args &args, const std::string &path, OutputKind kind,
                      const std::string &option = "--out");
+void checkOutputPath(const Args &args, const std::string &path, const std::string &kindName,
+                     PreviousFn isPrevious, bool folder, const std::string &option = "--out");
 /// Legacy verbs: throws core::InputError naming `path` when its folder does not exist.
 void checkOutputFolder(const std::string &path);
 

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "core/common/interrupt.h"
 #include "core/common/runtime.h"
+#include "core/search/mpiexecutor.h"
 
 using namespace braggnac;
 
@@ -34,6 +35,9 @@ int main(int argc, char **argv)
 {
     core::installInterruptHandlers();
     core::configureNumericRuntime();
+    // Under mpirun (OMPI_COMM_WORLD_SIZE set): MPI_Init here, MPI_Finalize when main returns;
+    // `search` picks the MPI executor (rank 0) or the worker loop (ranks >= 1). Otherwise nothing.
+    const core::MpiSession mpi(&argc, &argv);
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
         printUsage(args.empty() ? std::cerr : std::cout);
@@ -64,7 +68,7 @@ int main(int argc, char **argv)
         if (!help) {
             std::string names;
             for (std::size_t i = 0; i < subs.size(); ++i)
-                names += std::string(i ? " or " : "") + "'" + subs[i]->name.substr(args[0].size() + 1) + "'";
+                names += std::string(i ? " or " : "") + subs[i]->name.substr(args[0].size() + 1);
             os << "braggnac " << args[0] << ": expected " << names
                << (args.size() >= 2 ? ", got '" + args[1] + "'" : std::string()) << "\n";
         }
