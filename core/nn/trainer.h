@@ -76,7 +76,9 @@ struct TrainBudget {
     int maxEpochs = 0;     // <= 0: TrainOptions::epochs
     double maxSeconds = 0; // <= 0: no limit
     /// Called after every epoch on the training thread, after the best model was updated;
-    /// returning Stop ends the run (StopReason::Pruned) keeping the best epoch's model.
+    /// returning Stop ends the run (StopReason::Pruned) keeping the best epoch's model. Not
+    /// called for an epoch that diverged (the run ends there); after the last epoch it is called
+    /// too, and its decision changes nothing.
     std::function<EpochDecision(const EpochStats &)> onEpoch;
 };
 
