@@ -2,12 +2,17 @@
 // for bench/fit_scipy.py to score against the truth (bench/fit.sh runs both, docs/benchmarks/fit.md).
 //
 //   bench_fit --out PATCHES.h5 [--n 20000] [--repeats 5] [--seed 1] [--threads 1,2]
-//             [--modes two-peak,mask,ignore] [--no-write]
+//             [--modes two-peak,mask,ignore] [--regime realistic|easy] [--no-write]
 //
-// Writes the simulated patches (with /truth/*, /flags/neighbour) plus, per neighbour mode M,
-// /bench/M/params [N,10], /bench/M/converged, /bench/M/iterations, /bench/M/rms to PATCHES.h5
-// and prints one JSON object with the median wall and CPU times per (mode, threads).
+// Writes the simulated patches (PatchSimOptions::realistic() or ::easy(), with /truth/*,
+// /flags/neighbour) plus, per neighbour mode M, /bench/M/params [N,10], /bench/M/converged,
+// /bench/M/status, /bench/M/center_stderr [N,2], /bench/M/iterations, /bench/M/rms, and the
+// noise limit /bench/crlb [N,2] (row, col; crlb.h, pixel-integrated when the regime is) and
+// /bench/snr to PATCHES.h5; prints one JSON object with the median wall and CPU times per
+// (mode, threads).
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +28,7 @@
 
 #include "core/common/runtime.h"
 #include "core/io/patchdataset.h"
+#include "core/peaks/crlb.h"
 #include "core/peaks/fitter.h"
 #include "core/sim/simulator.h"
 
@@ -83,7 +89,8 @@ int main(int argc, char **argv)
     configureNumericRuntime();
     std::map<std::string, std::string> opt = {{"n", "20000"},   {"repeats", "5"},
                                               {"seed", "1"},     {"threads", "1,2"},
-                                              {"modes", "two-peak,mask,ignore"}};
+                                              {"modes", "two-peak,mask,ignore"},
+                                              {"regime", "realistic"}};
     bool write = true;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -104,7 +111,10 @@ int main(int argc, char **argv)
     try {
         const std::size_t n = std::stoul(opt["n"]);
         const int repeats = std::max(1, std::stoi(opt["repeats"]));
-        PatchSimOptions so;
+        if (opt["regime"] != "realistic" && opt["regime"] != "easy")
+            throw std::runtime_error("--regime must be realistic or easy");
+        PatchSimOptions so = opt["regime"] == "easy" ? PatchSimOptions::easy()
+                                                     : PatchSimOptions::realistic();
         so.seed = std::stoull(opt["seed"]);
         PatchDataset data = simulatePatches(n, so);
 
@@ -115,6 +125,34 @@ int main(int argc, char **argv)
         result["repeats"] = repeats;
         result["cpu"] = cpuModel();
         result["isa"] = fitKernelIsa();
+        result["regime"] = opt["regime"];
+        if (write) {
+            // The noise limit of every patch (true parameters, Poisson + read noise; a
+            // neighbour, when there is one, is a known part of the mean).
+            const auto &tp = data.extraFloat.at("/truth/params").data;
+            const auto &np = data.extraFloat.at("/truth/neighbour_params").data;
+            const auto &hasNb = data.extraFlags.at("/flags/neighbour");
+            std::vector<float> crlb(n * 2), snr(n);
+            CrlbOptions co;
+            co.readNoise = so.readNoise;
+            co.integrationPoints = so.pixelIntegrated ? 6 : 1;
+            for (std::size_t i = 0; i < n; ++i) {
+                std::array<double, 10> a, b;
+                for (int j = 0; j < 10; ++j) {
+                    a[j] = tp[i * 10 + j];
+                    b[j] = np[i * 10 + j];
+                }
+                const PseudoVoigt t = PseudoVoigt::fromArray(a), q = PseudoVoigt::fromArray(b);
+                const CrlbResult r = centreCrlb(t, data.patchSize, co, hasNb[i] ? &q : nullptr);
+                crlb[2 * i] = float(r.rowStd);
+                crlb[2 * i + 1] = float(r.colStd);
+                snr[i] = float(t.amplitude
+                               / std::sqrt(t.amplitude + t.background + so.readNoise * so.readNoise));
+            }
+            const auto nn = static_cast<unsigned long long>(n);
+            data.extraFloat["/bench/crlb"] = {{nn, 2ull}, std::move(crlb)};
+            data.extraFloat["/bench/snr"] = {{nn}, std::move(snr)};
+        }
         nlohmann::json timings = nlohmann::json::array();
         for (const std::string &mode : split(opt["modes"])) {
             FitOptions fo;
@@ -148,8 +186,8 @@ int main(int argc, char **argv)
                 std::cerr << mode << ", " << fo.threads << " thread(s): " << double(n) / w
                           << " patches/s (" << double(n) / c << " per CPU second)\n";
             }
-            std::vector<float> params(n * PseudoVoigt::kParameterCount), iters(n), rms(n);
-            std::vector<std::uint8_t> conv(n);
+            std::vector<float> params(n * PseudoVoigt::kParameterCount), iters(n), rms(n), se(n * 2);
+            std::vector<std::uint8_t> conv(n), status(n);
             std::size_t converged = 0;
             for (std::size_t i = 0; i < n; ++i) {
                 const auto a = fits[i].params.toArray();
@@ -157,6 +195,9 @@ int main(int argc, char **argv)
                 iters[i] = float(fits[i].iterations);
                 rms[i] = float(fits[i].rms);
                 conv[i] = fits[i].converged;
+                status[i] = std::uint8_t(fits[i].status);
+                se[2 * i] = float(fits[i].rowStderr);
+                se[2 * i + 1] = float(fits[i].colStderr);
                 converged += fits[i].converged;
             }
             result["converged"][mode] = converged;
@@ -166,6 +207,8 @@ int main(int argc, char **argv)
             data.extraFloat[g + "/iterations"] = {{nn}, std::move(iters)};
             data.extraFloat[g + "/rms"] = {{nn}, std::move(rms)};
             data.extraFlags[g + "/converged"] = std::move(conv);
+            data.extraFlags[g + "/status"] = std::move(status);
+            data.extraFloat[g + "/center_stderr"] = {{nn, 2ull}, std::move(se)};
         }
         result["timings"] = timings;
         if (write) {

@@ -485,6 +485,152 @@ double flatChi2Of(const float *patch, const std::vector<std::uint8_t> &use)
     return chi2;
 }
 
+// chi^2 of the best flat (weighted mean) model with the workspace's weights.
+double flatChi2Weighted(const Workspace &ws)
+{
+    double sw = 0, swd = 0;
+    for (int k = 0; k < ws.size * ws.size; ++k) {
+        const double w2 = ws.weight[k] * ws.weight[k];
+        sw += w2;
+        swd += w2 * ws.data[k];
+    }
+    const double mean = sw > 0 ? swd / sw : 0;
+    double chi2 = 0;
+    for (int k = 0; k < ws.size * ws.size; ++k) {
+        const double d = ws.weight[k] * (ws.data[k] - mean);
+        chi2 += d * d;
+    }
+    return chi2;
+}
+
+// Standard errors of the centre (parameters 2, 3) from the weighted Jacobian and residuals the
+// last LM evaluation left in `slot`: the sandwich A^-1 (J^T diag(w^2 var) J) A^-1 with
+// A = J^T J over the free parameters (those not on a bound), var = gain max(model, 0) + rn^2,
+// scaled by chi^2 / dof of the residuals in units of var. False when A is singular.
+bool centreStderr(const Workspace &ws, int slot, int np, const double *p, const Bounds &b,
+                  const FitOptions &o, double &seRow, double &seCol, int ir = 2, int ic = 3)
+{
+    const int padded = ws.padded, n = ws.size * ws.size;
+    const double *J = ws.jac[slot].data();
+    const double *res = ws.res[slot].data();
+    int idx[kP2];
+    int m = 0;
+    for (int i = 0; i < np; ++i) {
+        const double span = 1e-9 * (1 + std::fabs(p[i]));
+        const bool held = p[i] <= b.lo[i] + span || p[i] >= b.hi[i] - span;
+        if (!held || i == ir || i == ic)
+            idx[m++] = i;
+    }
+    double a[kP2][kP2] = {};
+    for (int x = 0; x < m; ++x)
+        for (int y = 0; y <= x; ++y) {
+            const double *jx = J + std::size_t(idx[x]) * padded, *jy = J + std::size_t(idx[y]) * padded;
+            double s = 0;
+            for (int k = 0; k < n; ++k)
+                s += jx[k] * jy[k];
+            a[x][y] = s;
+        }
+    // Scaled to a unit diagonal, then Cholesky (lower) in place. A parameter the data do not
+    // determine (no information, e.g. theta of a round peak, the Gaussian widths of a pure
+    // Lorentzian: a pivot ~0) is taken as known: dropped from the inverse. Not the centre.
+    double sc[kP2];
+    bool dropped[kP2] = {};
+    for (int x = 0; x < m; ++x)
+        sc[x] = a[x][x] > 0 ? 1 / std::sqrt(a[x][x]) : 0;
+    for (int x = 0; x < m; ++x)
+        for (int y = 0; y <= x; ++y)
+            a[x][y] *= sc[x] * sc[y];
+    for (int j = 0; j < m; ++j) {
+        double d = a[j][j];
+        for (int k = 0; k < j; ++k)
+            d -= a[j][k] * a[j][k];
+        if (!(sc[j] > 0) || !(d > 1e-9)) {
+            if (idx[j] == ir || idx[j] == ic)
+                return false;
+            dropped[j] = true;
+            for (int k = 0; k < j; ++k)
+                a[j][k] = 0;
+            a[j][j] = 1;
+            for (int i = j + 1; i < m; ++i)
+                a[i][j] = 0;
+            continue;
+        }
+        d = std::sqrt(d);
+        a[j][j] = d;
+        for (int i = j + 1; i < m; ++i) {
+            double v = a[i][j];
+            for (int k = 0; k < j; ++k)
+                v -= a[i][k] * a[j][k];
+            a[i][j] = v / d;
+        }
+    }
+    auto solve = [&](int unit, double *x) {
+        double y[kP2];
+        for (int i = 0; i < m; ++i) {
+            double v = idx[i] == unit && !dropped[i] ? sc[i] : 0.0;
+            for (int k = 0; k < i; ++k)
+                v -= a[i][k] * y[k];
+            y[i] = v / a[i][i];
+        }
+        for (int i = m - 1; i >= 0; --i) {
+            double v = y[i];
+            for (int k = i + 1; k < m; ++k)
+                v -= a[k][i] * x[k];
+            x[i] = v / a[i][i];
+        }
+        for (int i = 0; i < m; ++i)
+            x[i] = dropped[i] ? 0 : x[i] * sc[i];
+    };
+    double xr[kP2], xc[kP2];
+    solve(ir, xr);
+    solve(ic, xc);
+    const double rn2 = o.readNoise * o.readNoise;
+    double vr = 0, vc = 0, chi2 = 0;
+    int used = 0;
+    for (int k = 0; k < n; ++k) {
+        const double w = ws.weight[k];
+        if (!(w > 0))
+            continue;
+        ++used;
+        const double diff = res[k] / w;          // data - model
+        const double model = ws.data[k] - diff;
+        const double var = o.gain * std::max(model, 0.0) + rn2;
+        const double safeVar = var > 0 ? var : 1.0;
+        chi2 += diff * diff / safeVar;
+        double jr = 0, jc = 0;
+        for (int i = 0; i < m; ++i) {
+            const double jk = J[std::size_t(idx[i]) * padded + k];
+            jr += jk * xr[i];
+            jc += jk * xc[i];
+        }
+        const double g = w * w * safeVar;
+        vr += g * jr * jr;
+        vc += g * jc * jc;
+    }
+    if (used <= m)
+        return false;
+    const double scale = chi2 / double(used - m);
+    seRow = std::sqrt(vr * scale);
+    seCol = std::sqrt(vc * scale);
+    return std::isfinite(seRow) && std::isfinite(seCol);
+}
+
+// Intensity centroid of the pixels above `bg` (the estimate when there is no fit).
+void centroidEstimate(const float *patch, int s, const std::vector<std::uint8_t> &use, double bg,
+                      PseudoVoigt &out)
+{
+    double sw = 0, sr = 0, sc = 0;
+    for (int k = 0; k < s * s; ++k)
+        if (use[k] && patch[k] > bg) {
+            const double w = patch[k] - bg;
+            sw += w;
+            sr += w * (k / s);
+            sc += w * (k % s);
+        }
+    out.row = sw > 0 ? sr / sw : s / 2;
+    out.col = sw > 0 ? sc / sw : s / 2;
+}
+
 // Structure left by a one-peak fit: the largest sum of residuals over a 3x3 window at least
 // 2 px from the fitted centre, divided by sqrt(pixels in the window) (so that noise gives unit
 // variance), in units of the residuals' robust sigma (1.4826 MAD). A neighbour's tail leaves a
@@ -572,6 +718,7 @@ FitResult assess(double *p, const LmRun &lm, int used, double flatChi2, int para
     for (int i = 0; i < kP; ++i)
         finite = finite && std::isfinite(p[i]);
     if (!finite) {
+        result.status = FitStatus::Singular; // the caller supplies the estimate
         result.params.row = result.params.col = size / 2;
         result.params.amplitude = 0;
         result.params.background = std::isfinite(p[1]) ? p[1] : 0.0;
@@ -605,12 +752,59 @@ FitResult assess(double *p, const LmRun &lm, int used, double flatChi2, int para
         degenerate = degenerate || (atLo(6) && atLo(7)) || atHi(6) || atHi(7);
     const double noiseVar = lm.chi2 / std::max(1, used - parameters);
     const bool significant = flatChi2 - lm.chi2 >= kSignificance * noiseVar;
-    result.converged = lm.criteriaMet && !degenerate && significant;
+    if (!significant)
+        result.status = FitStatus::TooFaint;
+    else if (degenerate)
+        result.status = FitStatus::Bounds;
+    else if (!lm.criteriaMet)
+        result.status = lm.iterations >= lm.maxIterations ? FitStatus::MaxIterations
+                                                          : FitStatus::Singular;
+    else
+        result.status = FitStatus::Converged;
+    result.converged = result.status == FitStatus::Converged;
     return result;
 }
 
+// Weights 1 / sqrt(variance of the one-peak model) for the used pixels (Poisson weighting).
+void poissonReweight(Workspace &ws, const double *p, const FitOptions &o)
+{
+    const PseudoVoigt m = toPseudoVoigt(p);
+    const double rn2 = o.readNoise * o.readNoise;
+    for (int k = 0; k < ws.size * ws.size; ++k) {
+        if (!ws.use[k])
+            continue;
+        const double var = o.gain * std::max(m.evaluate(k / ws.size, k % ws.size), 0.0) + rn2;
+        ws.weight[k] = 1 / std::sqrt(std::max(var, 1e-6));
+    }
+}
+
+// Marks `result` with its centre standard error (from the LM run that just ended) or +inf.
+void attachStderr(FitResult &result, const Workspace &ws, const LmRun &lm, int np,
+                  const double *p, const Bounds &bounds, const FitOptions &options, int ir = 2,
+                  int ic = 3)
+{
+    double sr = HUGE_VAL, sc = HUGE_VAL;
+    if (result.status == FitStatus::TooFaint
+        || !centreStderr(ws, lm.residual, np, p, bounds, options, sr, sc, ir, ic)) {
+        sr = sc = HUGE_VAL;
+        if (result.status == FitStatus::Converged) {
+            result.status = FitStatus::Singular;
+            result.converged = false;
+        }
+    }
+    result.rowStderr = sr;
+    result.colStderr = sc;
+}
+
+bool betterThan(const FitResult &a, double chiA, const FitResult &b, double chiB)
+{
+    if (a.converged != b.converged)
+        return a.converged;
+    return chiA < chiB;
+}
+
 FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
-                 const std::uint8_t *mask)
+                 const std::uint8_t *mask, double saturation)
 {
     const int s = ws.size;
     const int n = s * s;
@@ -622,7 +816,8 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     int valid = 0;
     double lo = HUGE_VAL, hi = -HUGE_VAL;
     for (int k = 0; k < n; ++k) {
-        const bool ok = std::isfinite(patch[k]) && !(mask && mask[k]);
+        const bool ok = std::isfinite(patch[k]) && !(mask && mask[k])
+            && !(saturation > 0 && patch[k] >= saturation);
         ws.use[k] = ok;
         if (ok) {
             ++valid;
@@ -633,8 +828,10 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     if (valid == 0)
         return result;
     out.background = lo;
-    if (valid <= kP2 + 2 || !(hi > lo))
-        return result; // too few pixels, or a constant patch: nothing to fit
+    if (valid <= kP2 + 2 || !(hi > lo)) {
+        centroidEstimate(patch, s, ws.use, lo, out); // too few pixels, or a constant patch
+        return result;
+    }
     const std::vector<std::uint8_t> validPixels = ws.use;
 
     const fit::StartValues start =
@@ -646,6 +843,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     const double flatChi2 = flatChi2Of(patch, ws.use);
     if (!start.usable || !(flatChi2 > 0)) {
         out.background = start.params[1];
+        centroidEstimate(patch, s, ws.use, start.params[1], out);
         return result;
     }
 
@@ -653,6 +851,8 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     for (int i = 0; i < kP; ++i)
         p[i] = std::clamp(p[i], bounds.lo[i], bounds.hi[i]);
     p[9] = wrapTheta(p[9]);
+    double p0[kP2];
+    std::copy(p, p + kP2, p0);
     const Kernels &kernel = kernels();
     LmRun lm;
     lm.bounds = &bounds;
@@ -661,14 +861,78 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     lm.maxIterations = std::max(1, options.maxIterations);
     lm.tol = options.tolerance > 0 ? options.tolerance : 1e-8;
     kernel.onePeak(ws, p, lm);
-    bool finite = std::isfinite(lm.chi2);
-    for (int i = 0; i < kP; ++i)
-        finite = finite && std::isfinite(p[i]);
-    const bool tryTwo = finite && options.neighbours == NeighbourHandling::TwoPeak
-        && (start.neighbourPixels > 0 || residualStructure(ws, lm, p) > kResidualStructure);
+    auto finiteFit = [&](const double *q, const LmRun &run) {
+        bool f = std::isfinite(run.chi2);
+        for (int i = 0; i < kP; ++i)
+            f = f && std::isfinite(q[i]);
+        return f;
+    };
+    bool finite = finiteFit(p, lm);
     double one[kP2];
     std::copy(p, p + kP2, one);
     result = assess(one, lm, used, flatChi2, kP, bounds, s);
+    if (finite)
+        attachStderr(result, ws, lm, kP, p, bounds, options);
+    int iterations = lm.iterations;
+
+    // A second start when the first did not converge: a Gaussian (eta = 0) of the start's size,
+    // unrotated and round, from the start's centre; the better of the two is kept.
+    if (!result.converged && result.status != FitStatus::TooFaint) {
+        double q[kP2];
+        std::copy(p0, p0 + kP2, q);
+        const double w = std::clamp(0.5 * (p0[4] + p0[5]), 0.7, 0.25 * s);
+        q[4] = q[5] = q[6] = q[7] = w;
+        q[8] = 0.05;
+        q[9] = 0;
+        LmRun lmB = lm;
+        kernel.onePeak(ws, q, lmB);
+        iterations += lmB.iterations;
+        if (finiteFit(q, lmB)) {
+            double qq[kP2];
+            std::copy(q, q + kP2, qq);
+            FitResult b = assess(qq, lmB, used, flatChi2, kP, bounds, s);
+            attachStderr(b, ws, lmB, kP, q, bounds, options);
+            if (!finite || betterThan(b, lmB.chi2, result, lm.chi2)) {
+                result = b;
+                lm = lmB;
+                std::copy(q, q + kP2, p);
+                finite = true;
+            }
+        }
+    }
+    if (!finite) {
+        // Nothing finite came out: the start (moments) is the estimate.
+        result.params = toPseudoVoigt(p0);
+        result.status = FitStatus::Singular;
+        result.iterations = iterations;
+        return result;
+    }
+    if (options.poissonWeights && result.status != FitStatus::TooFaint) {
+        // Refit once with weights from the model's variance, then judge that fit.
+        poissonReweight(ws, p, options);
+        double q[kP2];
+        std::copy(p, p + kP2, q);
+        LmRun lmW = lm;
+        const double flatW = flatChi2Weighted(ws);
+        lmW.chi2Floor = 1e-13 * flatW;
+        kernel.onePeak(ws, q, lmW);
+        iterations += lmW.iterations;
+        if (finiteFit(q, lmW)) {
+            double qq[kP2];
+            std::copy(q, q + kP2, qq);
+            FitResult wfit = assess(qq, lmW, used, flatW, kP, bounds, s);
+            attachStderr(wfit, ws, lmW, kP, q, bounds, options);
+            if (wfit.converged || !result.converged) {
+                result = wfit;
+                result.rms = std::sqrt(lm.chi2 / used);
+                std::copy(q, q + kP2, p);
+            }
+        }
+        ws.load(patch); // unit weights again (also makes ws.use/validPixels consistent below)
+    }
+    result.iterations = iterations;
+    const bool tryTwo = options.neighbours == NeighbourHandling::TwoPeak
+        && (start.neighbourPixels > 0 || residualStructure(ws, lm, p) > kResidualStructure);
     if (!tryTwo)
         return result;
 
@@ -699,14 +963,23 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         return result;
     // The main peak is the one nearer the patch centre.
     const double mid = s / 2;
-    if (std::hypot(q[11] - mid, q[12] - mid) < std::hypot(q[2] - mid, q[3] - mid)) {
-        std::swap(q[0], q[10]);
-        std::swap(q[2], q[11]);
-        std::swap(q[3], q[12]);
+    const bool swapped =
+        std::hypot(q[11] - mid, q[12] - mid) < std::hypot(q[2] - mid, q[3] - mid);
+    double qs[kP2];
+    std::copy(q, q + kP2, qs);
+    if (swapped) {
+        std::swap(qs[0], qs[10]);
+        std::swap(qs[2], qs[11]);
+        std::swap(qs[3], qs[12]);
     }
     // When the F test prefers two peaks the one-peak fit is known to be biased, so the verdict
     // is the two-peak fit's even when that one did not converge.
-    FitResult two = assess(q, lm2, used2, flat2, kP2, bounds, s);
+    FitResult two = assess(qs, lm2, used2, flat2, kP2, bounds, s);
+    // The main peak's centre standard error (the Jacobian is in the unswapped order).
+    if (swapped)
+        attachStderr(two, ws, lm2, kP2, q, bounds, options, 11, 12);
+    else
+        attachStderr(two, ws, lm2, kP2, q, bounds, options);
     two.iterations = result.iterations;
     return two;
 }
@@ -724,7 +997,7 @@ FitResult fitPseudoVoigt(const float *patch, int size, const FitOptions &options
 {
     checkSize(size);
     Workspace ws(size);
-    return fitOne(ws, patch, options, mask);
+    return fitOne(ws, patch, options, mask, options.saturation > 0 ? options.saturation : 0.0);
 }
 
 const char *fitKernelIsa()
@@ -748,6 +1021,17 @@ void FitOptions::validate(const std::string &source) const
     if (n != int(NeighbourHandling::Ignore) && n != int(NeighbourHandling::Mask)
         && n != int(NeighbourHandling::TwoPeak))
         fail("neighbours", "must be ignore, mask or two-peak, got the value " + std::to_string(n));
+    auto num = [](double v) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", v);
+        return std::string(buf);
+    };
+    if (!(gain > 0 && std::isfinite(gain)))
+        fail("gain", "must be finite and > 0, got " + num(gain));
+    if (!(readNoise >= 0 && std::isfinite(readNoise)))
+        fail("read_noise", "must be finite and >= 0, got " + num(readNoise));
+    if (!std::isfinite(saturation))
+        fail("saturation", "must be finite (< 0 automatic, 0 none), got " + num(saturation));
 }
 
 std::vector<FitResult> fitPatches(const PatchDataset &data, const FitOptions &options,
@@ -757,14 +1041,22 @@ std::vector<FitResult> fitPatches(const PatchDataset &data, const FitOptions &op
     checkSize(data.patchSize);
     const std::size_t n = data.size();
     std::vector<FitResult> results(n);
+    const std::vector<float> *perPatchSaturation = nullptr;
+    if (auto it = data.extraFloat.find("/peaks/saturation");
+        it != data.extraFloat.end() && it->second.data.size() == n)
+        perPatchSaturation = &it->second.data;
     std::atomic<std::size_t> done{0};
     const std::size_t grain = 256;
     parallelChunks(
         n, options.threads, grain,
         [&](std::size_t begin, std::size_t end, int) {
             Workspace ws(data.patchSize);
-            for (std::size_t i = begin; i < end; ++i)
-                results[i] = fitOne(ws, data.patch(i), options, nullptr);
+            for (std::size_t i = begin; i < end; ++i) {
+                double sat = options.saturation > 0 ? options.saturation : 0.0;
+                if (options.saturation < 0 && perPatchSaturation)
+                    sat = (*perPatchSaturation)[i];
+                results[i] = fitOne(ws, data.patch(i), options, nullptr, sat);
+            }
             const std::size_t total = done.fetch_add(end - begin) + (end - begin);
             monitor.report(double(total) / double(n),
                            std::to_string(total) + "/" + std::to_string(n) + " patches");
@@ -774,16 +1066,50 @@ std::vector<FitResult> fitPatches(const PatchDataset &data, const FitOptions &op
     return results;
 }
 
-void applyFitLabels(PatchDataset &data, const std::vector<FitResult> &fits)
+const char *fitStatusName(FitStatus s)
+{
+    switch (s) {
+    case FitStatus::Converged:
+        return "converged";
+    case FitStatus::MaxIterations:
+        return "max-iterations";
+    case FitStatus::Singular:
+        return "singular";
+    case FitStatus::Bounds:
+        return "bounds";
+    case FitStatus::TooFaint:
+        return "too-faint";
+    }
+    return "unknown";
+}
+
+double FitResult::centerStderr() const
+{
+    return std::hypot(rowStderr, colStderr);
+}
+
+double defaultStderrThreshold(const std::vector<FitResult> &fits)
+{
+    std::vector<double> se;
+    for (const FitResult &f : fits)
+        if (f.converged && std::isfinite(f.centerStderr()))
+            se.push_back(f.centerStderr());
+    if (se.empty())
+        return 0.5;
+    std::nth_element(se.begin(), se.begin() + se.size() / 2, se.end());
+    return std::clamp(3.0 * se[se.size() / 2], 0.05, 0.5);
+}
+
+double applyFitLabels(PatchDataset &data, const std::vector<FitResult> &fits, double maxStderr)
 {
     const std::size_t n = data.size();
     if (fits.size() != n)
         throw Error("applyFitLabels: " + std::to_string(fits.size()) + " fits for "
                     + std::to_string(n) + " patches");
-    const float centre = float(data.patchSize / 2);
-    std::vector<float> params(n * kP), residual(n);
-    std::vector<std::uint8_t> converged(n);
-    data.centers.assign(n * 2, centre);
+    const double threshold = maxStderr > 0 ? maxStderr : defaultStderrThreshold(fits);
+    std::vector<float> params(n * kP), residual(n), stderrs(n * 2);
+    std::vector<std::uint8_t> converged(n), status(n), usable(n);
+    data.centers.assign(n * 2, 0.0f);
     for (std::size_t i = 0; i < n; ++i) {
         const FitResult &f = fits[i];
         const auto a = f.params.toArray();
@@ -791,16 +1117,22 @@ void applyFitLabels(PatchDataset &data, const std::vector<FitResult> &fits)
             params[i * kP + j] = float(a[j]);
         residual[i] = float(f.rms);
         converged[i] = f.converged ? 1 : 0;
-        if (f.converged) {
-            data.centers[2 * i] = float(f.params.row);
-            data.centers[2 * i + 1] = float(f.params.col);
-        }
+        status[i] = std::uint8_t(f.status);
+        stderrs[2 * i] = float(f.rowStderr);
+        stderrs[2 * i + 1] = float(f.colStderr);
+        usable[i] = f.converged && f.centerStderr() <= threshold ? 1 : 0;
+        data.centers[2 * i] = float(f.params.row);
+        data.centers[2 * i + 1] = float(f.params.col);
     }
     data.labelSource = "pseudo-voigt";
     const auto nn = static_cast<unsigned long long>(n);
     data.extraFloat["/fit/params"] = {{nn, static_cast<unsigned long long>(kP)}, std::move(params)};
     data.extraFloat["/fit/residual"] = {{nn}, std::move(residual)};
+    data.extraFloat["/fit/center_stderr"] = {{nn, 2ull}, std::move(stderrs)};
     data.extraFlags["/fit/converged"] = std::move(converged);
+    data.extraFlags["/fit/status"] = std::move(status);
+    data.extraFlags["/fit/usable"] = std::move(usable);
+    return threshold;
 }
 
 } // namespace braggnac::core

@@ -3,6 +3,7 @@
 // Jacobian, parameter bounds and starting values from image moments. Batched and
 // multi-threaded over patches. Patches that do not converge are flagged, never silently
 // labelled.
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,18 +27,45 @@ struct FitOptions {
     double tolerance = 1e-8;  // relative change in chi^2 / step size for convergence
     int threads = 0;          // <= 0: all hardware threads
     NeighbourHandling neighbours = NeighbourHandling::TwoPeak;
+    /// Noise model of a pixel, variance = gain * max(model, 0) + readNoise^2 (counts^2): used
+    /// for the centre's standard error and, with poissonWeights, as least-squares weights.
+    double gain = 1;          // counts per detected photon
+    double readNoise = 3;     // counts
+    bool poissonWeights = false; // refit once with weights 1 / variance of the first fit's model
+    /// Pixels >= saturation are left out of the fit. < 0: automatic (fitPatches reads each
+    /// patch's level from /peaks/saturation when the file has it; fitPseudoVoigt: none);
+    /// 0: none.
+    double saturation = -1;
 
     /// Throws InputError("<source>: <field>: ...") naming the field: max_iterations 1..100000,
-    /// tolerance finite in (0, 1), neighbours one of the NeighbourHandling values.
-    /// fitPatches calls it.
+    /// tolerance finite in (0, 1), neighbours one of the NeighbourHandling values, gain > 0,
+    /// read_noise >= 0, saturation finite. fitPatches calls it.
     void validate(const std::string &source = "fit options") const;
 };
 
+/// Why a fit ended (docs/fitting.md, "Status"). Every status comes with a best estimate.
+enum class FitStatus : std::uint8_t {
+    Converged = 0,     // criteria met, not degenerate, significant
+    MaxIterations = 1, // the iteration limit came first; the estimate is the last accepted step
+    Singular = 2,      // no step could lower chi^2 before the criteria were met, non-finite
+                       // values, or a singular covariance
+    Bounds = 3,        // degenerate: centre on the patch edge, amplitude or a width on a bound
+    TooFaint = 4,      // no significant peak (or nothing to fit): estimate = intensity centroid
+};
+const char *fitStatusName(FitStatus s); // "converged", "max-iterations", ... "too-faint"
+
 struct FitResult {
-    PseudoVoigt params;
+    PseudoVoigt params;      // the best estimate, for every status (never the bare patch centre
+                             // unless the data put it there)
     double rms = 0;          // root-mean-square residual (counts)
-    int iterations = 0;      // LM iterations (both stages of a two-peak fit)
-    bool converged = false;  // criteria met, not degenerate, significant (docs/fitting.md)
+    int iterations = 0;      // LM iterations (all stages)
+    FitStatus status = FitStatus::TooFaint;
+    bool converged = false;  // status == Converged
+    /// Standard errors of the centre (px): sandwich covariance of the least-squares estimate
+    /// under the noise model of FitOptions, scaled by the weighted residual chi^2 per degree of
+    /// freedom. +inf when it cannot be computed (singular covariance, too faint).
+    double rowStderr = HUGE_VAL, colStderr = HUGE_VAL;
+    double centerStderr() const; // sqrt(rowStderr^2 + colStderr^2)
 };
 
 /// Fits one S x S patch (row-major, raw counts). `mask` (optional, S*S, nonzero = ignore);
@@ -54,9 +82,17 @@ std::vector<FitResult> fitPatches(const PatchDataset &data, const FitOptions &op
 /// (the environment variable BRAGGNAC_FIT_ISA=avx2|sse2 narrows the choice, for benchmarks).
 const char *fitKernelIsa();
 
-/// Writes the fit into a dataset: /centers (converged patches: the fitted centre; others: the
-/// patch centre), label_source = "pseudo-voigt", /fit/params [N,10], /fit/converged,
-/// /fit/residual.
-void applyFitLabels(PatchDataset &data, const std::vector<FitResult> &fits);
+/// The default standard-error threshold for training labels, chosen from the data: 3x the median
+/// centre standard error of the converged fits, clamped to [0.05, 0.5] px (docs/fitting.md);
+/// 0.5 when nothing converged.
+double defaultStderrThreshold(const std::vector<FitResult> &fits);
+
+/// Writes the fit into a dataset: /centers (every patch: the best estimate),
+/// label_source = "pseudo-voigt", /fit/params [N,10], /fit/status (FitStatus), /fit/converged,
+/// /fit/center_stderr [N,2] (row, col; px; inf = unknown), /fit/residual, /fit/usable (status
+/// converged and centre standard error <= the threshold). The trainer trains on /fit/usable
+/// rows. maxStderr <= 0: the threshold is defaultStderrThreshold(fits). Returns the threshold.
+double applyFitLabels(PatchDataset &data, const std::vector<FitResult> &fits,
+                      double maxStderr = 0);
 
 } // namespace braggnac::core

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace braggnac::core {
 
@@ -64,6 +66,64 @@ void PseudoVoigt::render(float *out, int rows, int cols, double originRow, doubl
             o = accumulate ? float(o + val) : float(val);
         }
     }
+}
+
+void gaussLegendreUnit(int points, double *nodes, double *weights)
+{
+    // Nodes and weights on [-1, 1] for n = 1..8 (positive half; symmetric).
+    static const double x[9][4] = {
+        {}, {0}, {0.5773502691896257}, {0, 0.7745966692414834},
+        {0.3399810435848563, 0.8611363115940526}, {0, 0.5384693101056831, 0.9061798459386640},
+        {0.2386191860831969, 0.6612093864662645, 0.9324695142031521},
+        {0, 0.4058451513773972, 0.7415311855993945, 0.9491079123427585},
+        {0.1834346424956498, 0.5255324099163290, 0.7966664774136267, 0.9602898564975363}};
+    static const double w[9][4] = {
+        {}, {2}, {1}, {0.8888888888888888, 0.5555555555555556},
+        {0.6521451548625461, 0.3478548451374538},
+        {0.5688888888888889, 0.4786286704993665, 0.2369268850561891},
+        {0.4679139345726910, 0.3607615730481386, 0.1713244923791704},
+        {0.4179591836734694, 0.3818300505051189, 0.2797053914892766, 0.1294849661688697},
+        {0.3626837833783620, 0.3137066458778873, 0.2223810344533745, 0.1012285362903763}};
+    if (points < 1 || points > 8)
+        throw std::invalid_argument("Gauss-Legendre points must be in 1..8, got "
+                                    + std::to_string(points));
+    const bool odd = points % 2 == 1;
+    int k = 0;
+    const int half = (points + 1) / 2;
+    for (int i = 0; i < half; ++i) {
+        const double xi = x[points][i], wi = w[points][i];
+        if (odd && i == 0) {
+            nodes[k] = 0;
+            weights[k++] = wi / 2;
+            continue;
+        }
+        nodes[k] = 0.5 * xi;
+        weights[k++] = wi / 2;
+        nodes[k] = -0.5 * xi;
+        weights[k++] = wi / 2;
+    }
+}
+
+double PseudoVoigt::integrated(double r, double c, int points) const
+{
+    double nodes[8], weights[8];
+    gaussLegendreUnit(points, nodes, weights);
+    double sum = 0;
+    for (int i = 0; i < points; ++i)
+        for (int j = 0; j < points; ++j)
+            sum += weights[i] * weights[j] * evaluate(r + nodes[i], c + nodes[j]);
+    return sum;
+}
+
+void PseudoVoigt::renderIntegrated(float *out, int rows, int cols, double originRow,
+                                   double originCol, bool accumulate, int points) const
+{
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) {
+            const double val = integrated(originRow + r, originCol + c, points);
+            float &o = out[std::size_t(r) * cols + c];
+            o = accumulate ? float(o + val) : float(val);
+        }
 }
 
 } // namespace braggnac::core

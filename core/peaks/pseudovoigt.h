@@ -29,11 +29,22 @@ struct PseudoVoigt {
     static const std::array<const char *, kParameterCount> &names();
 
     double evaluate(double r, double c) const;
+    /// The model averaged over the pixel centred on (r, c) (the unit square around it), as a
+    /// detector integrates it: Gauss-Legendre with `points` x `points` nodes (1..8; 1 = the
+    /// point value). Relative error < 1e-4 for widths >= 0.5 px with 6 points.
+    double integrated(double r, double c, int points = 6) const;
     /// Adds (or writes when `accumulate` is false) the model over a rows x cols grid whose
     /// top-left pixel has frame coordinates (originRow, originCol); only pixels within `radius`
     /// of the centre when radius > 0.
     void render(float *out, int rows, int cols, double originRow = 0, double originCol = 0,
                 bool accumulate = false, double radius = 0) const;
+    /// render() with pixel-integrated values (integrated(), `points` nodes per axis).
+    void renderIntegrated(float *out, int rows, int cols, double originRow = 0,
+                          double originCol = 0, bool accumulate = false, int points = 6) const;
 };
+
+/// Gauss-Legendre nodes (in [-0.5, 0.5]) and weights (summing to 1) for `points` in 1..8;
+/// throws std::invalid_argument otherwise.
+void gaussLegendreUnit(int points, double *nodes, double *weights);
 
 } // namespace braggnac::core

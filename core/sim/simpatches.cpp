@@ -138,6 +138,30 @@ void PatchSimOptions::validate(const std::string &source) const
     c.fraction("neighbour_fraction", neighbourFraction);
     c.atLeastZero("background", background);
     c.atLeastZero("read_noise", readNoise);
+    c.range("neighbour_distance_min", neighbourDistanceMin, "neighbour_distance_max",
+            neighbourDistanceMax);
+}
+
+PatchSimOptions PatchSimOptions::easy()
+{
+    return PatchSimOptions{};
+}
+
+PatchSimOptions PatchSimOptions::realistic()
+{
+    PatchSimOptions o;
+    o.amplitudeMin = 30;
+    o.amplitudeMax = 20000;
+    o.sigmaMin = o.gammaMin = 0.6;
+    o.sigmaMax = o.gammaMax = 2.2;
+    o.centreJitter = 1.5;
+    o.neighbourFraction = 0.15;
+    o.neighbourDistanceMin = 4.5;
+    o.neighbourDistanceMax = 7;
+    o.background = 20; // x uniform(0.5, 1.5): 10-30 counts
+    o.readNoise = 3;
+    o.pixelIntegrated = true;
+    return o;
 }
 
 PatchDataset simulatePatches(std::size_t n, const PatchSimOptions &options, const Monitor &monitor)
@@ -183,14 +207,17 @@ PatchDataset simulatePatches(std::size_t n, const PatchSimOptions &options, cons
                 p.eta = rng.uniform();
                 p.theta = rng.uniform(-kPi / 2, kPi / 2);
                 const bool hasNeighbour = rng.uniform() < options.neighbourFraction;
-                p.render(expected.data(), s, s);
+                if (options.pixelIntegrated)
+                    p.renderIntegrated(expected.data(), s, s);
+                else
+                    p.render(expected.data(), s, s);
 
                 if (hasNeighbour) {
-                    // A second peak 3-7 px away in a random direction, as bright as 0.25x-1x
+                    // A second peak (3-7 px by default) away in a random direction, as bright as 0.25x-1x
                     // the main one (the patch is centred on the main peak's maximum, so its
                     // neighbour is not the brighter one), partly inside the patch.
                     PseudoVoigt q;
-                    const double d = rng.uniform(3.0, 7.0);
+                    const double d = rng.uniform(options.neighbourDistanceMin, options.neighbourDistanceMax);
                     const double phi = rng.uniform(0, 2 * kPi);
                     q.row = p.row + d * std::sin(phi);
                     q.col = p.col + d * std::cos(phi);
@@ -202,7 +229,10 @@ PatchDataset simulatePatches(std::size_t n, const PatchSimOptions &options, cons
                     q.gammaV = rng.uniform(options.gammaMin, options.gammaMax);
                     q.eta = rng.uniform();
                     q.theta = rng.uniform(-kPi / 2, kPi / 2);
-                    q.render(expected.data(), s, s, 0, 0, true);
+                    if (options.pixelIntegrated)
+                        q.renderIntegrated(expected.data(), s, s, 0, 0, true);
+                    else
+                        q.render(expected.data(), s, s, 0, 0, true);
                     const auto qa = q.toArray();
                     std::copy(qa.begin(), qa.end(),
                               neighbourTruth.begin() + i * PseudoVoigt::kParameterCount);

@@ -69,13 +69,25 @@ struct PatchSimOptions {
     double background = 20;
     double readNoise = 3;
     bool poisson = true;
+    double neighbourDistanceMin = 3, neighbourDistanceMax = 7; // neighbour's centre distance (px)
+    bool pixelIntegrated = false;   // pixel values are the model integrated over the pixel
     std::uint64_t seed = 1;
     int threads = 0;                // <= 0: all hardware threads (output does not depend on it)
+
+    /// The two regimes of the patch benchmarks (docs/fitting.md, "Simulated regimes"). easy():
+    /// the defaults above (amplitudes 100-20,000, widths 0.6-2.0 px, centres within 1 px, 20 %
+    /// with a neighbour 3-7 px away, point-sampled). realistic(): like detector data, amplitudes
+    /// 30-20,000 (about a quarter of patches below SNR 10, SNR = amplitude / sqrt(amplitude +
+    /// background + read_noise^2)), background 10-30, centres within 1.5 px, widths 0.6-2.2 px,
+    /// 15 % with a neighbour 4.5-7 px away, pixel-integrated.
+    static PatchSimOptions easy();
+    static PatchSimOptions realistic();
 
     /// Throws InputError("<source>: <field>: ...") naming the field on a non-finite or
     /// out-of-range value: patch_size odd in 3..255, 0 < min <= max for amplitudes and widths,
     /// centre_jitter in [0, patch_size / 2], neighbour_fraction in [0, 1], background,
-    /// read_noise >= 0. simulatePatches calls it.
+    /// read_noise >= 0, 0 < neighbour_distance_min <= neighbour_distance_max. simulatePatches
+    /// calls it.
     void validate(const std::string &source = "simulate patches") const;
 };
 
