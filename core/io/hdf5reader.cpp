@@ -1,5 +1,9 @@
-// HDF5 frame stacks: a 3-D [F, H, W] or 2-D [H, W] numeric dataset, read one frame at a time
-// through a hyperslab, converted to float by H5Dread.
+// HDF5 frame stacks: a 3-D [F, H, W] or 2-D [H, W] numeric dataset, read one frame at a time.
+// Chunked datasets whose filters are only deflate/shuffle, whose chunks hold one frame (or part
+// of one) and whose type is a little-endian 8/16/32-bit integer or float32 are read as raw chunks
+// (H5Dread_chunk, under the HDF5 lock) and decompressed and converted outside the lock
+// (chunkdecode.h), so several threads decompress at once. Everything else, and any frame with an
+// unallocated chunk or a chunk that does not decode, goes through a hyperslab H5Dread.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -8,6 +12,7 @@
 
 #include "core/common/atomicfile.h"
 #include "core/common/error.h"
+#include "core/io/chunkdecode.h"
 #include "core/io/framereaders.h"
 #include "core/io/hdf5util.h"
 
@@ -62,6 +67,7 @@ public:
             throw InputError(fileMessage(path, "dataset '" + m_dataset + "' " + hdf5::shapeText(m_shape)
                                                    + " is larger than supported"));
         tuneChunkCache();
+        planDirectReads();
     }
     ~Hdf5Source() override
     {
@@ -86,6 +92,8 @@ public:
                                                      + " out of range (it has "
                                                      + std::to_string(frameCount()) + " frames)"));
         Frame f(rows(), cols());
+        if (m_direct && chunkdecode::directChunkReads() && readDirect(index, f))
+            return f;
         hdf5::Lock lock;
         hdf5::Handle fspace = hdf5::spaceHandle(H5Dget_space(m_ds));
         const hsize_t h = hsize_t(rows()), w = hsize_t(cols());
@@ -107,6 +115,128 @@ public:
     }
 
 private:
+    /// Decides whether frames can be read as raw chunks and decoded here (see the file comment).
+    void planDirectReads()
+    {
+        hdf5::Lock lock;
+        hdf5::Handle dcpl = hdf5::plistHandle(H5Dget_create_plist(m_ds));
+        if (!dcpl.valid() || H5Pget_layout(dcpl) != H5D_CHUNKED)
+            return;
+        const int rank = int(m_shape.size());
+        hsize_t chunk[3] = {1, 1, 1};
+        if (H5Pget_chunk(dcpl, rank, chunk) != rank)
+            return;
+        if (rank == 3 && chunk[0] != 1)
+            return; // chunks spanning frames: HDF5's chunk cache serves them
+        const int nfilters = H5Pget_nfilters(dcpl);
+        if (nfilters <= 0 || nfilters > 32)
+            return; // unfiltered chunks cost nothing to decode
+        hdf5::Handle type = hdf5::typeHandle(H5Dget_type(m_ds));
+        if (!type.valid() || H5Tget_order(type) != H5T_ORDER_LE || H5Tget_offset(type) != 0
+            || H5Tget_precision(type) != 8 * H5Tget_size(type))
+            return;
+        const std::size_t size = H5Tget_size(type);
+        if (H5Tget_class(type) == H5T_FLOAT) {
+            if (H5Tequal(type, H5T_IEEE_F32LE) <= 0)
+                return;
+            m_stored = chunkdecode::StoredType::Float32;
+        } else if (H5Tget_class(type) == H5T_INTEGER) {
+            const bool s = H5Tget_sign(type) == H5T_SGN_2;
+            if (size == 1)
+                m_stored = s ? chunkdecode::StoredType::Int8 : chunkdecode::StoredType::UInt8;
+            else if (size == 2)
+                m_stored = s ? chunkdecode::StoredType::Int16 : chunkdecode::StoredType::UInt16;
+            else if (size == 4)
+                m_stored = s ? chunkdecode::StoredType::Int32 : chunkdecode::StoredType::UInt32;
+            else
+                return;
+        } else {
+            return;
+        }
+        std::vector<chunkdecode::Filter> filters;
+        for (int i = 0; i < nfilters; ++i) {
+            unsigned flags = 0;
+            std::size_t nelmts = 8;
+            unsigned cd[8] = {};
+            unsigned config = 0;
+            const H5Z_filter_t id = H5Pget_filter2(dcpl, unsigned(i), &flags, &nelmts, cd, 0,
+                                                   nullptr, &config);
+            chunkdecode::Filter f;
+            if (id == H5Z_FILTER_DEFLATE) {
+                f.kind = chunkdecode::Filter::Deflate;
+            } else if (id == H5Z_FILTER_SHUFFLE) {
+                f.kind = chunkdecode::Filter::Shuffle;
+                // H5Pset_shuffle stores the element size when the dataset is created.
+                f.elementSize = nelmts >= 1 && cd[0] > 0 ? cd[0] : size;
+            } else {
+                return; // fletcher32, scale-offset, n-bit, szip, plugins: H5Dread
+            }
+            filters.push_back(f);
+        }
+        m_filters = std::move(filters);
+        const int r = rank - 2;
+        m_chunkRows = chunk[r];
+        m_chunkCols = chunk[r + 1];
+        m_direct = true;
+    }
+
+    /// Reads frame `index` as raw chunks and decodes them outside the lock. False when some chunk
+    /// is unallocated (fill value) or does not decode: the caller then reads it with H5Dread.
+    bool readDirect(int index, Frame &f) const
+    {
+        const hsize_t h = hsize_t(rows()), w = hsize_t(cols());
+        const hsize_t nr = (h + m_chunkRows - 1) / m_chunkRows, nc = (w + m_chunkCols - 1) / m_chunkCols;
+        const std::size_t elem = chunkdecode::storedSize(m_stored);
+        const std::size_t chunkBytes = std::size_t(m_chunkRows * m_chunkCols) * elem;
+        struct Raw {
+            std::vector<std::uint8_t> bytes;
+            unsigned mask = 0;
+        };
+        std::vector<Raw> raws(std::size_t(nr * nc));
+        {
+            hdf5::Lock lock;
+            const bool three = m_shape.size() == 3;
+            for (hsize_t a = 0; a < nr; ++a)
+                for (hsize_t b = 0; b < nc; ++b) {
+                    hsize_t offset[3];
+                    if (three) {
+                        offset[0] = hsize_t(index);
+                        offset[1] = a * m_chunkRows;
+                        offset[2] = b * m_chunkCols;
+                    } else {
+                        offset[0] = a * m_chunkRows;
+                        offset[1] = b * m_chunkCols;
+                    }
+                    unsigned mask = 0;
+                    haddr_t addr = HADDR_UNDEF;
+                    hsize_t stored = 0;
+                    if (H5Dget_chunk_info_by_coord(m_ds, offset, &mask, &addr, &stored) < 0
+                        || addr == HADDR_UNDEF || stored == 0 || stored > (hsize_t(1) << 32))
+                        return false;
+                    Raw &raw = raws[std::size_t(a * nc + b)];
+                    raw.bytes.resize(std::size_t(stored));
+                    if (H5Dread_chunk(m_ds, H5P_DEFAULT, offset, &raw.mask, raw.bytes.data()) < 0)
+                        return false;
+                }
+        }
+        std::vector<std::uint8_t> out, scratch;
+        for (hsize_t a = 0; a < nr; ++a)
+            for (hsize_t b = 0; b < nc; ++b) {
+                const Raw &raw = raws[std::size_t(a * nc + b)];
+                if (!chunkdecode::decodeChunk(raw.bytes.data(), raw.bytes.size(), raw.mask, m_filters,
+                                              chunkBytes, out, scratch))
+                    return false;
+                // Edge chunks are stored whole: copy only the part inside the frame.
+                const hsize_t r0 = a * m_chunkRows, c0 = b * m_chunkCols;
+                const hsize_t rn = std::min(m_chunkRows, h - r0), cn = std::min(m_chunkCols, w - c0);
+                for (hsize_t y = 0; y < rn; ++y)
+                    chunkdecode::toFloat(out.data() + std::size_t(y * m_chunkCols) * elem, m_stored,
+                                         std::size_t(cn), f.data.data() + std::size_t((r0 + y) * w + c0));
+            }
+        chunkdecode::countDirectFrame();
+        return true;
+    }
+
     /// A chunk spanning several frames would be decompressed again for every frame with the
     /// default 1 MiB cache: let the cache hold one whole chunk (up to 256 MiB).
     void tuneChunkCache()
@@ -135,6 +265,12 @@ private:
     hdf5::Handle m_ds;
     std::vector<unsigned long long> m_shape;
     PixelType m_type = PixelType::Float32;
+    // Direct chunk reads (planDirectReads): fixed after construction, so readFrame may use them
+    // from several threads without the lock.
+    bool m_direct = false;
+    chunkdecode::StoredType m_stored = chunkdecode::StoredType::UInt16;
+    std::vector<chunkdecode::Filter> m_filters;
+    hsize_t m_chunkRows = 1, m_chunkCols = 1;
 };
 
 } // namespace
