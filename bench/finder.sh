@@ -125,7 +125,8 @@ print()
 print("Saturated peaks = truth peaks (>= 3 px from any other) whose pixel at the true centre reached the "
       "saturation level; the error is that of the patch centre (`Peak::row/col`) of the nearest detection "
       "within 5 px. The CC finder centres on the first saturated pixel in row-major order, the prominence "
-      "mode on the plateau's pixel nearest its centroid.\n")
+      "mode on the plateau pixel nearest the whole peak's centroid (nearest the plateau's own centroid "
+      "when the peak is cut by a neighbour or the frame edge).\n")
 print("Recall (matched / truth) by SNR = brightest noiseless pixel / sigma, none -> prominence:\n")
 kinds = [("isolated", "isolated"), ("close_pair", "close pair (2-5 px)"), ("crowded", "other overlapping")]
 bins = N["recall_by_snr"]["isolated"]

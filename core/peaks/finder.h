@@ -11,8 +11,8 @@
 // shoulderSigma). Centres (Peak::centroidRow/Col): the intensity-weighted centroid for a whole
 // component inside the frame; for split or edge peaks, whose pixels are cut, a local estimate
 // (log-parabola through the maximum and its neighbours; plateau centroid when saturated).
-// Each peak gets an S x S patch centred on its maximum pixel -- on a saturated
-// peak, on the saturated pixel nearest the centroid of its plateau -- with other components
+// Each peak gets an S x S patch centred on its maximum pixel -- on a saturated peak, on the
+// saturated pixel nearest its centroid (its plateau's when cut) -- with other components
 // inside the patch masked out (set to the frame's background level, as BraggNN does); peaks
 // split from the same component are not masked in each other's patches (they are flagged
 // `neighbour` instead, with the distance between their patch centres).
