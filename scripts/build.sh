@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BRAGGNAC_BUILD_DIR:-build}
 JOBS=${BRAGGNAC_JOBS:-$(nproc)}
+# ccache: paths below the checkout are hashed relative to it, so another clone of the same
+# sources (CI) reuses the cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   LAUNCHER=()
   # ccache (when installed) makes rebuilds and parallel build folders cheap on two cores.
