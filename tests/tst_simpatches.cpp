@@ -65,6 +65,8 @@ private Q_SLOTS:
     void boundaryOptionsAccepted();
     void cancellation();
     void fileRoundTrip();
+    void realisticRegime();
+    void realisticIsPixelIntegrated();
 };
 
 void TestSimPatches::determinism_data()
@@ -396,6 +398,80 @@ void TestSimPatches::fileRoundTrip()
     const auto &params = r.extraFloat.at("/truth/params");
     QCOMPARE(params.shape, (std::vector<unsigned long long>{250, 10}));
     QCOMPARE(r.extraFloat.at("/truth/amplitude").shape, (std::vector<unsigned long long>{250}));
+}
+
+void TestSimPatches::realisticRegime()
+{
+    // PatchSimOptions::realistic(): the ranges of docs/fitting.md, a quarter (+-) of patches
+    // below SNR 10, ~15 % with a neighbour 4.5-7 px away, centres up to 1.5 px off; seeded.
+    PatchSimOptions o = PatchSimOptions::realistic();
+    o.seed = 11;
+    const std::size_t n = 4000;
+    const PatchDataset d = simulatePatches(n, o);
+    const PatchDataset again = simulatePatches(n, o);
+    QVERIFY(identical(d, again));
+    int faint = 0, neighbours = 0;
+    double maxOff = 0, minAmp = 1e30, maxAmp = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const PseudoVoigt t = truthOf(d, i);
+        QVERIFY(t.amplitude >= 30 * (1 - 1e-6) && t.amplitude <= 20000 * (1 + 1e-6));
+        QVERIFY(t.background >= 10 - 1e-4 && t.background <= 30 + 1e-4);
+        for (double w : {t.sigmaU, t.sigmaV, t.gammaU, t.gammaV})
+            QVERIFY(w >= 0.6 - 1e-6 && w <= 2.2 + 1e-6);
+        maxOff = std::max({maxOff, std::fabs(t.row - 5), std::fabs(t.col - 5)});
+        minAmp = std::min(minAmp, t.amplitude);
+        maxAmp = std::max(maxAmp, t.amplitude);
+        faint += t.amplitude / std::sqrt(t.amplitude + t.background + 9) < 10;
+        if (d.extraFlags.at("/flags/neighbour")[i]) {
+            ++neighbours;
+            const PseudoVoigt q = truthOf(d, i, "/truth/neighbour_params");
+            const double dist = std::hypot(q.row - t.row, q.col - t.col);
+            QVERIFY2(dist >= 4.5 - 1e-4 && dist <= 7 + 1e-4, qPrintable(QString::number(dist)));
+        }
+    }
+    QVERIFY(maxOff <= 1.5 + 1e-6 && maxOff > 1.45);
+    QVERIFY(minAmp < 35 && maxAmp > 17000);
+    QVERIFY2(faint > 0.18 * n && faint < 0.3 * n, qPrintable(QString::number(faint)));
+    QVERIFY2(neighbours > 0.13 * n && neighbours < 0.17 * n, qPrintable(QString::number(neighbours)));
+    // easy() is today's defaults, bit for bit.
+    QVERIFY(identical(simulatePatches(200, PatchSimOptions::easy()), simulatePatches(200, PatchSimOptions{})));
+}
+
+void TestSimPatches::realisticIsPixelIntegrated()
+{
+    // Noiseless realistic patches hold the pixel-integrated model (6-point Gauss-Legendre), not
+    // the point samples: the two differ by more than 1 % at the peak of a narrow peak.
+    PatchSimOptions o = noiseless(PatchSimOptions::realistic());
+    o.neighbourFraction = 0;
+    o.seed = 5;
+    const PatchDataset d = simulatePatches(200, o);
+    std::vector<float> integ(121), point(121);
+    int differs = 0;
+    for (std::size_t i = 0; i < 200; ++i) {
+        const PseudoVoigt t = truthOf(d, i);
+        t.renderIntegrated(integ.data(), 11, 11);
+        t.render(point.data(), 11, 11);
+        double maxDiff = 0;
+        for (int k = 0; k < 121; ++k) {
+            QVERIFY(std::fabs(d.patch(i)[k] - integ[k]) <= 1e-4f * std::max(1.0f, integ[k]));
+            maxDiff = std::max(maxDiff, double(std::fabs(point[k] - integ[k])) / t.amplitude);
+        }
+        differs += maxDiff > 0.01;
+    }
+    QVERIFY2(differs > 50, qPrintable(QString::number(differs)));
+    // The integral of a Gaussian over a pixel: erf closed form.
+    const PseudoVoigt g = PseudoVoigt::fromArray({1000, 0, 5.3, 4.9, 0.7, 0.7, 1, 1, 0, 0});
+    const double kSqrt2 = std::sqrt(2.0);
+    auto cell = [&](double x, double x0, double s) {
+        return 0.5 * (std::erf((x + 0.5 - x0) / (kSqrt2 * s)) - std::erf((x - 0.5 - x0) / (kSqrt2 * s)));
+    };
+    const double twoPiS2 = 2 * 3.14159265358979323846 * 0.49;
+    for (int r = 3; r <= 7; ++r)
+        for (int c = 3; c <= 7; ++c) {
+            const double exact = 1000 * twoPiS2 * cell(r, 5.3, 0.7) * cell(c, 4.9, 0.7);
+            QVERIFY2(std::fabs(g.integrated(r, c, 8) - exact) < 1e-4 * 1000,
+                     qPrintable(QString("%1 vs %2").arg(g.integrated(r, c, 8)).arg(exact)));
+        }
 }
 
 QTEST_GUILESS_MAIN(TestSimPatches)

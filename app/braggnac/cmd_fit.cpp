@@ -9,6 +9,8 @@
 #include "core/io/patchdataset.h"
 #include "core/peaks/fitter.h"
 
+#include <nlohmann/json.hpp>
+
 namespace braggnac::cli {
 
 namespace {
@@ -21,6 +23,11 @@ void declareFit(VerbSpec &v)
     v.option("tolerance", "T", "relative convergence tolerance").number(0, 1, true, true).defaultValue("1e-8");
     v.option("neighbours", "MODE", "how a second, partly visible peak is handled")
         .choices({"two-peak", "mask", "ignore"}).defaultValue("two-peak");
+    v.flag("poisson-weights", "refit once with weights 1 / (gain * model + read-noise^2)");
+    v.option("gain", "G", "counts per detected photon (noise model)").number(0, 1e9, true, false).defaultValue("1");
+    v.option("read-noise", "R", "read noise in counts (noise model)").number(0, 1e9, false, false).defaultValue("3");
+    v.option("saturation", "S", "leave out pixels >= S counts (0 none; default: /peaks/saturation when present)").number(0, 1e30, false, false);
+    v.option("max-stderr", "PX", "train only on converged patches whose centre standard error is <= PX (default: 3x the median, clamped to 0.05-0.5 px)").number(0, 1e6, true, false);
     v.flag("no-compress", "write the datasets uncompressed");
 }
 
@@ -33,6 +40,12 @@ int runFit(const Args &args)
     o.tolerance = args.getDouble("tolerance", o.tolerance);
     const std::string neighbours = args.get("neighbours", "two-peak");
     o.threads = args.threads();
+    o.poissonWeights = args.flag("poisson-weights");
+    o.gain = args.getDouble("gain", o.gain);
+    o.readNoise = args.getDouble("read-noise", o.readNoise);
+    if (args.has("saturation"))
+        o.saturation = args.getDouble("saturation", 0);
+    const double maxStderr = args.has("max-stderr") ? args.getDouble("max-stderr", 0) : 0.0;
     const bool compress = !args.flag("no-compress");
     if (neighbours == "mask")
         o.neighbours = core::NeighbourHandling::Mask;
@@ -54,7 +67,7 @@ int runFit(const Args &args)
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     endProgress();
-    core::applyFitLabels(data, fits);
+    const double threshold = core::applyFitLabels(data, fits, maxStderr);
     core::writePatchDataset(out, data, compress);
 
     const long converged =
@@ -62,9 +75,20 @@ int runFit(const Args &args)
             return f.converged;
         }));
     const double rate = elapsed > 0 ? double(fits.size()) / elapsed : 0.0;
+    long byStatus[5] = {0, 0, 0, 0, 0};
+    for (const core::FitResult &f : fits)
+        ++byStatus[int(f.status) % 5];
+    const auto &usableFlags = data.extraFlags.at("/fit/usable");
+    const long usable = long(std::count(usableFlags.begin(), usableFlags.end(), std::uint8_t(1)));
     if (args.json()) {
+        nlohmann::json statuses;
+        for (int s = 0; s < 5; ++s)
+            statuses[core::fitStatusName(core::FitStatus(s))] = byStatus[s];
         printJson({{"patches", fits.size()},
                    {"converged", converged},
+                   {"status", statuses},
+                   {"usable", usable},
+                   {"stderr_threshold_px", threshold},
                    {"patches_per_s", rate},
                    {"out", out}});
     } else {
@@ -73,16 +97,24 @@ int runFit(const Args &args)
                       "fitted %zu patches (%ld converged, %.1f%%) at %.0f patches/s; labels in ",
                       fits.size(), converged, 100.0 * converged / double(fits.size()), rate);
         info(line + out);
+        std::snprintf(line, sizeof line,
+                      "status: %ld converged, %ld max-iterations, %ld singular, %ld bounds, %ld "
+                      "too-faint; %ld usable for training (converged, centre standard error <= "
+                      "%.3f px), %ld excluded",
+                      byStatus[0], byStatus[1], byStatus[2], byStatus[3], byStatus[4], usable,
+                      threshold, long(fits.size()) - usable);
+        info(line);
     }
     return 0;
 }
 
 const VerbRegistrar registrar(
     "fit",
-    "Levenberg-Marquardt pseudo-Voigt fit of every patch: writes /centers (fitted centre of "
-    "converged patches, the patch centre otherwise; label_source=pseudo-voigt), /fit/params "
-    "[N,10], /fit/converged, /fit/residual (rms); --json: {\"patches\", \"converged\", "
-    "\"patches_per_s\", \"out\"}; --neighbours: how a second, partly visible peak is handled (docs/fitting.md)",
+    "Levenberg-Marquardt pseudo-Voigt fit of every patch: writes /centers (the best estimate "
+    "of every patch; label_source=pseudo-voigt), /fit/params [N,10], /fit/status, "
+    "/fit/converged, /fit/center_stderr [N,2], /fit/usable (what train uses), /fit/residual "
+    "(rms); --json: {\"patches\", \"converged\", \"status\", \"usable\", "
+    "\"stderr_threshold_px\", \"patches_per_s\", \"out\"}; --neighbours: how a second, partly visible peak is handled (docs/fitting.md)",
     &declareFit, &runFit);
 
 } // namespace

@@ -120,10 +120,14 @@ auto torchBoundary(const char *what, F &&fn) -> decltype(fn())
     }
 }
 
+// Rows to train on: /fit/usable when the labels have it (status converged and centre standard
+// error within the threshold braggnac fit chose, docs/fitting.md), else /fit/converged.
 std::vector<std::uint8_t> usableRows(const PatchDataset &data)
 {
     std::vector<std::uint8_t> use(data.size(), 1);
-    auto conv = data.extraFlags.find("/fit/converged");
+    auto conv = data.extraFlags.find("/fit/usable");
+    if (conv == data.extraFlags.end() || conv->second.size() != use.size())
+        conv = data.extraFlags.find("/fit/converged");
     if (conv != data.extraFlags.end() && conv->second.size() == use.size())
         for (std::size_t i = 0; i < use.size(); ++i)
             use[i] = conv->second[i] != 0;
