@@ -53,6 +53,7 @@
 #include "ui/peakspanel.h"
 #include "ui/peaktablemodel.h"
 #include "ui/screenshottour.h"
+#include "ui/searchpanel.h"
 #include "ui/studiocontext.h"
 #include "ui/tableexport.h"
 #include "ui/trainpanel.h"
@@ -148,6 +149,10 @@ MainWindow::MainWindow(QWidget *parent)
     addStage(QStringLiteral("train"), tr("Train"), QStringLiteral(":/braggnac/icons/train.svg"), m_trainPanel);
     m_evaluatePanel = new EvaluatePanel(m_context, this);
     addStage(QStringLiteral("evaluate"), tr("Evaluate"), QStringLiteral(":/braggnac/icons/evaluate.svg"), m_evaluatePanel);
+    auto *searchPanel = new SearchPanel(m_context, this);
+    addStage(QStringLiteral("search"), tr("Search"), QStringLiteral(":/braggnac/icons/search.svg"), searchPanel);
+    connect(searchPanel, &SearchPanel::errorOccurred, this, &MainWindow::errorShown);
+    connect(searchPanel, &SearchPanel::useModelRequested, this, &MainWindow::openModel);
     // The tabs show their own error boxes; announce their errors too.
     connect(m_datasetPanel, &DatasetPanel::errorOccurred, this, &MainWindow::errorShown);
     connect(m_trainPanel, &TrainPanel::errorOccurred, this, &MainWindow::errorShown);
