@@ -2,7 +2,8 @@
 // for bench/fit_scipy.py to score against the truth (bench/fit.sh runs both, docs/benchmarks/fit.md).
 //
 //   bench_fit --out PATCHES.h5 [--n 20000] [--repeats 5] [--seed 1] [--threads 1,2]
-//             [--modes two-peak,mask,ignore] [--regime realistic|easy] [--no-write]
+//             [--modes two-peak,mask,ignore] [--regime realistic|easy] [--poisson-weights]
+//             [--no-write]
 //
 // Writes the simulated patches (PatchSimOptions::realistic() or ::easy(), with /truth/*,
 // /flags/neighbour) plus, per neighbour mode M, /bench/M/params [N,10], /bench/M/converged,
@@ -91,10 +92,12 @@ int main(int argc, char **argv)
                                               {"seed", "1"},     {"threads", "1,2"},
                                               {"modes", "two-peak,mask,ignore"},
                                               {"regime", "realistic"}};
-    bool write = true;
+    bool write = true, poisson = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--no-write") {
+        if (a == "--poisson-weights") {
+            poisson = true;
+        } else if (a == "--no-write") {
             write = false;
         } else if (a.rfind("--", 0) == 0 && i + 1 < argc) {
             opt[a.substr(2)] = argv[++i];
@@ -126,6 +129,7 @@ int main(int argc, char **argv)
         result["cpu"] = cpuModel();
         result["isa"] = fitKernelIsa();
         result["regime"] = opt["regime"];
+        result["poisson_weights"] = poisson;
         if (write) {
             // The noise limit of every patch (true parameters, Poisson + read noise; a
             // neighbour, when there is one, is a known part of the mean).
@@ -157,6 +161,8 @@ int main(int argc, char **argv)
         for (const std::string &mode : split(opt["modes"])) {
             FitOptions fo;
             fo.neighbours = modeOf(mode);
+            fo.poissonWeights = poisson;
+            fo.readNoise = so.readNoise;
             std::vector<FitResult> fits;
             for (const std::string &t : split(opt["threads"])) {
                 fo.threads = std::stoi(t);
