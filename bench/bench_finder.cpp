@@ -23,7 +23,9 @@
 
 #include <sys/resource.h>
 
+#include "core/common/parallel.h"
 #include "core/common/runtime.h"
+#include "core/io/chunkdecode.h"
 #include "core/io/framesource.h"
 #include "core/peaks/finder.h"
 #include "core/sim/peakscore.h"
@@ -159,29 +161,48 @@ int main(int argc, char **argv)
         }
         out["threshold_ms_per_frame"] = 1e3 * median(s) / frames;
     }
-    // From the HDF5 file (gzip uint16, one chunk per frame): read only, and read + find.
+    // From the HDF5 file (gzip uint16, one chunk per frame): read only, and read + find, each with
+    // the raw-chunk read (deflate decoded outside the HDF5 lock, chunkdecode.h) and with the plain
+    // H5Dread (decoded under the lock), repetitions interleaved between the two.
     {
         const auto source = openFrameSource(h5);
-        std::vector<double> s;
-        for (int r = 0; r < reps; ++r) {
-            t0 = Clock::now();
-            for (int i = 0; i < frames; ++i)
-                source->readFrame(i);
-            s.push_back(since(t0));
-        }
-        out["hdf5_read_only"] = timing(s, frames);
-        std::map<std::string, std::map<int, std::vector<double>>> withRead;
+        const std::vector<std::pair<std::string, bool>> reads = {{"", true}, {"_plain", false}};
+        const int maxThreads = *std::max_element(threadCounts.begin(), threadCounts.end());
+        std::map<std::string, std::vector<double>> s, sPar;
+        std::map<std::string, std::map<std::string, std::map<int, std::vector<double>>>> withRead;
+        const std::uint64_t direct0 = chunkdecode::directFrameCount();
         for (int r = 0; r < reps; ++r)
-            for (int threads : threadCounts)
-                for (const auto &[name, mode] : modes) {
-                    t0 = Clock::now();
-                    const PatchDataset d = findPeaksInSource(*source, 0, frames, optionsFor(mode, threads));
-                    withRead[name][threads].push_back(since(t0));
-                }
-        for (const auto &[name, mode] : modes)
-            for (int threads : threadCounts)
-                out["modes"][name]["with_hdf5_read"][std::to_string(threads)] =
-                    timing(withRead[name][threads], frames);
+            for (const auto &[suffix, direct] : reads) {
+                chunkdecode::setDirectChunkReads(direct);
+                t0 = Clock::now();
+                for (int i = 0; i < frames; ++i)
+                    source->readFrame(i);
+                s[suffix].push_back(since(t0));
+                // Read alone from maxThreads threads (frames dealt out round-robin).
+                t0 = Clock::now();
+                parallelChunks(std::size_t(frames), maxThreads, 1, [&](std::size_t lo, std::size_t hi, int) {
+                    for (std::size_t i = lo; i < hi; ++i)
+                        source->readFrame(int(i));
+                });
+                sPar[suffix].push_back(since(t0));
+                for (int threads : threadCounts)
+                    for (const auto &[name, mode] : modes) {
+                        t0 = Clock::now();
+                        const PatchDataset d = findPeaksInSource(*source, 0, frames, optionsFor(mode, threads));
+                        withRead[suffix][name][threads].push_back(since(t0));
+                    }
+            }
+        chunkdecode::setDirectChunkReads(true);
+        out["hdf5_direct_frames"] = chunkdecode::directFrameCount() - direct0;
+        for (const auto &[suffix, direct] : reads) {
+            out["hdf5_read_only" + suffix] = timing(s[suffix], frames);
+            out["hdf5_read_only" + suffix + "_threads"] = timing(sPar[suffix], frames);
+            out["hdf5_read_only" + suffix + "_threads"]["threads"] = maxThreads;
+            for (const auto &[name, mode] : modes)
+                for (int threads : threadCounts)
+                    out["modes"][name]["with_hdf5_read" + suffix][std::to_string(threads)] =
+                        timing(withRead[suffix][name][threads], frames);
+        }
     }
     // From a GE2 file (raw uint16, no compression): read + find.
     if (so.size == 2048) {

@@ -298,6 +298,28 @@ private Q_SLOTS:
         QVERIFY(threw);
     }
 
+    // The real Zr frames (tests/data/hexrd-zr: a beamline's gzip HDF5, one chunk per frame): all
+    // 20 frames take the raw-chunk path and read exactly as H5Dread reads them.
+    void realZrFramesIdentical()
+    {
+        const auto src = openFrameSource(BRAGGNAC_TEST_DATA "/hexrd-zr/real_zr_20frames.h5");
+        QCOMPARE(src->frameCount(), 20);
+        const std::uint64_t before = chunkdecode::directFrameCount();
+        std::vector<std::vector<float>> direct;
+        for (int i = 0; i < 20; ++i)
+            direct.push_back(src->readFrame(i).data);
+        QCOMPARE(int(chunkdecode::directFrameCount() - before), 20);
+        chunkdecode::setDirectChunkReads(false);
+        for (int i = 0; i < 20; ++i) {
+            const std::vector<float> plain = src->readFrame(i).data;
+            QVERIFY2(sameBits(direct[std::size_t(i)], plain),
+                     qPrintable(QString("frame %1 pixel %2").arg(i).arg(firstDiff(direct[std::size_t(i)], plain))));
+        }
+        QCOMPARE(int(chunkdecode::directFrameCount() - before), 20);
+        // The brightest pixel the reader tests know (tst_realframes).
+        QCOMPARE(direct[0][std::size_t(719) * 2048 + 1507], 14552.f);
+    }
+
     // The decoder alone: shuffle's trailing bytes (chunk bytes not a multiple of the element
     // size never happen in HDF5, but an element size of 1 and a skipped filter do).
     void decodeChunkMaskAndSizes()
