@@ -16,6 +16,9 @@
 #include "core/io/framereaders.h"
 #include "core/io/framesource.h"
 #include "core/io/patchdataset.h"
+#include "core/search/random.h"
+#include "core/search/space.h"
+#include "core/search/studystore.h"
 
 namespace braggnac::fuzz {
 
@@ -26,12 +29,14 @@ namespace {
 /// the path with realpath() and fails on "/memfd:... (deleted)".
 class MemFile {
 public:
-    MemFile(const std::uint8_t *data, std::size_t size, std::uint64_t length)
+    /// `suffix` ends the file name (".db": SQLite's -wal/-shm/-journal files are removed too).
+    MemFile(const std::uint8_t *data, std::size_t size, std::uint64_t length,
+            const std::string &suffix = {})
     {
         const char *tmp = std::getenv("TMPDIR");
         std::string dir = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (tmp && *tmp ? tmp : "/tmp");
-        std::string name = dir + "/braggnac-fuzz-XXXXXX";
-        m_fd = ::mkstemp(name.data());
+        std::string name = dir + "/braggnac-fuzz-XXXXXX" + suffix;
+        m_fd = ::mkstemps(name.data(), int(suffix.size()));
         if (m_fd < 0)
             die("mkstemp");
         m_path = name;
@@ -53,6 +58,8 @@ public:
     {
         ::close(m_fd);
         ::unlink(m_path.c_str());
+        for (const char *extra : {"-wal", "-shm", "-journal"})
+            ::unlink((m_path + extra).c_str());
     }
     MemFile(const MemFile &) = delete;
     MemFile &operator=(const MemFile &) = delete;
@@ -204,8 +211,13 @@ Result hdf5Frames(const std::uint8_t *data, std::size_t size)
                     firstError = e.what();
             }
         }
-        const auto source = core::openHdf5Source(file.path(), {});
-        readFrames(*source);
+        // The default dataset last; the first refusal is the one reported.
+        try {
+            const auto source = core::openHdf5Source(file.path(), {});
+            readFrames(*source);
+        } catch (const core::InputError &e) {
+            throw core::InputError(firstError.empty() ? std::string(e.what()) : firstError);
+        }
         if (!firstError.empty())
             throw core::InputError(firstError);
     });
@@ -268,9 +280,124 @@ Result archSpec(const std::uint8_t *data, std::size_t size)
     });
 }
 
+Result searchSpace(const std::uint8_t *data, std::size_t size)
+{
+    const nlohmann::json j = nlohmann::json::parse(data, data + size, nullptr, false);
+    if (j.is_discarded())
+        return {Outcome::Rejected, "not JSON"};
+    return guarded([&] {
+        const core::SearchSpace space = core::SearchSpace::fromJson(j, "fuzz");
+        const std::string once = space.toJson().dump();
+        std::string twice;
+        try {
+            twice = core::SearchSpace::fromJson(space.toJson(), "round trip").toJson().dump();
+        } catch (const core::InputError &e) {
+            broken(std::string("toJson of an accepted space is refused: ") + e.what() + "; json " + once);
+        }
+        if (once != twice)
+            broken("search space JSON round trip changed it:\n" + once + "\n" + twice);
+        if (space.structuralCount().empty())
+            broken("empty structural count");
+        core::SearchRandom rng(7);
+        std::vector<core::ArchSpec> samples;
+        for (int i = 0; i < 3; ++i) {
+            try {
+                samples.push_back(space.sample(rng, 50));
+            } catch (const core::InputError &) {
+                throw;
+            } catch (const core::Error &) {
+                // Documented: no spec within the cost constraints in 50 draws.
+                continue;
+            }
+            std::string why;
+            if (!space.contains(samples.back(), &why))
+                broken("a sample is not in its space: " + why + "; " + samples.back().toJson().dump());
+        }
+        if (samples.size() >= 2) {
+            core::ArchSpec child = space.crossover(samples[0], samples[1], rng);
+            space.mutate(child, rng);
+            (void)space.contains(child);
+        }
+        (void)space.size(500, 20, 1);
+    });
+}
+
+Result studyStore(const std::uint8_t *data, std::size_t size)
+{
+    MemFile file(data, size, size, ".db");
+    return guarded([&] {
+        {
+            const core::StudyStore store = core::StudyStore::open(file.path(), core::StudyStore::Mode::ReadOnly);
+            const core::StudyInfo info = store.info();
+            (void)info.toJson();
+            core::ListOptions all;
+            all.withEpochs = true;
+            const auto trials = store.listTrials(all);
+            // The light listing (no blobs) and counts() read the same table. (A trial without
+            // its trial_blobs row is left out of the full listing: reported, not checked here.)
+            core::ListOptions light;
+            light.withBlobs = false;
+            const std::size_t listed = store.listTrials(light).size();
+            const core::StateCounts counts = store.counts();
+            if (counts.total() != int(listed))
+                broken("counts() says " + std::to_string(counts.total()) + " trials, listTrials gave "
+                       + std::to_string(listed));
+            for (const core::TrialRecord &t : trials) {
+                (void)t.toJson();
+                (void)store.trial(t.id);
+            }
+            (void)store.trialsSince(0);
+            (void)store.changeSeq();
+            (void)store.valuesAtEpoch(1);
+            (void)store.overrides();
+        }
+        core::StudyStore rw = core::StudyStore::open(file.path(), core::StudyStore::Mode::ReadWrite);
+        rw.recoverAfterCrash();
+        if (rw.counts().running != 0)
+            broken("trials still running after recoverAfterCrash");
+    });
+}
+
+void writeStudySeed(const std::string &path)
+{
+    core::StudyInfo info;
+    info.name = "fuzz-seed";
+    info.space = nlohmann::json::object({{"name", "tiny"}});
+    info.dataset.path = "patches.h5";
+    info.dataset.size = 1234;
+    info.dataset.contentHash = "0123456789abcdef";
+    info.objectives = {{"distance", true}, {"bops", true}};
+    info.options = {{"trials", 3}, {"epochs", 2}};
+    info.seed = 5;
+    core::StudyStore store = core::StudyStore::createOrOpen(path, info);
+    for (int k = 0; k < 3; ++k) {
+        core::ArchSpec spec = core::builtinArch(k == 1 ? "braggnn" : "nac");
+        spec.name = "seed-" + std::to_string(k);
+        core::TrialRequest r;
+        r.spec = spec.toJson();
+        r.specHash = spec.canonicalHash();
+        r.hyperParams = {{"lr", 0.001 * (k + 1)}};
+        r.budget = 2;
+        r.generation = 0;
+        store.enqueue(r);
+    }
+    const auto first = store.claimNext("seedhost", 0);
+    store.reportEpoch(first->id, 1, 0.5, {{"loss", 0.25}});
+    store.reportEpoch(first->id, 2, 0.25, nullptr);
+    core::TrialOutcome o;
+    o.values = {0.25, 1.5e8};
+    o.metrics = {{"validation", {{"mean", 0.25}}}};
+    o.cost = {{"params", 17226}, {"bops", 8.5e7}};
+    o.fidelity = 2;
+    o.seconds = 3.5;
+    store.complete(first->id, o);
+    const auto second = store.claimNext("seedhost", 1);
+    store.fail(second->id, "rank 1 died");
+}
+
 std::vector<std::string> targetNames()
 {
-    return {"ge", "tiff", "hdf5", "patchdataset", "archspec"};
+    return {"ge", "tiff", "hdf5", "patchdataset", "archspec", "searchspace", "studystore"};
 }
 
 Result runTarget(const std::string &name, const std::uint8_t *data, std::size_t size)
@@ -285,6 +412,10 @@ Result runTarget(const std::string &name, const std::uint8_t *data, std::size_t 
         return patchDataset(data, size);
     if (name == "archspec")
         return archSpec(data, size);
+    if (name == "searchspace")
+        return searchSpace(data, size);
+    if (name == "studystore")
+        return studyStore(data, size);
     throw std::invalid_argument("unknown fuzz target '" + name + "'");
 }
 

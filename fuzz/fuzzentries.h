@@ -49,7 +49,21 @@ Result patchDataset(const std::uint8_t *data, std::size_t size);
 /// toJson -> fromJson -> toJson unchanged and give consistent shapes().
 Result archSpec(const std::uint8_t *data, std::size_t size);
 
-/// The target names, in the order above ("ge", "tiff", "hdf5", "patchdataset", "archspec").
+/// Search-space JSON (core/search/space.h SearchSpace::fromJson): a space accepted must
+/// survive toJson -> fromJson -> toJson, its samples must lie in it, and crossover, mutate,
+/// structuralCount and a bounded size() must not fail.
+Result searchSpace(const std::uint8_t *data, std::size_t size);
+
+/// Study store (core/search/studystore.h): the input is the SQLite file. Opened read-only and
+/// read through every reader (info, trials with blobs and epochs, counts, changes, values at an
+/// epoch), then opened read-write for recoverAfterCrash().
+Result studyStore(const std::uint8_t *data, std::size_t size);
+/// Writes a small valid study (3 trials: complete with epochs, failed, queued) at `path`, for
+/// seeds (fuzz_studystore with BRAGGNAC_FUZZ_WRITE_SEED=path) and tests.
+void writeStudySeed(const std::string &path);
+
+/// The target names, in the order above ("ge", "tiff", "hdf5", "patchdataset", "archspec",
+/// "searchspace", "studystore").
 std::vector<std::string> targetNames();
 /// Runs the named target; throws std::invalid_argument for an unknown name.
 Result runTarget(const std::string &name, const std::uint8_t *data, std::size_t size);

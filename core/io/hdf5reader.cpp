@@ -14,6 +14,7 @@
 #include "core/common/error.h"
 #include "core/io/chunkdecode.h"
 #include "core/io/framereaders.h"
+#include "core/io/hdf5check.h"
 #include "core/io/hdf5util.h"
 
 namespace braggnac::core {
@@ -51,6 +52,8 @@ public:
             throw InputError(fileMessage(path, "dataset '" + m_dataset + "' has type "
                                                    + hdf5::typeName(type)
                                                    + "; expected integer or float pixels"));
+        // Element type and chunk shape sane before any read (corrupt files, found by fuzzing).
+        hdf5::checkLayout(m_ds, path, m_dataset);
         m_type = pixelTypeOf(type);
         m_shape = hdf5::datasetShape(m_ds);
         if (m_shape.size() != 2 && m_shape.size() != 3)
@@ -101,10 +104,12 @@ public:
         if (m_shape.size() == 3) {
             const hsize_t start[3] = {hsize_t(index), 0, 0};
             const hsize_t count[3] = {1, h, w};
+            hdf5::checkChunksStored(m_ds, m_path, m_dataset, start, count);
             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, count, nullptr);
             mspace = hdf5::spaceHandle(H5Screate_simple(3, count, nullptr));
         } else {
             const hsize_t count[2] = {h, w};
+            hdf5::checkChunksStored(m_ds, m_path, m_dataset);
             mspace = hdf5::spaceHandle(H5Screate_simple(2, count, nullptr));
         }
         if (H5Dread(m_ds, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, f.data.data()) < 0)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/common/error.h"
+#include "core/io/hdf5check.h"
 
 namespace braggnac::core::hdf5 {
 
@@ -333,6 +334,9 @@ std::vector<T> readAll(hid_t dataset, const std::string &fileName, const std::st
         throw InputError(fileMessage(fileName, "dataset '" + path + "' has type "
                                                    + typeName(ftype) + ", expected a number type"));
     checkDeclaredSize(dataset, fileName, path, sizeof(T));
+    // Type and chunk layout sane, unfiltered chunks whole (corrupt files; hdf5check.h).
+    checkLayout(dataset, fileName, path);
+    checkChunksStored(dataset, fileName, path);
     std::size_t n = 1;
     for (auto d : datasetShape(dataset))
         n *= std::size_t(d);

@@ -519,6 +519,12 @@ public:
     Stmt(const StudyStore::Impl &impl, const std::string &sql) : m_impl(impl)
     {
         const int rc = sqlite3_prepare_v2(impl.db, sql.c_str(), -1, &m_stmt, nullptr);
+        // Our SQL is fixed, so SQLITE_ERROR here ("no such column", "unsupported file format")
+        // means the file's schema is not the one we write: a damaged store, bad input (fuzzing).
+        if ((rc & 0xff) == SQLITE_ERROR)
+            throw InputError(fileMessage(impl.path, std::string("damaged study store (")
+                                                        + sqlite3_errmsg(impl.db)
+                                                        + ") while preparing a query"));
         if (rc != SQLITE_OK)
             impl.raise(rc, "preparing a query");
     }
