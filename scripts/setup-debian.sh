@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(cmake ninja-build g++ pkg-config git
       qt6-base-dev qt6-base-dev-tools qt6-charts-dev libqt6opengl6-dev libgl1-mesa-dev qt6-svg-dev
-      libtorch-dev libopenblas0-pthread libhdf5-dev zlib1g-dev libopencv-dev libtiff-dev
+      libtorch-dev libopenblas0-pthread libhdf5-dev zlib1g-dev libdeflate0 libopencv-dev libtiff-dev
       libsqlite3-dev nlohmann-json3-dev libopenmpi-dev openmpi-bin
       xvfb xauth fonts-dejavu-core ccache libcli11-dev libsystemc-dev python3-optuna
       # The interop tests (tst_modelfile: TorchScript loaded in Python; h5py-written files) and

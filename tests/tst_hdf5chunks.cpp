@@ -161,7 +161,13 @@ class TestHdf5Chunks : public QObject {
 
 private Q_SLOTS:
     void initTestCase() { QVERIFY(m_dir.isValid()); }
-    void cleanup() { chunkdecode::setDirectChunkReads(true); }
+    void cleanup()
+    {
+        chunkdecode::setDirectChunkReads(true);
+        chunkdecode::setZlibOnly(false);
+    }
+    // libdeflate0 is installed (scripts/setup-debian.sh): the fast decoder is the one tested first.
+    void libdeflateFound() { QVERIFY(chunkdecode::usingLibdeflate()); }
 
     void identicalToH5Dread_data()
     {
@@ -222,10 +228,17 @@ private Q_SLOTS:
         for (int i = 0; i < n; ++i)
             direct.push_back(src->readFrame(i).data);
         QCOMPARE(int(chunkdecode::directFrameCount() - before), directFrames);
+        // zlib instead of libdeflate: the same frames.
+        chunkdecode::setZlibOnly(true);
+        QVERIFY(!chunkdecode::usingLibdeflate());
+        for (int i = 0; i < n; ++i)
+            QVERIFY2(sameBits(src->readFrame(i).data, direct[std::size_t(i)]), qPrintable(QString("zlib frame %1").arg(i)));
+        chunkdecode::setZlibOnly(false);
+        QCOMPARE(int(chunkdecode::directFrameCount() - before), 2 * directFrames);
         chunkdecode::setDirectChunkReads(false);
         for (int i = 0; i < n; ++i)
             plain.push_back(src->readFrame(i).data);
-        QCOMPARE(int(chunkdecode::directFrameCount() - before), directFrames);
+        QCOMPARE(int(chunkdecode::directFrameCount() - before), 2 * directFrames);
         chunkdecode::setDirectChunkReads(true);
         for (int i = 0; i < n; ++i) {
             const std::vector<float> e = expectedFrame(sp, i);
@@ -261,10 +274,18 @@ private Q_SLOTS:
 
     // A chunk whose compressed bytes were damaged does not decode: the reader falls back to
     // H5Dread, which reports the file and frame as it always did; the other frames still read.
+    void corruptChunkFallsBackToTheError_data()
+    {
+        QTest::addColumn<bool>("zlib");
+        QTest::newRow("libdeflate") << false;
+        QTest::newRow("zlib") << true;
+    }
     void corruptChunkFallsBackToTheError()
     {
+        QFETCH(bool, zlib);
+        chunkdecode::setZlibOnly(zlib);
         const Spec sp{H5T_STD_U16LE, 3, 64, 64, 64, 64, Deflate6, false, 0.0};
-        const std::string path = m_dir.filePath("bad.h5").toStdString();
+        const std::string path = m_dir.filePath(QString("bad%1.h5").arg(m_count++)).toStdString();
         writeFile(path, sp);
         haddr_t addr = HADDR_UNDEF;
         hsize_t size = 0;

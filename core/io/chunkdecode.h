@@ -20,6 +20,8 @@ struct Filter {
 enum class StoredType { UInt8, Int8, UInt16, Int16, UInt32, Int32, Float32 };
 std::size_t storedSize(StoredType type);
 
+/// Inflation uses libdeflate when libdeflate.so.0 is installed (loaded at run time), zlib
+/// otherwise; both check the stream's adler-32, and deflate output does not depend on the decoder.
 /// Undoes `filters` on `raw` (the last filter first); bit i of `filterMask` set means filter i was
 /// skipped for this chunk (H5Z_FLAG_OPTIONAL). Writes exactly `chunkBytes` bytes to `out`.
 /// Returns false, leaving `out` unspecified, when the data does not decode to exactly that many
@@ -36,6 +38,11 @@ void toFloat(const std::uint8_t *src, StoredType type, std::size_t count, float 
 /// H5Dread (the benchmark's "plain HDF5 read" row and the tests' reference).
 void setDirectChunkReads(bool on);
 bool directChunkReads();
+
+/// Inflate with zlib even when libdeflate is available (tests: both decoders against H5Dread).
+void setZlibOnly(bool on);
+/// True when libdeflate.so.0 was found and zlib is not forced.
+bool usingLibdeflate();
 
 /// Frames read through raw chunks since the process started (all sources, all threads): lets the
 /// tests and the benchmark check which path a file took.
