@@ -1,0 +1,531 @@
+#include "core/hls/hlsexport.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+#include "core/common/error.h"
+#include "core/hls/hlsresources.h"
+
+namespace braggnac::core {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// The exact decimal literal of raw * 2^-F (|raw| < 2^53): %.17g round-trips the double, and
+/// the double is the value exactly, so ap_fixed's construction from it gives raw back.
+std::string literal(std::int64_t raw, int fraction)
+{
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", std::ldexp(double(raw), -fraction));
+    return buf;
+}
+
+std::string qMode(Rounding r) { return r == Rounding::RoundHalfUp ? "AP_RND" : "AP_TRN"; }
+
+void writeFile(const fs::path &path, const std::string &text)
+{
+    fs::create_directories(path.parent_path());
+    std::ofstream f(path, std::ios::binary);
+    f << text;
+    f.close();
+    if (!f)
+        throw Error(fileMessage(path.string(), "cannot write"));
+}
+
+bool isIdentifier(const std::string &s)
+{
+    if (s.empty() || !(std::isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (char c : s)
+        if (!(std::isalnum((unsigned char)c) || c == '_'))
+            return false;
+    return true;
+}
+
+/// Accumulator width of Conv / Linear op i: the spec's, or exact (as intref's narrow rule + 1).
+int accumulatorBits(const IntegerReference &ref, std::size_t i)
+{
+    const PlanOp &op = ref.plan().ops[i];
+    const OpQuant &q = ref.spec().op(op.name);
+    if (q.accumulator > 0)
+        return q.accumulator;
+    const FixedFormat &in = ref.format(op.inputs[0]);
+    const std::int64_t fanIn = op.kind == OpKind::Conv ? op.inChannels() * op.kernel * op.kernel : op.inChannels();
+    const int fp = in.fraction() + q.weight.fraction();
+    const int biasBits = q.bias.width + std::max(0, fp - q.bias.fraction());
+    return std::max(exactAccumulatorBits(in.width, q.weight.width, fanIn), biasBits) + 2;
+}
+
+struct Generator {
+    const IntegerReference &ref;
+    const HlsOptions &opt;
+    const LayerPlan &plan;
+    std::vector<int> source; // per op: the op whose buffer holds its output (-1: the input)
+
+    Generator(const IntegerReference &r, const HlsOptions &o) : ref(r), opt(o), plan(r.plan())
+    {
+        for (std::size_t i = 0; i < plan.ops.size(); ++i) {
+            const PlanOp &op = plan.ops[i];
+            if (op.kind == OpKind::BatchNorm || op.kind == OpKind::Flatten)
+                source.push_back(op.inputs[0] < 0 ? -1 : source[std::size_t(op.inputs[0])]);
+            else
+                source.push_back(int(i));
+        }
+    }
+    std::string buf(int op) const
+    {
+        const int s = op < 0 ? -1 : source[std::size_t(op)];
+        if (s == int(plan.ops.size()) - 1)
+            return "output";
+        return s < 0 ? "input" : "layer" + std::to_string(s) + "_out";
+    }
+    std::string type(int op) const
+    {
+        const int s = op < 0 ? -1 : source[std::size_t(op)];
+        return s < 0 ? "input_t" : "layer" + std::to_string(s) + "_t";
+    }
+    int lastSource() const { return source.back(); }
+
+    std::string defines() const
+    {
+        std::ostringstream o;
+        o << "// Every tensor's fixed-point type (BraggNAC quantisation spec"
+          << (opt.defaultPrecision ? ": none in the model, default ap_fixed<16,6>" : "") << ").\n"
+          << "#ifndef DEFINES_H_\n#define DEFINES_H_\n\n#include \"ap_fixed.h\"\n\n";
+        const int s = plan.spec.inputSize;
+        o << "#define N_INPUT " << s * s << "   // 1 x " << s << " x " << s << "\n";
+        o << "#define N_OUTPUT " << plan.output().outElements() << "\n";
+        for (std::size_t i = 0; i < plan.ops.size(); ++i)
+            if (source[i] == int(i))
+                o << "#define N_LAYER_" << i << " " << plan.ops[i].outElements() << "   // " << plan.ops[i].name << "\n";
+        o << "\ntypedef " << ref.spec().input.hlsType() << " input_t;\n";
+        for (std::size_t i = 0; i < plan.ops.size(); ++i) {
+            if (source[i] != int(i))
+                continue;
+            const PlanOp &op = plan.ops[i];
+            const OpQuant &q = ref.spec().op(op.name);
+            const std::string n = "layer" + std::to_string(i);
+            o << "// " << op.name << " (" << opKindName(op.kind) << ")\n";
+            o << "typedef " << q.output.hlsType() << " " << n << "_t;\n";
+            if (op.kind == OpKind::Conv || op.kind == OpKind::Linear) {
+                const FixedFormat &in = ref.format(op.inputs[0]);
+                const int fp = in.fraction() + q.weight.fraction();
+                const int acc = accumulatorBits(ref, i);
+                o << "typedef " << q.weight.hlsType() << " " << n << "_weight_t;\n";
+                o << "typedef " << q.bias.hlsType() << " " << n << "_bias_t;\n";
+                o << "typedef ap_fixed<" << acc << "," << acc - fp << "," << qMode(q.bias.rounding) << ",AP_WRAP> " << n
+                  << "_accum_t;" << (q.accumulator > 0 ? "" : "   // exact: no sum can overflow it") << "\n";
+            } else if (op.kind == OpKind::Activation && op.act == Activation::LeakyReLU) {
+                o << "typedef " << q.internal.at("slope").hlsType() << " " << n << "_slope_t;\n";
+            }
+        }
+        o << "typedef " << type(lastSource()) << " result_t;\n\n#endif\n";
+        return o.str();
+    }
+
+    /// weights/w<i>.h of a Conv / Linear op: non-zero weights only, with their input offsets.
+    std::string weights(std::size_t i, std::int64_t &nnzOut) const
+    {
+        const PlanOp &op = plan.ops[i];
+        const OpQuant &q = ref.spec().op(op.name);
+        const auto &w = ref.weightsRaw(op.name);
+        const auto &b = ref.biasRaw(op.name);
+        const std::int64_t nOut = op.outChannels();
+        const std::int64_t per = std::int64_t(w.size()) / nOut;
+        std::vector<std::string> vals, offs;
+        std::vector<std::int64_t> start{0};
+        for (std::int64_t o = 0; o < nOut; ++o) {
+            for (std::int64_t k = 0; k < per; ++k) {
+                const std::int64_t r = w[std::size_t(o * per + k)];
+                if (r == 0)
+                    continue; // pruned (or quantised to zero): no multiplication generated
+                std::int64_t off = k;
+                if (op.kind == OpKind::Conv) {
+                    const std::int64_t kk = op.kernel, hin = op.inShape[1], win = op.inShape[2];
+                    const std::int64_t ci = k / (kk * kk), ky = (k / kk) % kk, kx = k % kk;
+                    off = (ci * hin + ky) * win + kx;
+                }
+                vals.push_back(literal(r, q.weight.fraction()));
+                offs.push_back(std::to_string(off));
+            }
+            start.push_back(std::int64_t(vals.size()));
+        }
+        nnzOut = std::int64_t(vals.size());
+        const std::string n = std::to_string(i);
+        std::ostringstream o;
+        o << "// " << op.name << ": " << vals.size() << " non-zero of " << w.size()
+          << " weights (BatchNorm folded), raw-exact values of " << q.weight.hlsType() << "\n";
+        o << "#ifndef W" << n << "_H_\n#define W" << n << "_H_\n\n";
+        auto array = [&](const std::string &t, const std::string &name, const std::vector<std::string> &v) {
+            o << "static const " << t << " " << name << "[" << std::max<std::size_t>(1, v.size()) << "] = {";
+            for (std::size_t k = 0; k < v.size(); ++k)
+                o << (k % 12 == 0 ? "\n    " : " ") << v[k] << (k + 1 < v.size() ? "," : "");
+            if (v.empty())
+                o << "0"; // no weight left: start[] lets nothing read it
+            o << "};\n";
+        };
+        array("layer" + n + "_weight_t", "w" + n, vals);
+        array("unsigned", "w" + n + "_off", offs);
+        std::vector<std::string> st, bs;
+        for (std::int64_t s : start)
+            st.push_back(std::to_string(s));
+        for (std::int64_t r : b)
+            bs.push_back(literal(r, q.bias.fraction()));
+        array("unsigned", "w" + n + "_start", st);
+        array("layer" + n + "_bias_t", "b" + n, bs);
+        o << "\n#endif\n";
+        return o.str();
+    }
+
+    std::string parameters(const std::vector<std::size_t> &weighted) const
+    {
+        std::ostringstream o;
+        o << "// Per-layer configuration (shapes, reuse factor, types) and the weights.\n"
+          << "#ifndef PARAMETERS_H_\n#define PARAMETERS_H_\n\n#include \"defines.h\"\n#include \"nnet_layers.h\"\n\n";
+        for (std::size_t i : weighted)
+            o << "#include \"weights/w" << i << ".h\"\n";
+        o << "\n";
+        for (std::size_t i = 0; i < plan.ops.size(); ++i) {
+            if (source[i] != int(i))
+                continue;
+            const PlanOp &op = plan.ops[i];
+            const std::string n = "layer" + std::to_string(i);
+            o << "struct config" << i << " { // " << op.name << "\n";
+            if (op.kind == OpKind::Conv) {
+                o << "    static const unsigned n_chan = " << op.inShape[0] << ", in_height = " << op.inShape[1]
+                  << ", in_width = " << op.inShape[2] << ";\n"
+                  << "    static const unsigned n_filt = " << op.outShape[0] << ", out_height = " << op.outShape[1]
+                  << ", out_width = " << op.outShape[2] << ", kernel = " << op.kernel << ";\n";
+            } else if (op.kind == OpKind::Linear) {
+                o << "    static const unsigned n_in = " << op.inShape[0] << ", n_out = " << op.outShape[0] << ";\n";
+            } else {
+                o << "    static const unsigned n_in = " << op.outElements() << ";\n";
+            }
+            o << "    static const unsigned reuse_factor = " << opt.reuseFactor << ";\n";
+            if (op.kind == OpKind::Conv || op.kind == OpKind::Linear)
+                o << "    typedef " << n << "_weight_t weight_t;\n    typedef " << n << "_bias_t bias_t;\n    typedef " << n
+                  << "_accum_t accum_t;\n";
+            if (op.kind == OpKind::Activation && op.act == Activation::LeakyReLU)
+                o << "    typedef " << n << "_slope_t slope_t;\n";
+            o << "};\n";
+            if (op.kind == OpKind::Activation && op.act == Activation::LeakyReLU) {
+                const FixedFormat &sf = ref.spec().op(op.name).internal.at("slope");
+                o << "static const " << n << "_slope_t slope" << i << " = " << literal(sf.quantise(op.slope), sf.fraction())
+                  << "; // " << op.slope << "\n";
+            }
+        }
+        o << "\n#endif\n";
+        return o.str();
+    }
+
+    std::string topHeader() const
+    {
+        std::ostringstream o;
+        o << "#ifndef " << opt.name << "_H_\n#define " << opt.name << "_H_\n\n#include \"defines.h\"\n\n"
+          << "// One patch (normalised, input_t) in, the centre (row, col) / patch size out.\n"
+          << "void " << opt.name << "(const input_t input[N_INPUT], result_t output[N_OUTPUT]);\n\n#endif\n";
+        return o.str();
+    }
+
+    std::string topSource() const
+    {
+        std::ostringstream o;
+        o << "// " << plan.spec.name << ": generated by braggnac export-hls (" << opt.ioType << ").\n"
+          << "#include \"" << opt.name << ".h\"\n#include \"parameters.h\"\n\n"
+          << "void " << opt.name << "(const input_t input[N_INPUT], result_t output[N_OUTPUT])\n{\n"
+          << "#pragma HLS INTERFACE ap_vld port=input,output\n"
+          << "#pragma HLS ARRAY_PARTITION variable=input complete dim=0\n"
+          << "#pragma HLS ARRAY_PARTITION variable=output complete dim=0\n\n";
+        const int last = int(plan.ops.size()) - 1;
+        for (std::size_t i = 0; i < plan.ops.size(); ++i) {
+            if (source[i] != int(i))
+                continue;
+            const PlanOp &op = plan.ops[i];
+            const std::string n = std::to_string(i);
+            const std::string out = buf(int(i));
+            o << "    // " << op.name << " (" << opKindName(op.kind) << ")\n";
+            if (int(i) != last)
+                o << "    layer" << n << "_t " << out << "[N_LAYER_" << n << "];\n"
+                  << "#pragma HLS ARRAY_PARTITION variable=" << out << " complete dim=0\n";
+            const std::string in = buf(op.inputs[0]), tin = type(op.inputs[0]);
+            switch (op.kind) {
+            case OpKind::Conv:
+                o << "    nnet::conv2d<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out << ", w" << n
+                  << ", w" << n << "_off, w" << n << "_start, b" << n << ");\n";
+                break;
+            case OpKind::Linear:
+                o << "    nnet::dense<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out << ", w" << n
+                  << ", w" << n << "_off, w" << n << "_start, b" << n << ");\n";
+                break;
+            case OpKind::Activation:
+                if (op.act == Activation::ReLU)
+                    o << "    nnet::relu<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out << ");\n";
+                else
+                    o << "    nnet::leaky_relu<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out
+                      << ", slope" << n << ");\n";
+                break;
+            case OpKind::Add:
+                o << "    nnet::add<" << tin << ", " << type(op.inputs[1]) << ", layer" << n << "_t, config" << n << ">(" << in
+                  << ", " << buf(op.inputs[1]) << ", " << out << ");\n";
+                break;
+            default: throw Error("HLS export: internal: op kind not generated");
+            }
+        }
+        if (lastSource() != last) // the network ends in a pass-through op
+            o << "    for (unsigned i = 0; i < N_OUTPUT; i++) {\n#pragma HLS UNROLL\n        output[i] = " << buf(lastSource())
+              << "[i];\n    }\n";
+        o << "}\n";
+        return o.str();
+    }
+
+    std::string testbench() const
+    {
+        std::ostringstream o;
+        o << "// C simulation testbench: runs " << opt.name << " on every line of tb_data/tb_input_features.dat,\n"
+          << "// writes the outputs to tb_data/csim_results.log and compares them exactly with\n"
+          << "// tb_data/tb_output_predictions.dat (BraggNAC's integer reference). Exit 1 on any mismatch.\n"
+          << "#include <cstdio>\n#include <fstream>\n#include <sstream>\n#include <string>\n\n"
+          << "#include \"firmware/" << opt.name << ".h\"\n\n"
+          << "int main()\n{\n"
+          << "    std::ifstream fin(\"tb_data/tb_input_features.dat\");\n"
+          << "    std::ifstream fpr(\"tb_data/tb_output_predictions.dat\");\n"
+          << "    if (!fin) {\n        std::fprintf(stderr, \"tb_data/tb_input_features.dat: cannot open\\n\");\n        return 2;\n    }\n"
+          << "    std::FILE *fout = std::fopen(\"tb_data/csim_results.log\", \"w\");\n"
+          << "    if (!fout) {\n        std::fprintf(stderr, \"tb_data/csim_results.log: cannot write\\n\");\n        return 2;\n    }\n"
+          << "    std::string iline, pline;\n    long n = 0, compared = 0, mismatches = 0;\n"
+          << "    while (std::getline(fin, iline)) {\n"
+          << "        if (iline.empty())\n            continue;\n"
+          << "        std::istringstream is(iline);\n        input_t in[N_INPUT];\n"
+          << "        for (int k = 0; k < N_INPUT; k++) {\n            double v;\n            if (!(is >> v)) {\n"
+          << "                std::fprintf(stderr, \"tb_input_features.dat: line %ld: expected %d values\\n\", n + 1, N_INPUT);\n"
+          << "                return 2;\n            }\n            in[k] = v;\n        }\n"
+          << "        result_t out[N_OUTPUT];\n        " << opt.name << "(in, out);\n"
+          << "        for (int k = 0; k < N_OUTPUT; k++)\n"
+          << "            std::fprintf(fout, k + 1 < N_OUTPUT ? \"%.17g \" : \"%.17g\\n\", out[k].to_double());\n"
+          << "        if (fpr && std::getline(fpr, pline)) {\n            std::istringstream ps(pline);\n"
+          << "            for (int k = 0; k < N_OUTPUT; k++) {\n                double e;\n"
+          << "                if (!(ps >> e) || e != out[k].to_double()) {\n                    if (mismatches < 10)\n"
+          << "                        std::fprintf(stderr, \"patch %ld output %d: csim %.17g, expected %.17g\\n\", n, k, out[k].to_double(), e);\n"
+          << "                    mismatches++;\n                }\n                compared++;\n            }\n        }\n"
+          << "        n++;\n    }\n    std::fclose(fout);\n"
+          << "    std::printf(\"csim: %ld patches, %ld outputs compared, %ld mismatches\\n\", n, compared, mismatches);\n"
+          << "    return mismatches ? 1 : 0;\n}\n";
+        return o.str();
+    }
+
+    std::string buildCsim() const
+    {
+        std::ostringstream o;
+        o << "#!/bin/sh\n# C simulation with g++: AP_TYPES=DIR ./build_csim.sh uses DIR/ap_fixed.h (Xilinx's:\n"
+          << "# $XILINX_HLS/include) instead of the BraggNAC emulation in firmware/ap_types.\n"
+          << "set -e\ncd \"$(dirname \"$0\")\"\nINC=\"${AP_TYPES:-firmware/ap_types}\"\n"
+          << "${CXX:-g++} -std=c++14 -O1 -I\"$INC\" -Ifirmware -Ifirmware/nnet_utils -o " << opt.name << "_csim "
+          << opt.name << "_test.cpp firmware/" << opt.name << ".cpp\n"
+          << "./" << opt.name << "_csim\n";
+        return o.str();
+    }
+
+    std::string buildTcl(const HlsPart &part) const
+    {
+        std::ostringstream o;
+        char period[32];
+        std::snprintf(period, sizeof period, "%.4g", 1000.0 / opt.clockMhz);
+        o << "# vitis_hls -f build_prj.tcl \"csim=1 synth=1 cosim=0 export=0\"\n"
+          << "array set opt {csim 1 synth 1 cosim 0 export 0}\n"
+          << "foreach arg $::argv {\n    foreach {k v} [split $arg =] {\n        if {[info exists opt($k)]} { set opt($k) $v }\n    }\n}\n"
+          << "open_project -reset " << opt.name << "_prj\n"
+          << "set_top " << opt.name << "\n"
+          << "add_files firmware/" << opt.name << ".cpp -cflags \"-std=c++14 -Ifirmware/nnet_utils\"\n"
+          << "add_files -tb " << opt.name << "_test.cpp -cflags \"-std=c++14 -Ifirmware -Ifirmware/nnet_utils\"\n"
+          << "add_files -tb tb_data\n"
+          << "open_solution -reset solution1\n"
+          << "set_part {" << part.number << "}\n"
+          << "create_clock -period " << period << " -name default\n"
+          << "if {$opt(csim)} { csim_design }\n"
+          << "if {$opt(synth)} { csynth_design }\n"
+          << "if {$opt(cosim)} { cosim_design }\n"
+          << "if {$opt(export)} { export_design -format ip_catalog }\n"
+          << "exit\n";
+        return o.str();
+    }
+};
+
+} // namespace
+
+QuantSpec defaultHlsQuantSpec(const LayerPlan &plan)
+{
+    QuantSpec q = QuantSpec::defaults(plan, 16);
+    const FixedFormat f{16, 6, Rounding::RoundHalfUp, Overflow::Saturate};
+    q.input = f;
+    for (auto &[name, o] : q.ops) {
+        o.weight = f;
+        o.bias = f;
+        o.output = f;
+        o.accumulator = 0;
+        for (auto &[k, v] : o.internal)
+            v = f;
+    }
+    return q;
+}
+
+void checkHlsSupported(const LayerPlan &plan)
+{
+    for (const PlanOp &op : plan.ops) {
+        const bool ok = op.kind == OpKind::Conv || op.kind == OpKind::Linear || op.kind == OpKind::BatchNorm
+            || op.kind == OpKind::Flatten || op.kind == OpKind::Add
+            || (op.kind == OpKind::Activation && (op.act == Activation::ReLU || op.act == Activation::LeakyReLU));
+        if (!ok) {
+            const std::string what = op.kind == OpKind::Activation ? "GELU activation" : opKindName(op.kind);
+            throw InputError("unsupported layer: " + op.name + " (" + what + ", spec field " + op.field
+                             + "); use an FPGA-friendly space: conv, dense, batch norm, ReLU, LeakyReLU, residual add");
+        }
+    }
+}
+
+HlsEstimate exportHls(const IntegerReference &ref, const HlsOptions &options, const std::string &out, bool force,
+                      const float *tbPatches, std::size_t n)
+{
+    const LayerPlan &plan = ref.plan();
+    checkHlsSupported(plan);
+    if (options.ioType != "io_parallel")
+        throw InputError("--io-type: only io_parallel is supported, got '" + options.ioType + "'");
+    if (!isIdentifier(options.name))
+        throw InputError("project name '" + options.name + "' is not a C identifier");
+    const HlsPart &part = hlsPart(options.part);
+    const HlsEstimate est = estimateHls(ref, options.reuseFactor, options.clockMhz, part);
+    for (std::size_t i = 0; i < plan.ops.size(); ++i)
+        if ((plan.ops[i].kind == OpKind::Conv || plan.ops[i].kind == OpKind::Linear) && accumulatorBits(ref, i) > 127)
+            throw InputError("layer " + plan.ops[i].name + ": the exact accumulator needs more than 127 bits; set an accumulator width");
+
+    const fs::path target(out);
+    if (fs::exists(target)) {
+        if (!fs::is_directory(target))
+            throw InputError(fileMessage(out, "exists and is not a folder"));
+        if (!fs::is_empty(target) && !force)
+            throw InputError(fileMessage(out, "exists and is not empty (use --force to replace it)"));
+    }
+    const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    if (!fs::is_directory(parent))
+        throw InputError(fileMessage(out, "its folder does not exist"));
+    std::string tmpl = (parent / (".hls-export-XXXXXX")).string();
+    if (!::mkdtemp(tmpl.data()))
+        throw InputError(fileMessage(out, "cannot create a temporary folder beside it"));
+    const fs::path tmp(tmpl);
+    try {
+        Generator g(ref, options);
+        const fs::path fw = tmp / "firmware";
+        std::vector<std::size_t> weighted;
+        std::int64_t nnz = 0;
+        for (std::size_t i = 0; i < plan.ops.size(); ++i)
+            if (plan.ops[i].kind == OpKind::Conv || plan.ops[i].kind == OpKind::Linear) {
+                std::int64_t k = 0;
+                writeFile(fw / "weights" / ("w" + std::to_string(i) + ".h"), g.weights(i, k));
+                nnz += k;
+                weighted.push_back(i);
+            }
+        writeFile(fw / "defines.h", g.defines());
+        writeFile(fw / "parameters.h", g.parameters(weighted));
+        writeFile(fw / (options.name + ".h"), g.topHeader());
+        writeFile(fw / (options.name + ".cpp"), g.topSource());
+        writeFile(fw / "ap_types" / "ap_fixed.h", hlsApFixedHeader());
+        writeFile(fw / "nnet_utils" / "nnet_layers.h", hlsLayerTemplates());
+        writeFile(tmp / (options.name + "_test.cpp"), g.testbench());
+        writeFile(tmp / "build_prj.tcl", g.buildTcl(part));
+        writeFile(tmp / "build_csim.sh", g.buildCsim());
+        fs::permissions(tmp / "build_csim.sh", fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
+                        fs::perm_options::add);
+
+        // Testbench data: the raw-exact normalised inputs and the integer reference's outputs.
+        std::ostringstream in, pred;
+        const int s = plan.spec.inputSize;
+        const std::size_t area = std::size_t(s) * std::size_t(s);
+        if (n > 0) {
+            const std::vector<float> norm = normalisePatchesCpu(tbPatches, n, s);
+            const std::vector<std::int64_t> raw = ref.forwardRaw(tbPatches, n);
+            const FixedFormat &fi = ref.spec().input;
+            const FixedFormat &fo = ref.format(int(plan.ops.size()) - 1);
+            const std::size_t nout = std::size_t(plan.output().outElements());
+            for (std::size_t p = 0; p < n; ++p) {
+                for (std::size_t k = 0; k < area; ++k)
+                    in << (k ? " " : "") << literal(fi.quantise(norm[p * area + k]), fi.fraction());
+                in << "\n";
+                for (std::size_t k = 0; k < nout; ++k)
+                    pred << (k ? " " : "") << literal(raw[p * nout + k], fo.fraction());
+                pred << "\n";
+            }
+        }
+        writeFile(tmp / "tb_data" / "tb_input_features.dat", in.str());
+        writeFile(tmp / "tb_data" / "tb_output_predictions.dat", pred.str());
+
+        std::ostringstream readme;
+        readme << "# " << options.name << ": HLS project of `" << plan.spec.name << "`\n\n"
+               << "Generated by `braggnac export-hls` (" << options.ioType << ", reuse factor " << options.reuseFactor
+               << ", " << options.clockMhz << " MHz, part " << part.number << ").\n\n";
+        if (options.defaultPrecision)
+            readme << "**The model was never quantised: every tensor is exported at `ap_fixed<16,6>` "
+                      "(AP_RND, AP_SAT).** Quantise it (braggnac compress) for a calibrated export.\n\n";
+        readme << "## Layout\n\n"
+               << "- `firmware/" << options.name << ".cpp`, `.h`: the top function\n"
+               << "- `firmware/defines.h`: every tensor's ap_fixed type; `firmware/parameters.h`: per-layer configuration\n"
+               << "- `firmware/weights/w<i>.h`: the non-zero weights only (" << nnz << " kept), raw-exact constants\n"
+               << "- `firmware/nnet_utils/nnet_layers.h`: BraggNAC's layer templates; `firmware/ap_types/ap_fixed.h`: "
+                  "BraggNAC's ap_fixed emulation (bit for bit the UG1399 semantics)\n"
+               << "- `" << options.name << "_test.cpp`: testbench; `tb_data/`: inputs (raw fixed-point values) and the "
+                  "integer reference's outputs\n\n"
+               << "## Build\n\n"
+               << "- C simulation with g++: `./build_csim.sh` (exit 1 on any mismatch against "
+                  "`tb_data/tb_output_predictions.dat`; outputs in `tb_data/csim_results.log`); with Xilinx's headers: "
+                  "`AP_TYPES=$XILINX_HLS/include ./build_csim.sh`\n"
+               << "- Vitis HLS: `vitis_hls -f build_prj.tcl \"csim=1 synth=1 cosim=0 export=0\"`\n\n"
+               << "## Estimate\n\n```\n" << est.text() << "```\n";
+        writeFile(tmp / "README.md", readme.str());
+
+        if (fs::exists(target))
+            fs::remove_all(target);
+        fs::rename(tmp, target);
+    } catch (...) {
+        std::error_code ec;
+        fs::remove_all(tmp, ec);
+        throw;
+    }
+    return est;
+}
+
+std::vector<std::int64_t> runCsim(const std::string &dir, const FixedFormat &outputFormat, const std::string &apTypes)
+{
+    const fs::path d(dir);
+    const fs::path log = d / "csim_build.log";
+    std::string cmd;
+    if (!apTypes.empty())
+        cmd += "AP_TYPES='" + apTypes + "' ";
+    cmd += "sh '" + (d / "build_csim.sh").string() + "' > '" + log.string() + "' 2>&1";
+    const int rc = std::system(cmd.c_str());
+    std::ifstream res(d / "tb_data" / "csim_results.log");
+    if (rc != 0 && !res) {
+        std::ifstream l(log);
+        std::stringstream ss;
+        ss << l.rdbuf();
+        std::string text = ss.str();
+        if (text.size() > 4000)
+            text = text.substr(text.size() - 4000);
+        throw Error("C simulation failed (" + log.string() + "):\n" + text);
+    }
+    std::vector<std::int64_t> raw;
+    double v;
+    while (res >> v) {
+        const double scaled = std::ldexp(v, outputFormat.fraction());
+        raw.push_back(std::int64_t(std::llround(scaled)));
+        if (double(raw.back()) != scaled)
+            throw Error(fileMessage((d / "tb_data" / "csim_results.log").string(), "a value is not in the output format"));
+    }
+    return raw;
+}
+
+} // namespace braggnac::core
