@@ -14,6 +14,7 @@
 #include "core/search/builtinspaces.h"
 #include "core/search/driver.h"
 #include "core/search/executor.h"
+#include "core/search/mpiexecutor.h"
 #include "core/search/studystore.h"
 
 namespace braggnac::cli {
@@ -95,6 +96,13 @@ void declareSearch(VerbSpec &v)
 
 int runSearch(const Args &args)
 {
+    // Under mpirun: rank 0 drives the search with the MPI executor (made first, so that the
+    // workers are told to stop whatever rank 0 refuses next; -np 1 is an InputError), ranks >= 1
+    // train trials (docs/search.md "MPI").
+    const bool mpi = core::MpiSession::active();
+    std::unique_ptr<core::MpiExecutor> mpiExecutor;
+    if (mpi && core::MpiSession::rank() == 0)
+        mpiExecutor = std::make_unique<core::MpiExecutor>();
     const std::string dataPath = args.positionalAt(0, "DATA (a labelled patch file)");
     const std::string studyPath = args.required("study");
     if (std::filesystem::is_directory(studyPath))
@@ -121,6 +129,13 @@ int runSearch(const Args &args)
     args.finish(1);
     so.validate("search");
     recipe.validate("search recipe");
+    if (mpi && core::MpiSession::rank() > 0) {
+        recipe.threads = 1;
+        const core::PatchDataset workerData = core::readPatchDataset(dataPath);
+        const auto workerRunner = core::makeTorchTrialRunner(workerData, recipe);
+        core::runMpiWorker(*workerRunner);
+        return 0;
+    }
 
     // The space, with the command line's constraints.
     core::SearchSpace loaded = core::resolveSpace(args.get("space", "nac"));
@@ -140,13 +155,21 @@ int runSearch(const Args &args)
     study.dataset = core::describeDataset(dataPath);
     for (const auto &o : so.objectives)
         study.objectives.push_back({o, true});
-    study.options = {{"search", so.toJson()}, {"recipe", recipe.toJson()}, {"workers", workers}};
+    study.options = {{"search", so.toJson()}, {"recipe", recipe.toJson()},
+                     {"workers", mpi ? core::MpiSession::size() - 1 : workers}};
     study.seed = so.seed;
 
-    const core::PatchDataset data = core::readPatchDataset(dataPath);
+    core::PatchDataset data; // rank 0 under MPI does not train: the workers read it
+    if (!mpiExecutor)
+        data = core::readPatchDataset(dataPath);
     core::StudyStore store = core::StudyStore::createOrOpen(studyPath, study, args.force());
-    const auto runner = core::makeTorchTrialRunner(data, recipe);
-    core::LocalExecutor executor(*runner, workers);
+    std::unique_ptr<core::TrialRunner> runner;
+    std::unique_ptr<core::LocalExecutor> localExecutor;
+    if (!mpiExecutor) {
+        runner = core::makeTorchTrialRunner(data, recipe);
+        localExecutor = std::make_unique<core::LocalExecutor>(*runner, workers);
+    }
+    core::Executor &executor = mpiExecutor ? static_cast<core::Executor &>(*mpiExecutor) : *localExecutor;
 
     const core::Monitor monitor = makeMonitor(args, "search");
     const bool human = (!args.json() || args.flag("progress")) && !args.flag("quiet");
