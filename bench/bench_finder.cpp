@@ -168,15 +168,17 @@ int main(int argc, char **argv)
         const auto source = openFrameSource(h5);
         const std::vector<std::pair<std::string, bool>> reads = {{"", true}, {"_plain", false}};
         const int maxThreads = *std::max_element(threadCounts.begin(), threadCounts.end());
-        std::map<std::string, std::vector<double>> s, sPar;
+        std::map<std::string, std::vector<double>> s, sPar, readCpu;
         std::map<std::string, std::map<std::string, std::map<int, std::vector<double>>>> withRead;
         const std::uint64_t direct0 = chunkdecode::directFrameCount();
         for (int r = 0; r < reps; ++r)
             for (const auto &[suffix, direct] : reads) {
                 chunkdecode::setDirectChunkReads(direct);
                 t0 = Clock::now();
+                const double c0 = cpuSeconds();
                 for (int i = 0; i < frames; ++i)
                     source->readFrame(i);
+                readCpu[suffix].push_back(cpuSeconds() - c0);
                 s[suffix].push_back(since(t0));
                 // Read alone from maxThreads threads (frames dealt out round-robin).
                 t0 = Clock::now();
@@ -196,6 +198,7 @@ int main(int argc, char **argv)
         out["hdf5_direct_frames"] = chunkdecode::directFrameCount() - direct0;
         for (const auto &[suffix, direct] : reads) {
             out["hdf5_read_only" + suffix] = timing(s[suffix], frames);
+            out["hdf5_read_only" + suffix]["cpu_ms_per_frame_median"] = 1e3 * median(readCpu[suffix]) / frames;
             out["hdf5_read_only" + suffix + "_threads"] = timing(sPar[suffix], frames);
             out["hdf5_read_only" + suffix + "_threads"]["threads"] = maxThreads;
             for (const auto &[name, mode] : modes)
