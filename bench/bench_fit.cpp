@@ -1,3 +1,4 @@
+// braggnac-bench-libs: braggnac_peaks braggnac_sim braggnac_io braggnac_common
 // bench_fit: pseudo-Voigt fitting throughput on simulated 11x11 patches, and the fits themselves
 // for bench/fit_scipy.py to score against the truth (bench/fit.sh runs both, docs/benchmarks/fit.md).
 //

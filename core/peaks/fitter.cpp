@@ -303,6 +303,7 @@ struct LmRun {
     int iterations = 0;
     bool criteriaMet = false;
     int residual = 0; // which of ws.res holds the final weighted residuals
+    double jtj[kP2][kP2]; // J^T J (upper triangle) of that final evaluation
 };
 
 // Levenberg-Marquardt with Marquardt scaling (running maximum of diag(J^T J)), Nielsen's damping
@@ -401,6 +402,9 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
     }
     run.chi2 = nrm[cur].chi2;
     run.residual = cur;
+    for (int i = 0; i < NP; ++i)
+        for (int j = i; j < NP; ++j)
+            run.jtj[i][j] = nrm[cur].jtj[i][j];
 }
 
 template <int N>
@@ -507,12 +511,12 @@ double flatChi2Weighted(const Workspace &ws)
 // last LM evaluation left in `slot`: the sandwich A^-1 (J^T diag(w^2 var) J) A^-1 with
 // A = J^T J over the free parameters (those not on a bound), var = gain max(model, 0) + rn^2,
 // scaled by chi^2 / dof of the residuals in units of var. False when A is singular.
-bool centreStderr(const Workspace &ws, int slot, int np, const double *p, const Bounds &b,
+bool centreStderr(const Workspace &ws, const LmRun &lm, int np, const double *p, const Bounds &b,
                   const FitOptions &o, double &seRow, double &seCol, int ir = 2, int ic = 3)
 {
     const int padded = ws.padded, n = ws.size * ws.size;
-    const double *J = ws.jac[slot].data();
-    const double *res = ws.res[slot].data();
+    const double *J = ws.jac[lm.residual].data();
+    const double *res = ws.res[lm.residual].data();
     int idx[kP2];
     int m = 0;
     for (int i = 0; i < np; ++i) {
@@ -523,13 +527,8 @@ bool centreStderr(const Workspace &ws, int slot, int np, const double *p, const 
     }
     double a[kP2][kP2] = {};
     for (int x = 0; x < m; ++x)
-        for (int y = 0; y <= x; ++y) {
-            const double *jx = J + std::size_t(idx[x]) * padded, *jy = J + std::size_t(idx[y]) * padded;
-            double s = 0;
-            for (int k = 0; k < n; ++k)
-                s += jx[k] * jy[k];
-            a[x][y] = s;
-        }
+        for (int y = 0; y <= x; ++y)
+            a[x][y] = lm.jtj[idx[y]][idx[x]]; // idx ascending: the upper triangle
     // Scaled to a unit diagonal, then Cholesky (lower) in place. A parameter the data do not
     // determine (no information, e.g. theta of a round peak, the Gaussian widths of a pure
     // Lorentzian: a pivot ~0) is taken as known: dropped from the inverse. Not the centre.
@@ -785,7 +784,7 @@ void attachStderr(FitResult &result, const Workspace &ws, const LmRun &lm, int n
 {
     double sr = HUGE_VAL, sc = HUGE_VAL;
     if (result.status == FitStatus::TooFaint
-        || !centreStderr(ws, lm.residual, np, p, bounds, options, sr, sc, ir, ic)) {
+        || !centreStderr(ws, lm, np, p, bounds, options, sr, sc, ir, ic)) {
         sr = sc = HUGE_VAL;
         if (result.status == FitStatus::Converged) {
             result.status = FitStatus::Singular;
@@ -875,9 +874,12 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         attachStderr(result, ws, lm, kP, p, bounds, options);
     int iterations = lm.iterations;
 
-    // A second start when the first did not converge: a Gaussian (eta = 0) of the start's size,
-    // unrotated and round, from the start's centre; the better of the two is kept.
-    if (!result.converged && result.status != FitStatus::TooFaint) {
+    // A second start when the first stalled or went degenerate (not when it ran out of
+    // iterations: a second run of that length would double the cost of the slowest patches for
+    // no measured gain): a round, unrotated, nearly Gaussian peak of the start's size at the
+    // start's centre; the better of the two is kept.
+    if (!result.converged && result.status != FitStatus::TooFaint
+        && result.status != FitStatus::MaxIterations) {
         double q[kP2];
         std::copy(p0, p0 + kP2, q);
         const double w = std::clamp(0.5 * (p0[4] + p0[5]), 0.7, 0.25 * s);
