@@ -1,0 +1,168 @@
+// braggnac compress: quantisation-aware fine-tuning and iterative pruning of a trained model
+// folder, one record per (bits, round) measured with the exact integer reference; the chosen
+// result is saved as a quantised model folder (docs/compress.md, "The compress verb").
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <string>
+
+#include "cli.h"
+#include "core/common/error.h"
+#include "core/io/patchdataset.h"
+#include "core/nn/compress.h"
+#include "core/nn/model.h"
+
+namespace braggnac::cli {
+
+namespace {
+
+std::string num(const char *format, double v)
+{
+    if (!std::isfinite(v))
+        return "-";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, format, v);
+    return buf;
+}
+
+void declareCompress(VerbSpec &v)
+{
+    v.positional("MODEL", "a trained model folder").existingFolder().input();
+    v.positional("DATA", "a labelled patch file").existingFile().input();
+    v.option("out", "MODEL2", "the compressed model folder to write").required().output(OutputKind::ModelFolder);
+    v.option("bits", "B", "total bits of every weight, bias and activation format (2..16)").integer(-1000000, 1000000);
+    v.option("bits-grid", "B1,B2,...", "several bit widths, one series of records each (e.g. 4,6,8,12)");
+    v.option("prune-rounds", "R", "pruning rounds after the QAT fine-tune").integer(0, 1000).defaultValue("0");
+    v.option("prune-fraction", "F", "fraction of the remaining weights pruned per round, in (0, 1)")
+        .number(-1e9, 1e9).defaultValue("0.2");
+    v.flag("structured", "prune whole output channels (ranked by mean |w|) instead of single weights");
+    v.option("target-distance", "D", "choose the smallest BOPs whose validation mean distance is <= D px")
+        .number(0, 1e9);
+    v.option("epochs-per-round", "E", "QAT fine-tuning epochs after calibration and after each round")
+        .integer(0, 100000).defaultValue("1");
+    v.option("lr", "LR", "fine-tuning learning rate (Adam)").number(0, 1, true).defaultValue("0.0005");
+    v.option("batch", "N", "fine-tuning batch size").integer(1, 1 << 20).defaultValue("256");
+    v.option("calibration-patches", "N", "training patches for the integer-bit calibration")
+        .integer(1, 1 << 24).defaultValue("1024");
+}
+
+std::vector<int> parseGrid(const std::string &text)
+{
+    std::vector<int> bits;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        std::size_t used = 0;
+        int b = 0;
+        try {
+            b = std::stoi(item, &used);
+        } catch (const std::exception &) {
+            used = 0;
+        }
+        if (item.empty() || used != item.size())
+            throw core::InputError("--bits-grid: '" + item + "' is not an integer (expected e.g. 4,6,8,12)");
+        bits.push_back(b);
+    }
+    if (bits.empty())
+        throw core::InputError("--bits-grid: empty (expected e.g. 4,6,8,12)");
+    return bits;
+}
+
+int runCompress(const Args &args)
+{
+    const std::string modelPath = args.positionalAt(0, "MODEL (a model folder)");
+    const std::string dataPath = args.positionalAt(1, "DATA (a labelled patch file)");
+    const std::string out = args.required("out");
+    core::CompressOptions o;
+    if (args.has("bits") && args.has("bits-grid"))
+        throw UsageError("--bits and --bits-grid: give one of them");
+    if (args.has("bits"))
+        o.bits = {int(args.getInt("bits", 8))};
+    else if (args.has("bits-grid"))
+        o.bits = parseGrid(args.get("bits-grid"));
+    o.pruneRounds = int(args.getInt("prune-rounds", 0));
+    o.pruneFraction = args.getDouble("prune-fraction", 0.2);
+    o.structured = args.flag("structured");
+    o.targetDistance = args.getDouble("target-distance", 0);
+    o.epochsPerRound = int(args.getInt("epochs-per-round", 1));
+    o.train.learningRate = args.getDouble("lr", 5e-4);
+    o.train.batchSize = int(args.getInt("batch", 256));
+    o.train.threads = args.threads();
+    o.train.seed = args.seed(1);
+    o.calibrationPatches = int(args.getInt("calibration-patches", 1024));
+    args.finish(2);
+    for (int b : o.bits) {
+        if (b < 2 || b > 32)
+            throw core::InputError(std::string(args.has("bits") ? "--bits" : "--bits-grid") + ": expected 2..32 bits (got "
+                                   + std::to_string(b) + ")");
+        if (b > 16)
+            throw core::InputError(std::string(args.has("bits") ? "--bits" : "--bits-grid") + ": " + std::to_string(b)
+                                   + " bits: quantisation-aware training runs the exact fixed-point forward in "
+                                     "double, which holds formats of at most 16 bits (use 2..16)");
+    }
+    if (!(o.pruneFraction > 0 && o.pruneFraction < 1))
+        throw core::InputError("--prune-fraction: expected a number in (0, 1) (got " + args.get("prune-fraction") + ")");
+    o.validate("compress options");
+
+    const core::Model start = core::Model::load(modelPath);
+    if (core::hasQuantSpec(start))
+        info(modelPath + ": already quantised; compressing its float weights again");
+    const core::PatchDataset data = core::readPatchDataset(dataPath);
+    if (!data.labelled())
+        throw core::InputError(core::fileMessage(dataPath, "/centers: missing: the patches are unlabelled"));
+    if (data.patchSize != start.spec().inputSize)
+        throw core::InputError(core::fileMessage(
+            dataPath, "/patches: patch size " + std::to_string(data.patchSize) + " does not match the model's input size "
+                          + std::to_string(start.spec().inputSize) + " (" + modelPath + ")"));
+
+    const bool human = !args.json() || args.flag("progress");
+    const core::Monitor monitor = makeMonitor(args, "compress");
+    if (!args.has("quiet")) {
+        endProgress();
+        info("bits round  sparsity        BOPs   params  validation      test");
+    }
+    auto onRecord = [&](const core::CompressRecord &r) {
+        if (args.has("quiet"))
+            return;
+        endProgress();
+        char line[160];
+        std::snprintf(line, sizeof line, "%4d %5d  %8.4f  %10.4e  %7lld  %10s  %8s", r.bits, r.round, r.sparsity, r.bops,
+                      static_cast<long long>(r.params), num("%.4f", r.validation).c_str(), num("%.4f", r.test).c_str());
+        info(line);
+    };
+    core::CompressResult result;
+    try {
+        result = core::compressModel(start, data, o, monitor, onRecord);
+    } catch (const core::InputError &e) {
+        const std::string what = e.what();
+        if (what.rfind("/", 0) == 0)
+            throw core::InputError(core::fileMessage(dataPath, what));
+        throw;
+    }
+    result.model->save(out);
+    const core::CompressRecord &c = result.records[std::size_t(result.chosen)];
+    if (args.json()) {
+        nlohmann::json j = result.toJson();
+        j["out"] = out;
+        printJson(j);
+    }
+    if (human)
+        info("chosen: " + std::to_string(c.bits) + " bits, round " + std::to_string(c.round) + ", sparsity "
+             + num("%.4f", c.sparsity) + ", BOPs " + num("%.4e", c.bops) + ", validation " + num("%.4f", c.validation)
+             + " px, test " + num("%.4f", c.test) + " px; saved to " + out);
+    (void)human;
+    return 0;
+}
+
+const VerbRegistrar registrar(
+    "compress",
+    "quantisation-aware fine-tuning (exact fixed point, 2..16 bits) and iterative L1 pruning of a model "
+    "folder; one record per (bits, round) measured with the integer reference, a table on stderr; "
+    "saves the chosen result (smallest BOPs within --target-distance, else the best validation distance) "
+    "with quantization.json and its pruning masks (docs/compress.md); --json: {\"records\": [{bits, round, "
+    "sparsity, bops, params, validation, test}], \"chosen\": {..., \"index\"}, \"out\"}",
+    &declareCompress, &runCompress);
+
+} // namespace
+
+} // namespace braggnac::cli
