@@ -215,8 +215,11 @@ private:
                     unsigned mask = 0;
                     haddr_t addr = HADDR_UNDEF;
                     hsize_t stored = 0;
+                    // Deflate expands incompressible data by well under 1/64 (zlib's
+                    // compressBound): a larger stored size is a corrupt index, left to H5Dread.
                     if (H5Dget_chunk_info_by_coord(m_ds, offset, &mask, &addr, &stored) < 0
-                        || addr == HADDR_UNDEF || stored == 0 || stored > (hsize_t(1) << 32))
+                        || addr == HADDR_UNDEF || stored == 0
+                        || stored > hsize_t(chunkBytes) + hsize_t(chunkBytes / 64) + 4096)
                         return false;
                     Raw &raw = raws[std::size_t(a * nc + b)];
                     raw.bytes.resize(std::size_t(stored));
