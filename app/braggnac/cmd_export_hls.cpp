@@ -1,0 +1,137 @@
+// braggnac export-hls: a Vitis-HLS project (hls4ml layout) of a (quantised) model, with an
+// optional bit-exact C simulation check against the integer reference and an analytic estimate.
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "core/common/error.h"
+#include "core/compress/intref.h"
+#include "core/compress/quantspec.h"
+#include "core/hls/hlsexport.h"
+#include "core/io/patchdataset.h"
+#include "core/nn/model.h"
+
+namespace braggnac::cli {
+
+namespace {
+
+void declareExportHls(VerbSpec &v)
+{
+    v.positional("MODEL", "a model folder (quantised, or exported at ap_fixed<16,6>)").existingFolder().input();
+    v.option("out", "DIR", "the HLS project folder to write").required();
+    v.option("check", "DATA", "patch file: run the C simulation on N patches and compare with the integer reference").existingFile().input();
+    v.option("n", "N", "patches for --check").integer(1, 1000000).defaultValue("100");
+    v.option("reuse-factor", "R", "multiplications per multiplier").integer(1, 4096).defaultValue("1");
+    v.option("clock-mhz", "C", "target clock").number(1, 2000).defaultValue("200");
+    v.option("part", "P", "FPGA part").choices({"xcu250", "xcu55c", "xczu7ev", "xc7z020"}).defaultValue("xcu250");
+    v.option("io-type", "T", "interface").choices({"io_parallel"}).defaultValue("io_parallel");
+    v.flag("force", "replace an existing non-empty --out folder (written to a temporary folder, then renamed)");
+}
+
+int runExportHls(const Args &args)
+{
+    const std::string modelPath = args.positionalAt(0, "MODEL (a model folder)");
+    const std::string out = args.required("out");
+    core::HlsOptions opt;
+    opt.reuseFactor = int(args.getInt("reuse-factor", 1));
+    opt.clockMhz = args.getDouble("clock-mhz", 200.0);
+    opt.part = args.get("part", "xcu250");
+    opt.ioType = args.get("io-type", "io_parallel");
+    const std::string checkPath = args.get("check");
+    const std::size_t nWanted = std::size_t(args.getInt("n", 100));
+    args.finish(1);
+
+    const core::Model model = core::Model::load(modelPath);
+    const core::LayerPlan plan = core::LayerPlan::lower(model.spec());
+    core::checkHlsSupported(plan);
+    core::QuantSpec spec;
+    if (model.quantization.is_null()) {
+        opt.defaultPrecision = true;
+        spec = core::defaultHlsQuantSpec(plan);
+    } else {
+        spec = core::QuantSpec::fromJson(model.quantization, plan, modelPath + "/quantization.json");
+    }
+    const core::IntegerReference ref(plan, model.namedParameters(), spec);
+
+    core::PatchDataset data;
+    std::size_t n = 0;
+    if (!checkPath.empty()) {
+        data = core::readPatchDataset(checkPath);
+        if (data.patchSize != plan.spec.inputSize)
+            throw core::InputError(core::fileMessage(checkPath, "patches are " + std::to_string(data.patchSize) + " x "
+                                                                    + std::to_string(data.patchSize) + ", the model takes "
+                                                                    + std::to_string(plan.spec.inputSize)));
+        const std::size_t area = std::size_t(data.patchSize) * std::size_t(data.patchSize);
+        n = std::min(nWanted, data.patches.size() / area);
+        if (n == 0)
+            throw core::InputError(core::fileMessage(checkPath, "no patches"));
+    }
+    const core::HlsEstimate est = core::exportHls(ref, opt, out, args.force(), n ? data.patches.data() : nullptr, n);
+    if (opt.defaultPrecision)
+        info("note: " + modelPath + " was never quantised: exported at ap_fixed<16,6> (AP_RND, AP_SAT)");
+
+    nlohmann::json j;
+    j["out"] = out;
+    j["default_precision"] = opt.defaultPrecision;
+    j["estimate"] = est.toJson();
+    int rc = 0;
+    if (n > 0) {
+        const core::FixedFormat &fo = ref.format(int(plan.ops.size()) - 1);
+        const std::vector<std::int64_t> csim = core::runCsim(out, fo);
+        const std::vector<std::int64_t> expect = ref.forwardRaw(data.patches.data(), n);
+        std::size_t mismatches = 0;
+        for (std::size_t k = 0; k < expect.size(); ++k)
+            mismatches += k >= csim.size() || csim[k] != expect[k];
+        if (csim.size() != expect.size())
+            mismatches += csim.size() > expect.size() ? csim.size() - expect.size() : 0;
+        nlohmann::json check = {{"n", n}, {"outputs", expect.size()}, {"mismatches", mismatches}};
+        if (!data.centers.empty() && csim.size() >= expect.size()) {
+            const double s = plan.spec.inputSize;
+            double sum = 0;
+            for (std::size_t p = 0; p < n; ++p) {
+                const double r = fo.toDouble(csim[2 * p]) * s - data.centers[2 * p];
+                const double c = fo.toDouble(csim[2 * p + 1]) * s - data.centers[2 * p + 1];
+                sum += std::sqrt(r * r + c * c);
+            }
+            check["mean_distance"] = sum / double(n);
+        } else {
+            check["mean_distance"] = nullptr;
+        }
+        j["check"] = check;
+        if (mismatches)
+            rc = 1;
+    }
+    if (args.json()) {
+        printJson(j);
+    } else {
+        info("wrote " + out);
+        std::fputs(est.text().c_str(), stderr);
+        if (j.contains("check")) {
+            const auto &c = j["check"];
+            char buf[200];
+            std::snprintf(buf, sizeof buf, "C simulation vs integer reference: %zu patches, %zu mismatching outputs",
+                          c["n"].get<std::size_t>(), c["mismatches"].get<std::size_t>());
+            std::string line = buf;
+            if (!c["mean_distance"].is_null()) {
+                std::snprintf(buf, sizeof buf, "; mean distance to the labels %.4f px", c["mean_distance"].get<double>());
+                line += buf;
+            }
+            info(line);
+        }
+    }
+    return rc;
+}
+
+const VerbRegistrar registrar(
+    "export-hls",
+    "Vitis-HLS project (hls4ml layout, build_prj.tcl, build_csim.sh) with an analytic resource/latency estimate; "
+    "--check DATA: g++ C simulation compared bit for bit with the integer reference; --json: "
+    "{\"check\":{\"n\",\"mismatches\",\"mean_distance\"},\"estimate\":{...}}",
+    &declareExportHls, &runExportHls);
+
+} // namespace
+
+} // namespace braggnac::cli
