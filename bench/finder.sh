@@ -66,6 +66,9 @@ print("## Throughput (frames/s, median of repetitions)\n")
 print("| what | none, 1 thread | none, 2 threads | prominence, 1 thread | prominence, 2 threads | prominence / none (2 threads) | scipy reference (CC) |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
 rows = [("frames in memory", "in_memory", f(py, 2)), ("including the HDF5 read", "with_hdf5_read", f(pyr, 2))]
+if "with_hdf5_read_plain" in N:
+    rows[1] = ("including the HDF5 read (gzip inflated outside the HDF5 lock)", "with_hdf5_read", f(pyr, 2))
+    rows.append(("including the HDF5 read, plain `H5Dread` (inflated under the lock)", "with_hdf5_read_plain", "-"))
 if "with_ge2_read" in N:
     rows.append(("including a GE2 read (raw, uncompressed)", "with_ge2_read", "-"))
 for label, what, ref in rows:
@@ -84,9 +87,23 @@ print(f"- CPU time per frame (user + system, `getrusage`, 1 thread): none {f(c1n
       f"frames/s in prominence mode, both cores of an idle machine up to about {f(2e3 / c2p)} frames/s "
       "(estimates from CPU time, not measurements; under load the CPU time itself grows, from cache and "
       "memory-bandwidth sharing).")
-print(f"- HDF5 read alone (`readFrame`, sequential): {f(c['hdf5_read_only']['frames_per_s_median'])} frames/s. "
-      "HDF5 calls are serialised by the process-wide HDF5 lock, so with the read the finder cannot go "
-      "faster than this, whatever the thread count.")
+if "hdf5_read_only_plain" in c:
+    d1, dn = c["hdf5_read_only"]["frames_per_s_median"], c["hdf5_read_only_threads"]["frames_per_s_median"]
+    p1, pn = c["hdf5_read_only_plain"]["frames_per_s_median"], c["hdf5_read_only_plain_threads"]["frames_per_s_median"]
+    nt = c["hdf5_read_only_threads"]["threads"]
+    print(f"- HDF5 read alone (`readFrame`), gzip inflated outside the HDF5 lock (raw chunks, "
+          f"`core/io/chunkdecode.h`; {c['hdf5_direct_frames']} frame reads in this run took that path): {f(d1)} frames/s "
+          f"sequential, {f(dn)} frames/s from {nt} threads; plain `H5Dread` (inflated under the lock, "
+          f"serialised): {f(p1)} sequential, {f(pn)} from {nt} threads. Ratio raw-chunk / plain: "
+          f"{f(d1 / p1, 2)} sequential, {f(dn / pn, 2)} with {nt} threads; read + find (prominence, 2 threads): "
+          f"{f(fps(P, 'with_hdf5_read', '2') / fps(P, 'with_hdf5_read_plain', '2'), 2)}. CPU time per frame "
+          f"read (sequential, `getrusage`): raw-chunk {f(c['hdf5_read_only']['cpu_ms_per_frame_median'], 2)} ms, "
+          f"plain {f(c['hdf5_read_only_plain']['cpu_ms_per_frame_median'], 2)} ms. The two reads run "
+          "interleaved, repetition by repetition.")
+else:
+    print(f"- HDF5 read alone (`readFrame`, sequential): {f(c['hdf5_read_only']['frames_per_s_median'])} frames/s. "
+          "HDF5 calls are serialised by the process-wide HDF5 lock, so with the read the finder cannot go "
+          "faster than this, whatever the thread count.")
 print(f"- Background statistics (`frameThreshold`): {f(c['threshold_ms_per_frame'], 2)} ms per frame.")
 print(f"- Peaks found: none {N['peaks_found']} (scipy reference {p['peaks_found']}: "
       f"{'identical counts' if N['peaks_found'] == p['peaks_found'] else 'DIFFERENT counts'}), prominence "
