@@ -14,6 +14,7 @@
 #include "core/io/patchdataset.h"
 #include "core/nn/searchrunner.h"
 #include "core/search/executor.h"
+#include "core/search/mpiexecutor.h"
 #include "core/search/studystore.h"
 #include "core/search/tune.h"
 
@@ -65,6 +66,10 @@ void declareTune(VerbSpec &v)
 
 int runTune(const Args &args)
 {
+    // Every rank would run its own tune on the same study: refused (tune runs local workers).
+    if (core::MpiSession::active())
+        throw core::InputError("tune does not run under mpirun (every rank would tune the same study): "
+                               "run it without mpirun, with --workers W");
     const std::string dataPath = args.positionalAt(0, "DATA (a labelled patch file)");
     const std::string studyPath = args.required("study");
     if (std::filesystem::is_directory(studyPath))
