@@ -90,8 +90,9 @@ core::StudyInfo studyInfo(const core::SearchSpace &space)
     s.dataset.size = 1;
     s.dataset.contentHash = "0000000000000001";
     s.objectives = {{"distance", true}, {"bops", true}};
-    s.options = core::SearchOptions{}.toJson();
-    s.options["trials"] = 60;
+    core::SearchOptions search;
+    search.trials = 60;
+    s.options = {{"search", search.toJson()}}; // as braggnac search stores them
     return s;
 }
 
@@ -328,8 +329,10 @@ private Q_SLOTS:
         QSignalSpy attached(&panel, &ui::SearchPanel::studyAttached);
         panel.attachStudy(path);
         QTRY_COMPARE_WITH_TIMEOUT(attached.count(), 1, 10000);
+        panel.flush();
+        QTest::qWait(100); // first layout and paint of the charts happen before the measurement
 
-        // The writer: 60 trials, 1 in 6 pruned after 3 epochs, 1 in 10 failed, ~15 ms apart.
+        // The writer: 60 trials, 1 in 6 pruned after 3 epochs, 1 in 10 failed, ~25 ms apart.
         constexpr int kTrials = 60;
         std::atomic<bool> done{false};
         std::atomic<int> written{0};
@@ -371,7 +374,7 @@ private Q_SLOTS:
                     }
                     ++made;
                     written = made;
-                    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+                    std::this_thread::sleep_for(std::chrono::milliseconds(25));
                 }
             } catch (const std::exception &e) {
                 writerError = e.what();
@@ -398,6 +401,8 @@ private Q_SLOTS:
         QVERIFY2(writerError.empty(), writerError.c_str());
         QCOMPARE(panel.watcher()->counts().total(), kTrials);
         panel.flush();
+        QVERIFY2(panel.progressLabel()->text().contains(QStringLiteral("60</b> / 60 finished")),
+                 qPrintable(panel.progressLabel()->text()));
 
         // The chart grew while the writer wrote (several distinct sizes), not once at the end.
         QVERIFY2(pointCounts.size() >= 4, qPrintable(QString::number(pointCounts.size())));

@@ -6,6 +6,7 @@
 #include <QApplication>
 #include <QDir>
 #include <QPixmap>
+#include <QSplitter>
 #include <QTabWidget>
 
 #include "core/nn/model.h"
@@ -17,6 +18,10 @@
 #include "ui/mainwindow.h"
 #include "ui/peakspanel.h"
 #include "ui/peaktablemodel.h"
+#include "ui/searchpanel.h"
+#include "ui/spaceeditor.h"
+#include "ui/studywatcher.h"
+#include "ui/trialinspector.h"
 #include "ui/studiocontext.h"
 #include "ui/trainpanel.h"
 
@@ -163,6 +168,51 @@ void ScreenshotTour::buildSteps()
                            view->centreOn(1024, 1024);
                        },
                        [idle]() { return idle(); }, QStringLiteral("studio-max.png")});
+    // The Search stage: the space editor, then (when scripts/screenshots.sh made a study with
+    // `braggnac search` and names it in BRAGGNAC_TOUR_STUDY) the live study view and the
+    // inspector of the front's most accurate trial.
+    m_steps.push_back({QStringLiteral("search space"), [w]() {
+                           w->setStage(QStringLiteral("search"));
+                           if (auto *panel = w->findChild<SearchPanel *>())
+                               panel->tabs()->setCurrentIndex(0);
+                       },
+                       [w]() {
+                           auto *panel = w->findChild<SearchPanel *>();
+                           return panel && !panel->spaceEditor()->isComputing();
+                       },
+                       QStringLiteral("studio-search-space.png")});
+    const QString study = qEnvironmentVariable("BRAGGNAC_TOUR_STUDY");
+    if (!study.isEmpty()) {
+        m_steps.push_back({QStringLiteral("search study"), [w, study]() {
+                               auto *panel = w->findChild<SearchPanel *>();
+                               panel->tabs()->setCurrentIndex(1);
+                               panel->attachStudy(study);
+                           },
+                           [w]() {
+                               auto *panel = w->findChild<SearchPanel *>();
+                               if (!panel->watcher()->isAttached() || panel->frontIds().empty())
+                                   return false;
+                               panel->flush();
+                               return true;
+                           },
+                           {}, 60000});
+        m_steps.push_back({QStringLiteral("search select"), [w]() {
+                               auto *panel = w->findChild<SearchPanel *>();
+                               panel->selectTrial(panel->frontIds().front());
+                           },
+                           [w]() {
+                               auto *panel = w->findChild<SearchPanel *>();
+                               panel->flush();
+                               return panel->inspector()->trialId() == panel->frontIds().front();
+                           },
+                           QStringLiteral("studio-search-study.png"), 30000});
+        m_steps.push_back({QStringLiteral("trial inspector"), [w]() {
+                               auto *panel = w->findChild<SearchPanel *>();
+                               if (auto *split = qobject_cast<QSplitter *>(panel->inspector()->parentWidget()))
+                                   split->setSizes({260, 640});
+                           },
+                           [] { return true; }, QStringLiteral("studio-search-inspector.png")});
+    }
     m_steps.push_back({QStringLiteral("about"), [w]() { w->showAbout(); },
                        [w]() { return w->findChild<AboutDialog *>() != nullptr; }, QStringLiteral("studio-about.png")});
 }
@@ -204,6 +254,9 @@ void ScreenshotTour::tick()
         return;
     if (!step.shot.isEmpty()) {
         QWidget *target = m_window;
+        if (step.shot.contains(QLatin1String("search-inspector")))
+            if (auto *panel = m_window->findChild<SearchPanel *>())
+                target = panel->inspector();
         if (auto *about = m_window->findChild<AboutDialog *>(); about && step.shot.contains(QLatin1String("about")))
             target = about;
         const QString path = QDir(m_dir).filePath(step.shot);

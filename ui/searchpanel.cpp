@@ -379,12 +379,23 @@ void SearchPanel::refresh()
         if (info.objectives[std::size_t(i)].name == "bops")
             m_bopsIndex = i;
     }
-    m_target = info.options.is_object() ? info.options.value("trials", 0) : 0;
+    // `braggnac search` stores {"search": SearchOptions, "recipe": ...}; a bare SearchOptions
+    // object is read too.
+    const nlohmann::json &opts =
+        info.options.is_object() && info.options.contains("search") && info.options["search"].is_object()
+            ? info.options["search"]
+            : info.options;
+    m_target = 0;
     m_hvDistance = 1.0;
     m_hvLog10Bops = 10.0;
-    if (info.options.is_object()) {
-        m_hvDistance = info.options.value("hv_distance", 1.0);
-        m_hvLog10Bops = info.options.value("hv_log10_bops", 10.0);
+    if (opts.is_object()) {
+        auto number = [&](const char *key, double fallback) {
+            auto it = opts.find(key);
+            return it != opts.end() && it->is_number() ? it->get<double>() : fallback;
+        };
+        m_target = int(number("trials", 0));
+        m_hvDistance = number("hv_distance", 1.0);
+        m_hvLog10Bops = number("hv_log10_bops", 10.0);
     }
     m_hvApplicable = names == std::vector<std::string>{"distance", "bops"};
 
