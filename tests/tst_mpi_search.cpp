@@ -107,7 +107,7 @@ private Q_SLOTS:
     void killedRankOnlyRequeuesItsTrial()
     {
         const QString db = file("kill.db");
-        const Run r = mpirun(3, db, 6, true, {"BRAGGNAC_TEST_MPI_KILL=2:2", "BRAGGNAC_MPI_TIMEOUT=3"});
+        const Run r = mpirun(3, db, 6, true, {"BRAGGNAC_TEST_MPI_KILL=2:2", "BRAGGNAC_MPI_TIMEOUT=6"});
         QVERIFY2(r.exitCode == 0, (r.err + r.out).constData());
         const json summary = json::parse(r.out.toStdString());
         QCOMPARE(summary["counts"]["complete"].get<int>() + summary["counts"]["pruned"].get<int>(), 6);
