@@ -2,8 +2,9 @@
 // HLS export: an FPGA-friendly network (conv + batch norm + ReLU / LeakyReLU + dense) quantised at
 // 8 bits with calibratedQuantSpec is exported and its g++ C simulation matches the integer
 // reference bit for bit (through the CLI's --check and through the core API); a changed weight in
-// the export makes the check fail; the project layout (files, pragmas, types); the estimate's
-// arithmetic on a hand-countable layer; --force, unsupported layers, the default precision.
+// the export makes the check fail; the built-in nac at 8 bits (GELU, layer norm) passes the check;
+// the project layout (files, pragmas, types); pruned weights not stored; --force, an unsupported
+// layer (braggnn's attention) named, the default precision.
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -217,23 +218,47 @@ private Q_SLOTS:
         QVERIFY(!fs::exists(out + "/keep.txt"));
         QVERIFY(fs::exists(out + "/firmware/defines.h"));
 
-        // nac: GELU and layer norm are not implemented in the templates.
-        const ArchSpec nac = ArchSpec::load(std::string(BRAGGNAC_TEST_DATA) + "/../../resources/arch/nac.json");
-        const std::string nacModel = m_dir.path().toStdString() + "/nac.model";
-        Model(nac, 1).save(nacModel);
-        r = runCli(qargs({"export-hls", nacModel, "--out", m_dir.path().toStdString() + "/nacprj"}));
+        // braggnn: the attention block (scores, softmax) has no template.
+        const ArchSpec bnn = ArchSpec::load(std::string(BRAGGNAC_TEST_DATA) + "/../../resources/arch/braggnn.json");
+        const std::string bnnModel = m_dir.path().toStdString() + "/braggnn.model";
+        Model(bnn, 1).save(bnnModel);
+        r = runCli(qargs({"export-hls", bnnModel, "--out", m_dir.path().toStdString() + "/bnnprj"}));
         QCOMPARE(r.exitCode, 2);
-        const LayerPlan plan = LayerPlan::lower(nac);
+        const LayerPlan plan = LayerPlan::lower(bnn);
         std::string firstBad;
         for (const PlanOp &op : plan.ops)
-            if (op.kind == OpKind::LayerNorm || (op.kind == OpKind::Activation && op.act == Activation::GELU)) {
+            if (op.kind == OpKind::MatMulQK || op.kind == OpKind::Softmax || op.kind == OpKind::MatMulSV) {
                 firstBad = op.name;
                 break;
             }
         QVERIFY(!firstBad.empty());
-        QVERIFY2(r.err.contains(("unsupported layer: " + firstBad).c_str()), r.err.constData());
+        QVERIFY2(r.err.contains(("unsupported layer: " + firstBad + " (").c_str()), r.err.constData());
         QVERIFY(r.err.contains("FPGA-friendly"));
-        QVERIFY(!fs::exists(m_dir.path().toStdString() + "/nacprj"));
+        QVERIFY(!fs::exists(m_dir.path().toStdString() + "/bnnprj"));
+    }
+
+    void nacAt8BitsPassesCheck()
+    {
+        // The built-in nac (GELU tables, layer norms, LeakyReLU, batch norms) quantised at 8 bits.
+        const ArchSpec nac = ArchSpec::load(std::string(BRAGGNAC_TEST_DATA) + "/../../resources/arch/nac.json");
+        Model m(nac, 2);
+        const LayerPlan plan = LayerPlan::lower(nac);
+        m.quantization = calibratedQuantSpec(plan, m.namedParameters(), m_patches.patches.data(), 200, 8).toJson();
+        const std::string folder = m_dir.path().toStdString() + "/nac8.model";
+        m.save(folder);
+        const std::string out = m_dir.path().toStdString() + "/nacprj";
+        const CliResult r = runCli(qargs({"export-hls", folder, "--out", out, "--check", m_data, "--n", "100", "--json"}), 300000);
+        QVERIFY2(r.finished && r.exitCode == 0, r.err.constData());
+        const auto j = nlohmann::json::parse(r.out.toStdString());
+        QCOMPARE(j["check"]["n"].get<int>(), 100);
+        QCOMPARE(j["check"]["mismatches"].get<int>(), 0);
+        int lnLayers = 0;
+        for (const auto &l : j["estimate"]["layers"])
+            lnLayers += l["kind"].get<std::string>() == "layernorm";
+        QCOMPARE(lnLayers, 4);
+        const std::string top = readText(out + "/firmware/braggnac_net.cpp");
+        QVERIFY(top.find("nnet::layer_norm<") != std::string::npos);
+        QVERIFY(top.find("nnet::gelu<") != std::string::npos);
     }
 
     void neverQuantisedDefaultsTo16_6()

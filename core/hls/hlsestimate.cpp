@@ -134,6 +134,28 @@ HlsEstimate estimateHls(const IntegerReference &ref, int reuseFactor, double clo
                 l.lut += l.multipliers * m.lutEach;
                 l.cycles = R + m.latency;
             }
+        } else if (op.kind == OpKind::Activation && op.act == Activation::GELU) {
+            // One ROM of 2^W_in entries per element, in LUTRAM (64 bits per LUT).
+            const std::int64_t n = op.outElements();
+            l.lut = n * ceilDiv((std::int64_t(1) << in.width) * out.width, 64);
+            l.ff = n * out.width;
+            l.cycles = 2;
+        } else if (op.kind == OpKind::LayerNorm) {
+            // Per element: a squarer and two products ((x - mean) t, then gamma); two adder trees,
+            // two divisions by the constant element count (multiply by a reciprocal), the table.
+            const OpQuant &q = ref.spec().op(op.name);
+            const FixedFormat &rf = q.internal.at("rstd");
+            const std::int64_t n = op.outElements();
+            const MulCost sqm = mulCost(in.width + 1, in.width + 1), tm = mulCost(in.width + 1, rf.width),
+                          gm = mulCost(in.width + 1 + rf.width, q.weight.width);
+            l.multipliers = 3 * ceilDiv(n, R);
+            l.dspMultipliers = sqm.dsp || tm.dsp || gm.dsp;
+            l.dsp = ceilDiv(n, R) * (sqm.dspEach + tm.dspEach + gm.dspEach);
+            l.lut = ceilDiv(n, R) * (sqm.lutEach + tm.lutEach + gm.lutEach) + 2 * n * (2 * in.width + 2)
+                + ceilDiv(3072 * rf.width, 64);
+            l.ff = n * (2 * in.width + 2 + out.width);
+            const std::int64_t tree = log2Ceil(n + 1);
+            l.cycles = 2 * tree + 2 * 4 + 2 + sqm.latency + tm.latency + gm.latency + (R - 1);
         } else if (op.kind == OpKind::Add) {
             const std::int64_t n = op.outElements();
             l.lut = n * out.width;
@@ -141,7 +163,7 @@ HlsEstimate estimateHls(const IntegerReference &ref, int reuseFactor, double clo
             l.cycles = 1;
         } else {
             throw InputError(std::string("unsupported layer: ") + op.name + " (" + opKindName(op.kind)
-                             + "); use an FPGA-friendly space (conv, dense, batch norm, ReLU, LeakyReLU)");
+                             + "); use an FPGA-friendly space");
         }
         e.dsp += l.dsp;
         e.lut += l.lut;

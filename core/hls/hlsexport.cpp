@@ -1,5 +1,6 @@
 #include "core/hls/hlsexport.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -184,6 +185,42 @@ struct Generator {
         return o.str();
     }
 
+    /// weights/w<i>.h of a LayerNorm (gamma, beta raw, the 1/sqrt table) or GELU op (its table).
+    std::string tables(std::size_t i) const
+    {
+        const PlanOp &op = plan.ops[i];
+        const OpQuant &q = ref.spec().op(op.name);
+        const std::string n = std::to_string(i);
+        std::ostringstream o;
+        o << "// " << op.name << " (" << opKindName(op.kind) << "): tables of the integer reference\n";
+        o << "#ifndef W" << n << "_H_\n#define W" << n << "_H_\n\n";
+        auto array = [&](const std::string &t, const std::string &name, const std::vector<std::string> &v) {
+            o << "static const " << t << " " << name << "[" << v.size() << "] = {";
+            for (std::size_t k = 0; k < v.size(); ++k)
+                o << (k % 12 == 0 ? "\n    " : " ") << v[k] << (k + 1 < v.size() ? "," : "");
+            o << "};\n";
+        };
+        auto ints = [](const std::vector<std::int64_t> &v) {
+            std::vector<std::string> s;
+            for (std::int64_t x : v)
+                s.push_back(std::to_string(x) + "LL");
+            return s;
+        };
+        if (op.kind == OpKind::LayerNorm) {
+            array("long long", "g" + n, ints(ref.weightsRaw(op.name)));
+            array("long long", "be" + n, ints(ref.biasRaw(op.name)));
+            array("long long", "rstd" + n, ints(rstdTable(q.internal.at("rstd"))));
+        } else {
+            const FixedFormat &in = ref.format(op.inputs[0]);
+            std::vector<std::string> v;
+            for (std::int64_t r : geluTable(in, q.output))
+                v.push_back(literal(r, q.output.fraction()));
+            array("layer" + n + "_t", "gelu" + n, v);
+        }
+        o << "\n#endif\n";
+        return o.str();
+    }
+
     std::string parameters(const std::vector<std::size_t> &weighted) const
     {
         std::ostringstream o;
@@ -209,6 +246,20 @@ struct Generator {
                 o << "    static const unsigned n_in = " << op.outElements() << ";\n";
             }
             o << "    static const unsigned reuse_factor = " << opt.reuseFactor << ";\n";
+            if (op.kind == OpKind::Activation && op.act == Activation::GELU) {
+                const FixedFormat &in = ref.format(op.inputs[0]);
+                o << "    static const int f_in = " << in.fraction() << ";\n    static const long long in_min_raw = " << in.minRaw()
+                  << "LL;\n";
+            } else if (op.kind == OpKind::LayerNorm) {
+                const FixedFormat &in = ref.format(op.inputs[0]);
+                const OpQuant &q = ref.spec().op(op.name);
+                o << "    static const int f_in = " << in.fraction() << ", f_rstd = " << q.internal.at("rstd").fraction()
+                  << ", f_gamma = " << q.weight.fraction() << ", f_beta = " << q.bias.fraction() << ", f_out = "
+                  << q.output.fraction() << ";\n"
+                  << "    static const long long eps_raw = " << layerNormEpsRaw(in, op.eps) << "LL;\n"
+                  << "    static const bool beta_rnd = " << (q.bias.rounding == Rounding::RoundHalfUp ? "true" : "false")
+                  << ", out_rnd = " << (q.output.rounding == Rounding::RoundHalfUp ? "true" : "false") << ";\n";
+            }
             if (op.kind == OpKind::Conv || op.kind == OpKind::Linear)
                 o << "    typedef " << n << "_weight_t weight_t;\n    typedef " << n << "_bias_t bias_t;\n    typedef " << n
                   << "_accum_t accum_t;\n";
@@ -267,9 +318,16 @@ struct Generator {
             case OpKind::Activation:
                 if (op.act == Activation::ReLU)
                     o << "    nnet::relu<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out << ");\n";
+                else if (op.act == Activation::GELU)
+                    o << "    nnet::gelu<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out << ", gelu"
+                      << n << ");\n";
                 else
                     o << "    nnet::leaky_relu<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out
                       << ", slope" << n << ");\n";
+                break;
+            case OpKind::LayerNorm:
+                o << "    nnet::layer_norm<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out << ", g"
+                  << n << ", be" << n << ", rstd" << n << ");\n";
                 break;
             case OpKind::Add:
                 o << "    nnet::add<" << tin << ", " << type(op.inputs[1]) << ", layer" << n << "_t, config" << n << ">(" << in
@@ -380,11 +438,11 @@ void checkHlsSupported(const LayerPlan &plan)
     for (const PlanOp &op : plan.ops) {
         const bool ok = op.kind == OpKind::Conv || op.kind == OpKind::Linear || op.kind == OpKind::BatchNorm
             || op.kind == OpKind::Flatten || op.kind == OpKind::Add
-            || (op.kind == OpKind::Activation && (op.act == Activation::ReLU || op.act == Activation::LeakyReLU));
+            || op.kind == OpKind::LayerNorm || op.kind == OpKind::Activation;
         if (!ok) {
-            const std::string what = op.kind == OpKind::Activation ? "GELU activation" : opKindName(op.kind);
+            const std::string what = opKindName(op.kind);
             throw InputError("unsupported layer: " + op.name + " (" + what + ", spec field " + op.field
-                             + "); use an FPGA-friendly space: conv, dense, batch norm, ReLU, LeakyReLU, residual add");
+                             + "); use an FPGA-friendly space: conv, dense, batch norm, layer norm, ReLU, LeakyReLU, GELU, residual add");
         }
     }
 }
@@ -404,6 +462,27 @@ HlsEstimate exportHls(const IntegerReference &ref, const HlsOptions &options, co
         if ((plan.ops[i].kind == OpKind::Conv || plan.ops[i].kind == OpKind::Linear) && accumulatorBits(ref, i) > 127)
             throw InputError("layer " + plan.ops[i].name + ": the exact accumulator needs more than 127 bits; set an accumulator width");
 
+    for (std::size_t i = 0; i < plan.ops.size(); ++i) {
+        const PlanOp &op = plan.ops[i];
+        const FixedFormat &in = ref.format(op.inputs[0]);
+        if (op.kind == OpKind::Activation && op.act == Activation::GELU && in.width > 16)
+            throw InputError("layer " + op.name + ": a GELU table input wider than 16 bits (" + in.hlsType() + ")");
+        if (op.kind == OpKind::LayerNorm) {
+            // The template computes in 64-bit integers: every intermediate must fit 62 bits.
+            const OpQuant &q = ref.spec().op(op.name);
+            const FixedFormat &rf = q.internal.at("rstd");
+            const int logM = int(std::ceil(std::log2(double(op.outElements()) + 1)));
+            const int sq = 2 * (in.width + 1) + logM + 2;
+            const int prod = in.width + 1 + rf.width + q.weight.width;
+            const int fpMax = in.fraction() + rf.fraction() + q.weight.fraction() + (in.width + 2 - in.fraction());
+            const int fpMin = rf.fraction() + q.weight.fraction() + 1;
+            const int beta = q.bias.width + std::max(0, fpMax - q.bias.fraction());
+            const int up = std::max(prod, beta) + 1 + std::max(0, q.output.fraction() - fpMin);
+            if (std::max({sq, prod + 1, beta + 1, up}) > 62)
+                throw InputError("layer " + op.name + ": layer norm intermediates exceed 62 bits with these formats; "
+                                 "use narrower formats for the HLS export");
+        }
+    }
     const fs::path target(out);
     if (fs::exists(target)) {
         if (!fs::is_directory(target))
@@ -428,6 +507,10 @@ HlsEstimate exportHls(const IntegerReference &ref, const HlsOptions &options, co
                 std::int64_t k = 0;
                 writeFile(fw / "weights" / ("w" + std::to_string(i) + ".h"), g.weights(i, k));
                 nnz += k;
+                weighted.push_back(i);
+            } else if (plan.ops[i].kind == OpKind::LayerNorm
+                       || (plan.ops[i].kind == OpKind::Activation && plan.ops[i].act == Activation::GELU)) {
+                writeFile(fw / "weights" / ("w" + std::to_string(i) + ".h"), g.tables(i));
                 weighted.push_back(i);
             }
         writeFile(fw / "defines.h", g.defines());

@@ -94,6 +94,92 @@ void add(const a_T a[CONFIG_T::n_in], const b_T b[CONFIG_T::n_in], res_T out[CON
     }
 }
 
+
+// The raw integer of x, a value with F fraction bits: x * 2^F is an exact integer-valued product.
+template <int F, class T> long long raw_of(const T &x)
+{
+    const ap_fixed<2, F + 2> up = std::ldexp(1.0, F); // exactly 2^F
+    return (x * up).to_int64();
+}
+
+// floor(num / den), den > 0.
+inline long long floor_div(long long num, long long den)
+{
+    long long q = num / den;
+    if ((num % den != 0) && (num < 0))
+        q--;
+    return q;
+}
+
+// raw with `from` fraction bits expressed with `to` fraction bits; dropped bits rounded half up
+// (rnd) or floored.
+inline long long align_raw(long long raw, int from, int to, bool rnd)
+{
+    if (to >= from)
+        return raw * (1LL << (to - from));
+    const int s = from - to;
+    if (rnd)
+        raw += 1LL << (s - 1);
+    return raw >> s;
+}
+
+// GELU by table over every raw value of the input type (table[raw - min]).
+template <class data_T, class res_T, class CONFIG_T>
+void gelu(const data_T in[CONFIG_T::n_in], res_T out[CONFIG_T::n_in], const res_T table[])
+{
+#pragma HLS PIPELINE
+    for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
+#pragma HLS UNROLL
+        out[i] = table[raw_of<CONFIG_T::f_in>(in[i]) - CONFIG_T::in_min_raw];
+    }
+}
+
+// Layer norm over the whole sample, integer arithmetic as BraggNAC's integer reference: exact
+// sums, mean rounded half up to the input grid, variance exact at 2 f_in fraction bits plus eps,
+// 1/sqrt from a table over the variance's 12-bit mantissa (even exponent), gamma / beta raw.
+template <class data_T, class res_T, class CONFIG_T>
+void layer_norm(const data_T in[CONFIG_T::n_in], res_T out[CONFIG_T::n_in], const long long gamma[],
+                const long long beta[], const long long rstd[])
+{
+    long long x[CONFIG_T::n_in];
+#pragma HLS ARRAY_PARTITION variable = x complete
+    long long sum = 0;
+    for (unsigned j = 0; j < CONFIG_T::n_in; j++) {
+#pragma HLS UNROLL
+        x[j] = raw_of<CONFIG_T::f_in>(in[j]);
+        sum += x[j];
+    }
+    const long long m = CONFIG_T::n_in;
+    const long long mean = floor_div(2 * sum + m, 2 * m);
+    long long sq = 0;
+    for (unsigned j = 0; j < CONFIG_T::n_in; j++) {
+#pragma HLS UNROLL
+        const long long d = x[j] - mean;
+        sq += d * d;
+    }
+    long long var = floor_div(2 * sq + m, 2 * m) + CONFIG_T::eps_raw;
+    if (var < 1)
+        var = 1;
+    int msb = 0;
+    for (long long v = var; v > 0; v >>= 1)
+        msb++;
+    int shift = msb - 12;
+    if (shift & 1)
+        shift++;
+    const long long mant = shift >= 0 ? (var >> shift) : (var << -shift);
+    const long long t = rstd[mant - 1024];
+    const int e = (shift + 12) / 2 - CONFIG_T::f_in;
+    const int fp = CONFIG_T::f_in + CONFIG_T::f_rstd + CONFIG_T::f_gamma + e;
+    const ap_fixed<2, 2 - CONFIG_T::f_out> down = std::ldexp(1.0, -CONFIG_T::f_out); // exactly 2^-f_out
+    for (unsigned j = 0; j < CONFIG_T::n_in; j++) {
+#pragma HLS UNROLL
+        long long v = (x[j] - mean) * t * gamma[j];
+        v += align_raw(beta[j], CONFIG_T::f_beta, fp, CONFIG_T::beta_rnd);
+        const long long r = align_raw(v, fp, CONFIG_T::f_out, CONFIG_T::out_rnd);
+        out[j] = ap_fixed<64, 64>(r) * down; // exact on res_T's grid: only its overflow applies
+    }
+}
+
 } // namespace nnet
 
 #endif
