@@ -39,7 +39,7 @@ ParetoChart::ParetoChart(QWidget *parent) : ChartView(parent)
     m_xAxis->setBase(10);
     m_xAxis->setMinorTickCount(-1);
     m_yAxis = new QValueAxis(c);
-    m_yAxis->setTitleText(tr("validation mean distance (px)"));
+    m_yAxis->setTitleText(tr("validation distance (px)"));
     m_yAxis->setLabelFormat(QStringLiteral("%.3f"));
     c->addAxis(m_xAxis, Qt::AlignBottom);
     c->addAxis(m_yAxis, Qt::AlignLeft);
@@ -217,6 +217,19 @@ void ParetoChart::redraw()
     m_selectedPoint->replace(sel);
 
     if (!m_zoomed) {
+        // Far-off trials (diverged or barely trained) would squash the front into the axis:
+        // the default view ends at 3x the front's worst distance (or the median trial's, when
+        // larger); the wheel zooms out to the rest.
+        if (!front.isEmpty() && m_drawn.size() > 4) {
+            std::vector<double> ys;
+            for (const auto &d : m_drawn)
+                ys.push_back(d.value.y());
+            std::nth_element(ys.begin(), ys.begin() + std::ptrdiff_t(ys.size() / 2), ys.end());
+            double frontMax = 0;
+            for (const QPointF &p : front)
+                frontMax = std::max(frontMax, p.y());
+            yMax = std::min(yMax, std::max(3 * frontMax, ys[ys.size() / 2]));
+        }
         if (!(yMin <= yMax)) {
             yMin = 0;
             yMax = 1;

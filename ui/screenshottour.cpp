@@ -6,7 +6,6 @@
 #include <QApplication>
 #include <QDir>
 #include <QPixmap>
-#include <QSplitter>
 #include <QTabWidget>
 
 #include "core/nn/model.h"
@@ -208,8 +207,7 @@ void ScreenshotTour::buildSteps()
                            QStringLiteral("studio-search-study.png"), 30000});
         m_steps.push_back({QStringLiteral("trial inspector"), [w]() {
                                auto *panel = w->findChild<SearchPanel *>();
-                               if (auto *split = qobject_cast<QSplitter *>(panel->inspector()->parentWidget()))
-                                   split->setSizes({260, 640});
+                               panel->inspector()->setMinimumHeight(560);
                            },
                            [] { return true; }, QStringLiteral("studio-search-inspector.png")});
     }

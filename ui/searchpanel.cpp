@@ -162,7 +162,7 @@ void SearchPanel::buildStudyTab()
     auto *charts = new QSplitter(Qt::Vertical, hsplit);
     m_pareto = new ParetoChart(charts);
     m_pareto->setObjectName(QStringLiteral("paretoChart"));
-    m_pareto->setMinimumSize(420, 300);
+    m_pareto->setMinimumSize(420, 330);
     auto *hv = new QChart;
     hv->setTitle(tr("Hypervolume of the front (distance, log10 BOPs)"));
     hv->legend()->hide();
@@ -173,14 +173,17 @@ void SearchPanel::buildStudyTab()
     m_hvX = new QValueAxis(hv);
     m_hvX->setTitleText(tr("minutes since the first trial started"));
     m_hvX->setLabelFormat(QStringLiteral("%.1f"));
+    m_hvX->setTickCount(5);
     m_hvY = new QValueAxis(hv);
-    m_hvY->setTitleText(tr("hypervolume"));
+    m_hvY->setTitleText(tr("HV"));
+    m_hvY->setLabelFormat(QStringLiteral("%.2f"));
+    m_hvY->setTickCount(4);
     hv->addAxis(m_hvX, Qt::AlignBottom);
     hv->addAxis(m_hvY, Qt::AlignLeft);
     m_hvSeries->attachAxis(m_hvX);
     m_hvSeries->attachAxis(m_hvY);
     m_hvChart = new ChartView(hv, charts);
-    m_hvChart->setMinimumHeight(160);
+    m_hvChart->setMinimumHeight(200);
     charts->addWidget(m_pareto);
     charts->addWidget(m_hvChart);
     charts->setStretchFactor(0, 3);

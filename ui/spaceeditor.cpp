@@ -661,7 +661,10 @@ QString SpaceEditor::sizeText() const
         return tr("Size: \u2014");
     const auto &s = *m_size;
     if (s.exact)
-        return tr("Size: %1 distinct specs (exact, %2)").arg(QString::fromStdString(s.count), QString::fromStdString(s.method));
+        return tr("Size: %1 distinct specs (%2, exact, %3)")
+            .arg(QString::fromStdString(s.count))
+            .arg(s.approx, 0, 'g', 3)
+            .arg(QString::fromStdString(s.method));
     return tr("Size: at most %1 specs (~%2% within the constraints, from %3 samples)")
         .arg(QString::fromStdString(s.count))
         .arg(s.feasibleFraction * 100, 0, 'f', 1)
