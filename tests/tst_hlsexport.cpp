@@ -3,8 +3,9 @@
 // 8 bits with calibratedQuantSpec is exported and its g++ C simulation matches the integer
 // reference bit for bit (through the CLI's --check and through the core API); a changed weight in
 // the export makes the check fail; the built-in nac at 8 bits (GELU, layer norm) passes the check;
-// the project layout (files, pragmas, types); pruned weights not stored; --force, an unsupported
-// layer (braggnn's attention) named, the default precision.
+// the built-in braggnn at 8 bits (attention) passes the check; the project layout (files, pragmas,
+// types); pruned weights not stored; --force, an unsupported layer (a 32-bit layer norm) named,
+// the default precision.
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -218,23 +219,42 @@ private Q_SLOTS:
         QVERIFY(!fs::exists(out + "/keep.txt"));
         QVERIFY(fs::exists(out + "/firmware/defines.h"));
 
-        // braggnn: the attention block (scores, softmax) has no template.
-        const ArchSpec bnn = ArchSpec::load(std::string(BRAGGNAC_TEST_DATA) + "/../../resources/arch/braggnn.json");
-        const std::string bnnModel = m_dir.path().toStdString() + "/braggnn.model";
-        Model(bnn, 1).save(bnnModel);
-        r = runCli(qargs({"export-hls", bnnModel, "--out", m_dir.path().toStdString() + "/bnnprj"}));
+        // A layer norm over 32-bit formats cannot run in the template's 64-bit integers: refused,
+        // naming the op, nothing written.
+        ArchSpec wide = friendlySpec();
+        wide.head = {{16, Norm::Layer, Activation::ReLU}};
+        Model wm(wide, 1);
+        const LayerPlan plan = LayerPlan::lower(wide);
+        wm.quantization = calibratedQuantSpec(plan, wm.namedParameters(), m_patches.patches.data(), 50, 32).toJson();
+        const std::string wideModel = m_dir.path().toStdString() + "/wide.model";
+        wm.save(wideModel);
+        r = runCli(qargs({"export-hls", wideModel, "--out", m_dir.path().toStdString() + "/wideprj"}));
         QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains("unsupported layer: head.h0.norm (layernorm)"), r.err.constData());
+        QVERIFY(!fs::exists(m_dir.path().toStdString() + "/wideprj"));
+    }
+
+    void braggnnAt8BitsPassesCheck()
+    {
+        // The built-in braggnn (conv-attention block: theta/phi/g 1x1 convs, scores, softmax
+        // tables and reciprocal, weighted sum, residual add) quantised at 8 bits.
+        const ArchSpec bnn = ArchSpec::load(std::string(BRAGGNAC_TEST_DATA) + "/../../resources/arch/braggnn.json");
+        Model m(bnn, 2);
         const LayerPlan plan = LayerPlan::lower(bnn);
-        std::string firstBad;
-        for (const PlanOp &op : plan.ops)
-            if (op.kind == OpKind::MatMulQK || op.kind == OpKind::Softmax || op.kind == OpKind::MatMulSV) {
-                firstBad = op.name;
-                break;
-            }
-        QVERIFY(!firstBad.empty());
-        QVERIFY2(r.err.contains(("unsupported layer: " + firstBad + " (").c_str()), r.err.constData());
-        QVERIFY(r.err.contains("FPGA-friendly"));
-        QVERIFY(!fs::exists(m_dir.path().toStdString() + "/bnnprj"));
+        m.quantization = calibratedQuantSpec(plan, m.namedParameters(), m_patches.patches.data(), 200, 8).toJson();
+        const std::string folder = m_dir.path().toStdString() + "/bnn8.model";
+        m.save(folder);
+        const std::string out = m_dir.path().toStdString() + "/bnnprj";
+        const CliResult r = runCli(qargs({"export-hls", folder, "--out", out, "--check", m_data, "--n", "60", "--json"}), 300000);
+        QVERIFY2(r.finished && r.exitCode == 0, r.err.constData());
+        const auto j = nlohmann::json::parse(r.out.toStdString());
+        QCOMPARE(j["check"]["n"].get<int>(), 60);
+        QCOMPARE(j["check"]["mismatches"].get<int>(), 0);
+        const std::string top = readText(out + "/firmware/braggnac_net.cpp");
+        QVERIFY(top.find("nnet::softmax<") != std::string::npos);
+        QVERIFY(top.find("nnet::matmul_qk<") != std::string::npos);
+        QVERIFY(top.find("nnet::matmul_sv<") != std::string::npos);
+        QVERIFY(top.find("nnet::add<") != std::string::npos);
     }
 
     void nacAt8BitsPassesCheck()

@@ -156,6 +156,35 @@ HlsEstimate estimateHls(const IntegerReference &ref, int reuseFactor, double clo
             l.ff = n * (2 * in.width + 2 + out.width);
             const std::int64_t tree = log2Ceil(n + 1);
             l.cycles = 2 * tree + 2 * 4 + 2 + sqm.latency + tm.latency + gm.latency + (R - 1);
+        } else if (op.kind == OpKind::MatMulQK || op.kind == OpKind::MatMulSV) {
+            // One row of outputs per R cycles: rows x (outputs per row x fan-in) products.
+            const FixedFormat &b = ref.format(op.inputs[1]);
+            const std::int64_t h = op.kind == OpKind::MatMulQK ? op.attentionChannels : op.outShape[0];
+            const std::int64_t hw = op.kind == OpKind::MatMulQK ? op.outShape[0] : op.outShape[1] * op.outShape[2];
+            const std::int64_t perRow = op.kind == OpKind::MatMulQK ? hw * h : h * hw; // products per row
+            const std::int64_t fanIn = op.kind == OpKind::MatMulQK ? h : hw;
+            const MulCost m = mulCost(in.width, b.width);
+            const int acc = exactAccumulatorBits(in.width, b.width, fanIn) + 1;
+            l.multipliers = ceilDiv(perRow, R);
+            l.dspMultipliers = m.dsp;
+            l.dsp = l.multipliers * m.dspEach;
+            l.lut = l.multipliers * (m.lutEach + acc);
+            l.ff = l.multipliers * (in.width + b.width);
+            l.cycles = hw * R + m.latency + log2Ceil(fanIn + 1) + 1;
+        } else if (op.kind == OpKind::Softmax) {
+            // Per row per R cycles: the maximum (comparator tree), exp ROMs in LUTRAM, the sum,
+            // one divider (about W_r^2 LUTs, W_r cycles), the products.
+            const OpQuant &q = ref.spec().op(op.name);
+            const FixedFormat &ef = q.internal.at("exp"), &rf = q.internal.at("reciprocal");
+            const std::int64_t cols = op.outShape[1], rows = op.outShape[0];
+            const MulCost m = mulCost(ef.width, rf.width);
+            l.multipliers = cols;
+            l.dspMultipliers = m.dsp;
+            l.dsp = cols * m.dspEach;
+            l.lut = cols * (ceilDiv((std::int64_t(1) << (in.width + 1)) * ef.width, 64) + m.lutEach + in.width)
+                + std::int64_t(rf.width) * rf.width;
+            l.ff = cols * (ef.width + out.width);
+            l.cycles = rows * R + 2 * log2Ceil(cols + 1) + rf.width + m.latency + 2;
         } else if (op.kind == OpKind::Add) {
             const std::int64_t n = op.outElements();
             l.lut = n * out.width;

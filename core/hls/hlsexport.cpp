@@ -57,6 +57,11 @@ int accumulatorBits(const IntegerReference &ref, std::size_t i)
     const OpQuant &q = ref.spec().op(op.name);
     if (q.accumulator > 0)
         return q.accumulator;
+    if (op.kind == OpKind::MatMulQK || op.kind == OpKind::MatMulSV) {
+        const FixedFormat &a = ref.format(op.inputs[0]), &b = ref.format(op.inputs[1]);
+        const std::int64_t fanIn = op.kind == OpKind::MatMulQK ? op.attentionChannels : op.inShape[1];
+        return exactAccumulatorBits(a.width, b.width, fanIn) + 1;
+    }
     const FixedFormat &in = ref.format(op.inputs[0]);
     const std::int64_t fanIn = op.kind == OpKind::Conv ? op.inChannels() * op.kernel * op.kernel : op.inChannels();
     const int fp = in.fraction() + q.weight.fraction();
@@ -125,6 +130,12 @@ struct Generator {
                   << "_accum_t;" << (q.accumulator > 0 ? "" : "   // exact: no sum can overflow it") << "\n";
             } else if (op.kind == OpKind::Activation && op.act == Activation::LeakyReLU) {
                 o << "typedef " << q.internal.at("slope").hlsType() << " " << n << "_slope_t;\n";
+            } else if (op.kind == OpKind::MatMulQK || op.kind == OpKind::MatMulSV) {
+                const int fp = ref.format(op.inputs[0]).fraction() + ref.format(op.inputs[1]).fraction();
+                const int acc = accumulatorBits(ref, i);
+                o << "typedef ap_fixed<" << acc << "," << acc - fp << ",AP_TRN,AP_WRAP> " << n << "_accum_t;\n";
+            } else if (op.kind == OpKind::Softmax) {
+                o << "typedef " << q.internal.at("reciprocal").hlsType() << " " << n << "_recip_t;\n";
             }
         }
         o << "typedef " << type(lastSource()) << " result_t;\n\n#endif\n";
@@ -206,7 +217,9 @@ struct Generator {
                 s.push_back(std::to_string(x) + "LL");
             return s;
         };
-        if (op.kind == OpKind::LayerNorm) {
+        if (op.kind == OpKind::Softmax) {
+            array("long long", "exp" + n, ints(softmaxExpTable(ref.format(op.inputs[0]), q.internal.at("exp"))));
+        } else if (op.kind == OpKind::LayerNorm) {
             array("long long", "g" + n, ints(ref.weightsRaw(op.name)));
             array("long long", "be" + n, ints(ref.biasRaw(op.name)));
             array("long long", "rstd" + n, ints(rstdTable(q.internal.at("rstd"))));
@@ -242,6 +255,21 @@ struct Generator {
                   << ", out_width = " << op.outShape[2] << ", kernel = " << op.kernel << ";\n";
             } else if (op.kind == OpKind::Linear) {
                 o << "    static const unsigned n_in = " << op.inShape[0] << ", n_out = " << op.outShape[0] << ";\n";
+            } else if (op.kind == OpKind::MatMulQK) {
+                o << "    static const unsigned h = " << op.attentionChannels << ", hw = " << op.outShape[0] << ";\n"
+                  << "    typedef " << n << "_accum_t accum_t;\n";
+            } else if (op.kind == OpKind::MatMulSV) {
+                o << "    static const unsigned h = " << op.outShape[0] << ", hw = " << op.outShape[1] * op.outShape[2] << ";\n"
+                  << "    typedef " << n << "_accum_t accum_t;\n";
+            } else if (op.kind == OpKind::Softmax) {
+                const OpQuant &q = ref.spec().op(op.name);
+                const FixedFormat &rf = q.internal.at("reciprocal");
+                o << "    static const unsigned rows = " << op.outShape[0] << ", cols = " << op.outShape[1] << ";\n"
+                  << "    static const int f_in = " << ref.format(op.inputs[0]).fraction() << ", f_exp = "
+                  << q.internal.at("exp").fraction() << ", f_recip = " << rf.fraction() << ";\n"
+                  << "    static const long long recip_max_raw = " << rf.maxRaw() << "LL;\n"
+                  << "    static const bool recip_rnd = " << (rf.rounding == Rounding::RoundHalfUp ? "true" : "false") << ";\n"
+                  << "    typedef " << n << "_recip_t recip_t;\n";
             } else {
                 o << "    static const unsigned n_in = " << op.outElements() << ";\n";
             }
@@ -328,6 +356,16 @@ struct Generator {
             case OpKind::LayerNorm:
                 o << "    nnet::layer_norm<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out << ", g"
                   << n << ", be" << n << ", rstd" << n << ");\n";
+                break;
+            case OpKind::MatMulQK:
+            case OpKind::MatMulSV:
+                o << "    nnet::" << (op.kind == OpKind::MatMulQK ? "matmul_qk<" : "matmul_sv<") << tin << ", "
+                  << type(op.inputs[1]) << ", layer" << n << "_t, config" << n << ">(" << in << ", " << buf(op.inputs[1])
+                  << ", " << out << ");\n";
+                break;
+            case OpKind::Softmax:
+                o << "    nnet::softmax<" << tin << ", layer" << n << "_t, config" << n << ">(" << in << ", " << out << ", exp"
+                  << n << ");\n";
                 break;
             case OpKind::Add:
                 o << "    nnet::add<" << tin << ", " << type(op.inputs[1]) << ", layer" << n << "_t, config" << n << ">(" << in
@@ -435,16 +473,12 @@ QuantSpec defaultHlsQuantSpec(const LayerPlan &plan)
 
 void checkHlsSupported(const LayerPlan &plan)
 {
-    for (const PlanOp &op : plan.ops) {
-        const bool ok = op.kind == OpKind::Conv || op.kind == OpKind::Linear || op.kind == OpKind::BatchNorm
-            || op.kind == OpKind::Flatten || op.kind == OpKind::Add
-            || op.kind == OpKind::LayerNorm || op.kind == OpKind::Activation;
-        if (!ok) {
-            const std::string what = opKindName(op.kind);
-            throw InputError("unsupported layer: " + op.name + " (" + what + ", spec field " + op.field
-                             + "); use an FPGA-friendly space: conv, dense, batch norm, layer norm, ReLU, LeakyReLU, GELU, residual add");
-        }
-    }
+    // Every OpKind of the layer plan has a template (conv, dense, batch norm folded, layer norm,
+    // ReLU / LeakyReLU / GELU, attention scores, softmax, weighted sum, residual add, flatten).
+    for (const PlanOp &op : plan.ops)
+        if (op.kind == OpKind::Activation && op.act == Activation::None)
+            throw InputError("unsupported layer: " + op.name + " (activation none, spec field " + op.field
+                             + "); use an FPGA-friendly space");
 }
 
 HlsEstimate exportHls(const IntegerReference &ref, const HlsOptions &options, const std::string &out, bool force,
@@ -466,7 +500,18 @@ HlsEstimate exportHls(const IntegerReference &ref, const HlsOptions &options, co
         const PlanOp &op = plan.ops[i];
         const FixedFormat &in = ref.format(op.inputs[0]);
         if (op.kind == OpKind::Activation && op.act == Activation::GELU && in.width > 16)
-            throw InputError("layer " + op.name + ": a GELU table input wider than 16 bits (" + in.hlsType() + ")");
+            throw InputError("unsupported layer: " + op.name + " (GELU): a table input wider than 16 bits (" + in.hlsType() + ")");
+        if (op.kind == OpKind::Softmax) {
+            const OpQuant &q = ref.spec().op(op.name);
+            const FixedFormat &ef = q.internal.at("exp"), &rf = q.internal.at("reciprocal");
+            const int logC = int(std::ceil(std::log2(double(op.outShape[1]) + 1)));
+            const int sh = ef.fraction() + rf.fraction();
+            if (in.width > 16 || ef.width + rf.width > 62 || ef.width + logC + std::max(0, -sh) + 2 > 62 || sh + 2 > 62)
+                throw InputError("unsupported layer: " + op.name + " (softmax): its 64-bit integer intermediates would "
+                                 "overflow with these formats; quantise it narrower (inputs at most 16 bits)");
+        }
+        if ((op.kind == OpKind::MatMulQK || op.kind == OpKind::MatMulSV) && accumulatorBits(ref, i) > 127)
+            throw InputError("layer " + op.name + ": the exact accumulator needs more than 127 bits");
         if (op.kind == OpKind::LayerNorm) {
             // The template computes in 64-bit integers: every intermediate must fit 62 bits.
             const OpQuant &q = ref.spec().op(op.name);
@@ -479,8 +524,8 @@ HlsEstimate exportHls(const IntegerReference &ref, const HlsOptions &options, co
             const int beta = q.bias.width + std::max(0, fpMax - q.bias.fraction());
             const int up = std::max(prod, beta) + 1 + std::max(0, q.output.fraction() - fpMin);
             if (std::max({sq, prod + 1, beta + 1, up}) > 62)
-                throw InputError("layer " + op.name + ": layer norm intermediates exceed 62 bits with these formats; "
-                                 "use narrower formats for the HLS export");
+                throw InputError("unsupported layer: " + op.name + " (layernorm): its 64-bit integer intermediates would "
+                                 "overflow with these formats; quantise it narrower (about 16 bits or less)");
         }
     }
     const fs::path target(out);
@@ -508,7 +553,7 @@ HlsEstimate exportHls(const IntegerReference &ref, const HlsOptions &options, co
                 writeFile(fw / "weights" / ("w" + std::to_string(i) + ".h"), g.weights(i, k));
                 nnz += k;
                 weighted.push_back(i);
-            } else if (plan.ops[i].kind == OpKind::LayerNorm
+            } else if (plan.ops[i].kind == OpKind::LayerNorm || plan.ops[i].kind == OpKind::Softmax
                        || (plan.ops[i].kind == OpKind::Activation && plan.ops[i].act == Activation::GELU)) {
                 writeFile(fw / "weights" / ("w" + std::to_string(i) + ".h"), g.tables(i));
                 weighted.push_back(i);

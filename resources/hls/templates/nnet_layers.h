@@ -180,6 +180,83 @@ void layer_norm(const data_T in[CONFIG_T::n_in], res_T out[CONFIG_T::n_in], cons
     }
 }
 
+// Attention scores: out[r][c] = sum_ch theta[ch][r] phi[ch][c] (theta, phi stored {h, HW}).
+template <class a_T, class b_T, class res_T, class CONFIG_T>
+void matmul_qk(const a_T theta[CONFIG_T::h * CONFIG_T::hw], const b_T phi[CONFIG_T::h * CONFIG_T::hw],
+               res_T out[CONFIG_T::hw * CONFIG_T::hw])
+{
+    for (unsigned r = 0; r < CONFIG_T::hw; r++) {
+#pragma HLS PIPELINE II = CONFIG_T::reuse_factor
+        for (unsigned c = 0; c < CONFIG_T::hw; c++) {
+            typename CONFIG_T::accum_t acc = 0;
+            for (unsigned ch = 0; ch < CONFIG_T::h; ch++)
+                acc += theta[ch * CONFIG_T::hw + r] * phi[ch * CONFIG_T::hw + c];
+            out[r * CONFIG_T::hw + c] = acc;
+        }
+    }
+}
+
+// Attention output: out[c][r] = sum_j att[r][j] g[c][j] (att {HW, HW}, g and out {h, HW}).
+template <class a_T, class b_T, class res_T, class CONFIG_T>
+void matmul_sv(const a_T att[CONFIG_T::hw * CONFIG_T::hw], const b_T g[CONFIG_T::h * CONFIG_T::hw],
+               res_T out[CONFIG_T::h * CONFIG_T::hw])
+{
+    for (unsigned r = 0; r < CONFIG_T::hw; r++) {
+#pragma HLS PIPELINE II = CONFIG_T::reuse_factor
+        for (unsigned c = 0; c < CONFIG_T::h; c++) {
+            typename CONFIG_T::accum_t acc = 0;
+            for (unsigned j = 0; j < CONFIG_T::hw; j++)
+                acc += att[r * CONFIG_T::hw + j] * g[c * CONFIG_T::hw + j];
+            out[c * CONFIG_T::hw + r] = acc;
+        }
+    }
+}
+
+// Softmax over each row, as BraggNAC's integer reference: exp from a table indexed by max - x,
+// the exact sum, its reciprocal by one division (rounded, stored into recip_t), products stored
+// into res_T.
+template <class data_T, class res_T, class CONFIG_T>
+void softmax(const data_T in[CONFIG_T::rows * CONFIG_T::cols], res_T out[CONFIG_T::rows * CONFIG_T::cols],
+             const long long exp_table[])
+{
+    const ap_fixed<2, 2 - CONFIG_T::f_recip> down_r = std::ldexp(1.0, -CONFIG_T::f_recip);
+    const ap_fixed<2, 2 - CONFIG_T::f_exp - CONFIG_T::f_recip> down = std::ldexp(1.0, -CONFIG_T::f_exp - CONFIG_T::f_recip);
+    for (unsigned r = 0; r < CONFIG_T::rows; r++) {
+#pragma HLS PIPELINE II = CONFIG_T::reuse_factor
+        long long x[CONFIG_T::cols], e[CONFIG_T::cols];
+        long long mx = 0;
+        for (unsigned c = 0; c < CONFIG_T::cols; c++) {
+            x[c] = raw_of<CONFIG_T::f_in>(in[r * CONFIG_T::cols + c]);
+            if (c == 0 || x[c] > mx)
+                mx = x[c];
+        }
+        long long sum = 0;
+        for (unsigned c = 0; c < CONFIG_T::cols; c++) {
+            e[c] = exp_table[mx - x[c]];
+            sum += e[c];
+        }
+        typename CONFIG_T::recip_t rc;
+        if (sum <= 0) {
+            rc = ap_fixed<64, 64>(CONFIG_T::recip_max_raw) * down_r;
+        } else {
+            const int sh = CONFIG_T::f_exp + CONFIG_T::f_recip;
+            long long num = 1, den = sum;
+            if (sh >= 0)
+                num = 1LL << sh;
+            else
+                den = den << (-sh);
+            if (CONFIG_T::recip_rnd) {
+                num = 2 * num + den;
+                den = 2 * den;
+            }
+            rc = ap_fixed<64, 64>(floor_div(num, den)) * down_r; // overflow of recip_t applies
+        }
+        const long long recip = raw_of<CONFIG_T::f_recip>(rc);
+        for (unsigned c = 0; c < CONFIG_T::cols; c++)
+            out[r * CONFIG_T::cols + c] = ap_fixed<64, 64>(e[c] * recip) * down;
+    }
+}
+
 } // namespace nnet
 
 #endif
