@@ -136,6 +136,8 @@ for t in "${TARGETS[@]}"; do
   fi
 done
 wait || true
+# Inputs of runs that crashed never reached their destructor: remove their tmpfs copies.
+rm -f /dev/shm/braggnac-fuzz-* "${TMPDIR:-/tmp}"/braggnac-fuzz-* 2>/dev/null || true
 
 found=0
 for t in "${TARGETS[@]}"; do
