@@ -1,4 +1,4 @@
-// braggnac-test-libs: braggnac_nn braggnac_compress torch
+// braggnac-test-libs: braggnac_nn braggnac_compress torch HDF5::HDF5
 // Compression (core/nn/compress.h, the compress verb): pruned weights stay exactly 0 through
 // float and QAT fine-tuning; compressModel's records (bits x rounds, sparsity of the iterative
 // rounds, integer-reference distances) and its choice; the compressed model round-trips through
@@ -6,6 +6,8 @@
 // distance and the fake-quantised forward (0 mismatches); bad input to `compress` exits 2
 // naming the flag or file.
 #include <cmath>
+
+#include <hdf5.h>
 
 #include <torch/torch.h>
 
@@ -28,6 +30,29 @@
 using namespace braggnac::core;
 using namespace braggnac::test;
 
+namespace {
+
+/// A float dataset read with plain HDF5 (the patch reader ignores root extras such as /predicted).
+std::vector<float> readFloats(const std::string &path, const char *name)
+{
+    std::vector<float> out;
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return out;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d >= 0) {
+        hid_t sp = H5Dget_space(d);
+        out.resize(std::size_t(H5Sget_simple_extent_npoints(sp)));
+        H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+        H5Sclose(sp);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    return out;
+}
+
+} // namespace
+
 class TestCompress : public QObject {
     Q_OBJECT
     QTemporaryDir m_dir;
@@ -41,7 +66,7 @@ private Q_SLOTS:
         QVERIFY(m_dir.isValid());
         m_data = path("p.h5");
         m_data9 = path("p9.h5");
-        auto r = runCli({"simulate", "patches", "--out", m_data, "--n", "300", "--seed", "3", "--quiet"});
+        auto r = runCli({"simulate", "patches", "--out", m_data, "--n", "240", "--seed", "3", "--quiet"});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         r = runCli({"simulate", "patches", "--out", m_data9, "--n", "40", "--patch-size", "9", "--quiet"});
         QVERIFY2(r.exitCode == 0, r.err.constData());
@@ -194,6 +219,29 @@ private Q_SLOTS:
         const Model back = Model::load(out.toStdString());
         QCOMPARE(back.recipe.at("pruning").at("mode").get<std::string>(), std::string("structured"));
         QCOMPARE(modelQuantSpec(back).op("head.out").weight.width, 7);
+
+        // cost of the quantised folder: per-layer bits and real zeros (the chosen record's BOPs).
+        const auto c = runCli({"cost", out, "--json"});
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        const auto cj = nlohmann::json::parse(c.out.toStdString());
+        QCOMPARE(cj.at("bops").get<double>(), j.at("chosen").at("bops").get<double>());
+        QVERIFY(cj.at("quantised").get<bool>());
+        QCOMPARE(runCli({"cost", out, "--weight-bits", "4"}).exitCode, 2);
+
+        // predict --engine fixed: the integer reference's centres, bit for bit.
+        const QString pred = path("pred.h5");
+        const auto p = runCli({"predict", out, m_data, "--out", pred, "--engine", "fixed", "--threads", "2"});
+        QVERIFY2(p.exitCode == 0, p.err.constData());
+        const PatchDataset data = readPatchDataset(m_data.toStdString());
+        const IntegerReference ref(LayerPlan::lower(back.spec()), back.namedParameters(), modelQuantSpec(back));
+        const std::vector<double> expect = ref.predict(data.patches.data(), data.size(), 1);
+        const std::vector<float> got = readFloats(pred.toStdString(), "/predicted");
+        QCOMPARE(got.size(), expect.size());
+        for (std::size_t i = 0; i < got.size(); ++i)
+            QCOMPARE(got[i], float(expect[i]));
+        const auto bad = runCli({"predict", m_model, m_data, "--out", path("pred2.h5"), "--engine", "fixed"});
+        QCOMPARE(bad.exitCode, 2);
+        QVERIFY(bad.err.contains("--engine fixed needs a quantised model folder"));
     }
 
     void cliBadInput_data()

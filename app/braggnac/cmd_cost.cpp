@@ -11,6 +11,11 @@
 #include "core/common/error.h"
 #include "core/cost/cost.h"
 #include "core/arch/archspec.h"
+#include "core/arch/layerplan.h"
+#include "core/compress/intref.h"
+#include "core/compress/quantspec.h"
+#include "core/nn/compress.h"
+#include "core/nn/model.h"
 
 namespace fs = std::filesystem;
 
@@ -115,6 +120,46 @@ int runCost(const Args &args)
         if (!fs::exists(fs::path(input) / "spec.json"))
             throw core::InputError(core::fileMessage(input, "spec.json: missing (not a model folder)"));
         spec = core::ArchSpec::load((fs::path(input) / "spec.json").string());
+        const fs::path qpath = fs::path(input) / "quantization.json";
+        if (fs::exists(qpath)) {
+            std::ifstream qin(qpath);
+            const nlohmann::json qj = nlohmann::json::parse(qin, nullptr, false);
+            if (qj.is_object() && qj.value("format", std::string()) == "braggnac-quantization") {
+                // A quantised model folder (braggnac compress): per-layer bits from its QuantSpec
+                // and the real zeros of its quantised weights (quantisedCost, standard convention).
+                for (const char *flag : {"weight-bits", "act-bits", "sparsity"})
+                    if (args.has(flag))
+                        throw UsageError(std::string("--") + flag + ": " + input
+                                         + " is quantised: its own per-layer bits and zeros are used (quantization.json)");
+                if (o.convention != core::CostConvention::Standard)
+                    throw UsageError("--convention: " + input + " is quantised: only the standard convention "
+                                     "has per-layer bits and real zeros");
+                const core::Model model = core::Model::load(input);
+                const core::LayerPlan plan = core::LayerPlan::lower(model.spec());
+                const core::IntegerReference ref(plan, model.namedParameters(),
+                                                 core::modelQuantSpec(model, qpath.string()));
+                const core::Cost cost = core::quantisedCost(ref);
+                if (args.json()) {
+                    nlohmann::json j = cost.toJson();
+                    j["arch"] = model.spec().name;
+                    j["source"] = input;
+                    j["convention"] = "standard";
+                    j["quantised"] = true;
+                    printJson(j);
+                    return 0;
+                }
+                std::fprintf(stderr, "%s (%s): convention standard, quantised (per-layer bits and zeros of "
+                                     "quantization.json and the weights)\n",
+                             model.spec().name.c_str(), input.c_str());
+                std::fprintf(stderr, "%-26s %-10s %10s %14s %16s\n", "layer", "kind", "params", "MACs", "BOPs");
+                for (const auto &l : cost.layers)
+                    std::fprintf(stderr, "%-26s %-10s %10s %14s %16.6e\n", l.name.c_str(), l.kind.c_str(),
+                                 thousands(l.params).c_str(), thousands(l.macs).c_str(), l.bops);
+                std::fprintf(stderr, "%-26s %-10s %10s %14s %16.6e\n", "total", "", thousands(cost.params).c_str(),
+                             thousands(cost.macs).c_str(), cost.bops);
+                return 0;
+            }
+        }
         readQuantization(input, o);
         source = input;
     } else {

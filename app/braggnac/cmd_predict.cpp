@@ -5,11 +5,15 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "cli.h"
 #include "core/common/error.h"
 #include "core/io/framesource.h"
 #include "core/io/patchdataset.h"
+#include "core/arch/layerplan.h"
+#include "core/compress/intref.h"
+#include "core/nn/compress.h"
 #include "core/nn/model.h"
 #include "core/peaks/finder.h"
 
@@ -71,6 +75,9 @@ void declarePredict(VerbSpec &v)
         .number(0, std::numeric_limits<double>::infinity());
     v.option("frames", "A:B", "frames A to B-1, for frame input (default: all)");
     v.option("batch", "B", "inference batch size").integer(1, 1 << 20).defaultValue("512");
+    v.option("engine", "E", "torch: LibTorch float inference; fixed: the exact integer reference of a quantised "
+                            "model folder (quantization.json, braggnac compress)")
+        .choices({"torch", "fixed"}).defaultValue("torch");
 }
 
 int runPredict(const Args &args)
@@ -83,12 +90,23 @@ int runPredict(const Args &args)
     const double threshold = args.getDouble("threshold", -1);
     const std::string frames = args.get("frames");
     const int batch = int(args.getInt("batch", 512));
+    const std::string engine = args.get("engine", "torch");
     if (args.has("dataset") && !isHdf5File(input))
         throw core::InputError(core::fileMessage(input, "--dataset applies to HDF5 frame files only; this is not HDF5"));
 
     core::setTorchThreads(args.threads());
     const core::Model model = core::Model::load(modelPath);
     const int size = model.spec().inputSize;
+    std::unique_ptr<core::IntegerReference> fixed;
+    if (engine == "fixed") {
+        if (!core::hasQuantSpec(model))
+            throw core::InputError(core::fileMessage(modelPath, "quantization.json: missing or not a quantisation "
+                                                                "spec: --engine fixed needs a quantised model folder "
+                                                                "(braggnac compress)"));
+        fixed = std::make_unique<core::IntegerReference>(
+            core::LayerPlan::lower(model.spec()), model.namedParameters(),
+            core::modelQuantSpec(model, modelPath + "/quantization.json"));
+    }
     const core::Monitor monitor = makeMonitor(args, "predict");
     const auto t0 = std::chrono::steady_clock::now();
 
@@ -120,8 +138,13 @@ int runPredict(const Args &args)
 
     const std::size_t n = data.size();
     std::vector<float> predicted;
-    if (n > 0)
+    if (n > 0 && fixed) {
+        const std::vector<double> p = fixed->predict(data.patches.data(), n,
+                                                      args.threads() > 0 ? args.threads() : int(std::max(1u, std::thread::hardware_concurrency())));
+        predicted.assign(p.begin(), p.end());
+    } else if (n > 0) {
         predicted = model.predict(data.patches.data(), n, batch);
+    }
     data.extraFloat.erase("/predicted");
     data.extraFloat.erase("/predicted_frame");
     data.extraFloat["/predicted"] = {{n, 2}, predicted};
@@ -138,6 +161,7 @@ int runPredict(const Args &args)
     summary["input"] = patchFile ? "patches" : "frames";
     summary["patches"] = n;
     summary["seconds"] = seconds;
+    summary["engine"] = engine;
     if (args.json())
         printJson(summary);
     else
