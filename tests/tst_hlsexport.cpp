@@ -218,6 +218,11 @@ private Q_SLOTS:
         QCOMPARE(r.exitCode, 0);
         QVERIFY(!fs::exists(out + "/keep.txt"));
         QVERIFY(fs::exists(out + "/firmware/defines.h"));
+        // Never over an input of the run, even with --force.
+        r = runCli(qargs({"export-hls", m_model, "--out", m_dir.path().toStdString(), "--force"}));
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains("holds an input of the run"), r.err.constData());
+        QVERIFY(fs::exists(m_model + "/model.json"));
 
         // A layer norm over 32-bit formats cannot run in the template's 64-bit integers: refused,
         // naming the op, nothing written.

@@ -2,6 +2,7 @@
 // optional bit-exact C simulation check against the integer reference and an analytic estimate.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +44,14 @@ int runExportHls(const Args &args)
     const std::string checkPath = args.get("check");
     const std::size_t nWanted = std::size_t(args.getInt("n", 100));
     args.finish(1);
+    // --out is replaced as a whole (with --force): never a folder holding an input of the run.
+    {
+        namespace fs = std::filesystem;
+        const std::string o = fs::weakly_canonical(fs::absolute(out)).string() + "/";
+        for (const std::string &in : {modelPath, checkPath})
+            if (!in.empty() && (fs::weakly_canonical(fs::absolute(in)).string() + "/").rfind(o, 0) == 0)
+                throw core::InputError(core::fileMessage(out, "holds an input of the run (" + in + "); choose another --out"));
+    }
 
     const core::Model model = core::Model::load(modelPath);
     const core::LayerPlan plan = core::LayerPlan::lower(model.spec());
