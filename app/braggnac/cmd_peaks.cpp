@@ -55,6 +55,15 @@ void declarePeaks(VerbSpec &v)
     v.option("max-pixels", "N", "largest peak").integer(1, 100000000).defaultValue("2500");
     v.option("patch-size", "S", "patch size in pixels").integer(1, 255).oddOnly().defaultValue("11");
     v.option("frames", "A:B", "frames A to B-1 (also A:, :B, or one frame A; default: all)");
+    v.option("split", "MODE", "prominence: one peak per prominent local maximum; none: one per connected component (BraggNN's pipeline)")
+        .choices({"prominence", "none"})
+        .defaultValue("prominence");
+    v.option("min-separation", "PX", "smallest distance between two split peaks").number(0, 1000).defaultValue("2.5");
+    v.option("prominence-fraction", "F", "a split maximum stands at least F x its height above its saddle").number(0, 1).defaultValue("0.1");
+    v.option("prominence-sigma", "K", "... and at least K x the noise of that difference").number(0, 1e6).defaultValue("4");
+    v.option("gain", "G", "counts per photon for the noise model (0: background noise only)").number(0, 1e9).defaultValue("1");
+    v.option("shoulder-sigma", "K", "shoulder search threshold in noise sigmas (0: no shoulder search)").number(0, 1e6).defaultValue("4");
+    v.option("saturation", "V", "detector saturation in counts (0: none; absent: automatic)").number(0, 1e30);
     v.flag("no-mask", "keep other peaks' pixels in a patch (default: masked)");
     v.flag("no-compress", "write the datasets uncompressed");
 }
@@ -74,8 +83,16 @@ int runPeaks(const Args &args)
     o.maxPixels = int(args.getInt("max-pixels", o.maxPixels));
     o.patchSize = int(args.getInt("patch-size", o.patchSize));
     o.maskOthers = !args.flag("no-mask");
+    o.split = args.get("split", "prominence") == "none" ? core::SplitMode::None : core::SplitMode::Prominence;
+    o.minSeparation = args.getDouble("min-separation", o.minSeparation);
+    o.prominenceFraction = args.getDouble("prominence-fraction", o.prominenceFraction);
+    o.prominenceSigma = args.getDouble("prominence-sigma", o.prominenceSigma);
+    o.gain = args.getDouble("gain", o.gain);
+    o.shoulderSigma = args.getDouble("shoulder-sigma", o.shoulderSigma);
+    o.saturation = args.getDouble("saturation", o.saturation);
     o.threads = args.threads();
     const bool compress = !args.flag("no-compress");
+    o.validate("peaks");
     if (o.maxPixels < o.minPixels)
         throw UsageError("--min-pixels/--max-pixels: expected min <= max, got "
                          + std::to_string(o.minPixels) + " > " + std::to_string(o.maxPixels));
@@ -122,6 +139,9 @@ int runPeaks(const Args &args)
                    {"frames_per_s", fps},
                    {"border", countFlag("/flags/border")},
                    {"merged", countFlag("/flags/merged")},
+                   {"neighbour", countFlag("/flags/neighbour")},
+                   {"shoulder", countFlag("/flags/shoulder")},
+                   {"saturated", countFlag("/flags/saturated")},
                    {"out", out}});
     } else {
         info("found " + std::to_string(data.size()) + " peaks in " + std::to_string(frames)

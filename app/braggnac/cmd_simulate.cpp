@@ -132,12 +132,18 @@ void declarePatches(VerbSpec &v)
     v.option("out", "P.h5", "the patch file to write").required().output(OutputKind::PatchFile);
     v.option("n", "N", "number of patches").integer(1, 100000000).defaultValue("10000");
     v.option("patch-size", "S", "patch size in pixels").integer(3, 255).oddOnly().defaultValue("11");
+    v.option("regime", "R", "easy: today's clean patches; realistic: like detector data (faint peaks down to "
+             "~30 counts on backgrounds up to 30, centres up to 1.5 px off, widths 0.6-2.2 px, pixel-integrated, "
+             "15 % with a neighbour; docs/fitting.md)")
+        .choices({"easy", "realistic"})
+        .defaultValue("easy");
     v.flag("no-compress", "write the datasets uncompressed");
 }
 
 int simulatePatches(const Args &args)
 {
-    core::PatchSimOptions o;
+    core::PatchSimOptions o = args.get("regime", "easy") == "realistic" ? core::PatchSimOptions::realistic()
+                                                                        : core::PatchSimOptions::easy();
     const std::string out = args.required("out");
     const long long n = args.getInt("n", 10000);
     const long long patchSize = args.getInt("patch-size", o.patchSize);
@@ -150,7 +156,7 @@ int simulatePatches(const Args &args)
     endProgress();
     core::writePatchDataset(out, data, compress);
     if (args.json())
-        printJson({{"patches", data.size()}, {"patch_size", patchSize}, {"out", out},
+        printJson({{"patches", data.size()}, {"patch_size", patchSize}, {"regime", args.get("regime", "easy")}, {"out", out},
                    {"seconds", seconds(start)}});
     else
         info("wrote " + std::to_string(data.size()) + " labelled patches (" + std::to_string(patchSize)

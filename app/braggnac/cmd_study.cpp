@@ -130,10 +130,9 @@ int runStudy(const Args &args)
             return 0;
     }
 
-    std::vector<core::TrialRecord> trials = store.listTrials();
     std::vector<core::TrialRecord> selected;
     if (pareto || best) {
-        const std::vector<core::TrialRecord> front = core::studyFront(trials);
+        const std::vector<core::TrialRecord> front = core::studyFront(store);
         if (best) {
             if (front.empty())
                 throw core::InputError(core::fileMessage(path, "no finished trial with values yet: there is no best trial"));
@@ -142,7 +141,7 @@ int runStudy(const Args &args)
             selected = front;
         }
     } else {
-        selected = trials;
+        selected = store.listTrials();
     }
 
     if (!out.empty()) {

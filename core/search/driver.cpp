@@ -131,41 +131,103 @@ std::vector<double> objectiveValues(const std::vector<std::string> &objectives, 
     return values;
 }
 
-int fidelityLevel(const TrialRecord &t)
+int fidelityLevel(TrialState state, int fidelity)
 {
     // Complete trials are at full fidelity whatever their epoch count (early stopping by the
     // recipe's patience is not a lower fidelity); a pruned trial's level is the epochs it got.
-    return t.state == TrialState::Complete ? std::numeric_limits<int>::max() : t.fidelity;
+    return state == TrialState::Complete ? std::numeric_limits<int>::max() : fidelity;
 }
 
-std::vector<TrialRecord> studyFront(const std::vector<TrialRecord> &trials)
+std::vector<std::size_t> studyFrontIndices(const std::vector<TrialPoint> &points)
 {
-    std::vector<const TrialRecord *> scored;
-    int top = -1;
-    for (const auto &t : trials) {
-        if ((t.state != TrialState::Complete && t.state != TrialState::Pruned) || t.values.empty())
+    std::vector<std::size_t> eligible;
+    int top = std::numeric_limits<int>::min();
+    std::size_t dims = 0;
+    for (std::size_t i = 0; i < points.size(); ++i) {
+        const TrialPoint &p = points[i];
+        if ((p.state != TrialState::Complete && p.state != TrialState::Pruned) || p.values.empty())
             continue;
         bool finite = true;
-        for (double v : t.values)
+        for (double v : p.values)
             finite = finite && std::isfinite(v);
         if (!finite)
             continue;
-        scored.push_back(&t);
-        top = std::max(top, fidelityLevel(t));
-    }
-    std::vector<const TrialRecord *> eligible;
-    std::vector<Objectives> points;
-    for (const TrialRecord *t : scored)
-        if (fidelityLevel(*t) == top && (points.empty() || t->values.size() == points.front().size())) {
-            eligible.push_back(t);
-            points.push_back(t->values);
+        if (dims == 0)
+            dims = p.values.size();
+        if (p.values.size() != dims)
+            continue;
+        const int level = fidelityLevel(p.state, p.fidelity);
+        if (level > top) {
+            top = level;
+            eligible.clear();
         }
+        if (level == top)
+            eligible.push_back(i);
+    }
+    auto byFirst = [&](std::size_t a, std::size_t b) {
+        const auto &x = points[a], &y = points[b];
+        if (x.values != y.values)
+            return x.values < y.values; // lexicographic: first objective, then the others
+        return x.number < y.number;
+    };
+    std::sort(eligible.begin(), eligible.end(), byFirst);
+    std::vector<std::size_t> front;
+    if (dims == 2) {
+        // Sweep in order of (v0, v1): a point is on the front iff its v1 is below every earlier
+        // one, or it equals the last front point exactly.
+        double minV1 = std::numeric_limits<double>::infinity();
+        for (std::size_t i : eligible) {
+            const auto &v = points[i].values;
+            if (v[1] < minV1) {
+                front.push_back(i);
+                minV1 = v[1];
+            } else if (!front.empty() && points[front.back()].values == v) {
+                front.push_back(i);
+            }
+        }
+        return front;
+    }
+    std::vector<Objectives> pts;
+    for (std::size_t i : eligible)
+        pts.push_back(points[i].values);
+    for (std::size_t k : paretoFront(pts))
+        front.push_back(eligible[k]);
+    std::sort(front.begin(), front.end(), byFirst);
+    return front;
+}
+
+namespace {
+TrialPoint pointOf(const TrialRecord &t)
+{
+    TrialPoint p;
+    p.id = t.id;
+    p.number = t.number;
+    p.state = t.state;
+    p.fidelity = t.fidelity;
+    p.values = t.values;
+    return p;
+}
+} // namespace
+
+std::vector<TrialRecord> studyFront(const std::vector<TrialRecord> &trials)
+{
+    std::vector<TrialPoint> points;
+    points.reserve(trials.size());
+    for (const auto &t : trials)
+        points.push_back(pointOf(t));
     std::vector<TrialRecord> front;
-    for (std::size_t i : paretoFront(points))
-        front.push_back(*eligible[i]);
-    std::stable_sort(front.begin(), front.end(), [](const TrialRecord &a, const TrialRecord &b) {
-        return a.values[0] < b.values[0] || (a.values[0] == b.values[0] && a.number < b.number);
-    });
+    for (std::size_t i : studyFrontIndices(points))
+        front.push_back(trials[i]);
+    return front;
+}
+
+std::vector<TrialRecord> studyFront(const StudyStore &store)
+{
+    const std::vector<TrialPoint> points = store.points(std::nullopt);
+    std::vector<TrialRecord> front;
+    for (std::size_t i : studyFrontIndices(points))
+        if (auto t = store.trial(points[i].id))
+            front.push_back(std::move(*t));
     return front;
 }
 
@@ -231,9 +293,7 @@ public:
         }
         summary.requeued = m_requeued;
         summary.counts = m_store.counts();
-        for (const TrialRecord &t : studyFront(m_store.listTrials({std::nullopt, false, false})))
-            if (auto full = m_store.trial(t.id))
-                summary.front.push_back(*full);
+        summary.front = studyFront(m_store);
         summary.hypervolume = studyHypervolume(summary.front, m_options);
         summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return summary;
@@ -417,7 +477,17 @@ private:
         p.counts = m_store.counts();
         p.target = m_options.trials;
         p.generation = m_nsga.generation();
-        const auto front = studyFront(m_store.listTrials({std::nullopt, false, false}));
+        const std::vector<TrialPoint> points = m_store.points(std::nullopt);
+        std::vector<TrialRecord> front;
+        for (std::size_t i : studyFrontIndices(points)) {
+            TrialRecord r;
+            r.id = points[i].id;
+            r.number = points[i].number;
+            r.state = points[i].state;
+            r.fidelity = points[i].fidelity;
+            r.values = points[i].values;
+            front.push_back(std::move(r));
+        }
         p.bestDistance = nan();
         if (!front.empty() && m_options.objectives.front() == "distance")
             p.bestDistance = front.front().values.front();
