@@ -1,8 +1,10 @@
 // braggnac evaluate: distance statistics of a trained model on one split of a labelled dataset.
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
 #include "cli.h"
+#include "core/nn/compress.h"
 #include "core/common/error.h"
 #include "core/io/patchdataset.h"
 #include "core/nn/model.h"
@@ -52,8 +54,12 @@ int runEvaluate(const Args &args)
     const core::Model model = core::Model::load(modelPath);
     const core::PatchDataset data = core::readPatchDataset(dataPath);
     core::Evaluation ev;
+    // A quantised model folder is what the FPGA runs: evaluate it with the fixed-point engine
+    // (the integer reference), not with LibTorch float on its weights.
+    const bool fixed = core::hasQuantSpec(model);
     try {
-        ev = core::evaluateModel(model, data, split);
+        ev = fixed ? core::evaluateQuantised(model, data, split, std::max(1, args.threads()))
+                   : core::evaluateModel(model, data, split);
     } catch (const core::InputError &e) {
         throw core::InputError(core::fileMessage(dataPath, e.what()));
     }
@@ -61,6 +67,7 @@ int runEvaluate(const Args &args)
     if (args.json()) {
         nlohmann::json j = ev.overall.toJson();
         j["split"] = splitName;
+        j["engine"] = fixed ? "fixed" : "torch";
         if (!ev.subsets.empty()) {
             nlohmann::json subsets = nlohmann::json::object();
             for (const auto &[name, stats] : ev.subsets)
