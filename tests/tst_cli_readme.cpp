@@ -73,7 +73,8 @@ private Q_SLOTS:
         QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0, err.constData());
 
         for (const char *file : {"frames.h5", "patches.h5", "labelled.h5", "sim.h5", "nac.model/model.json",
-                                 "nac.model/weights.pt", "predicted.h5"})
+                                 "nac.model/weights.pt", "predicted.h5", "search.db", "best.model/model.json",
+                                 "tune.db", "nac8.model/quantization.json", "nac8-hls/build_csim.sh"})
             QVERIFY2(QFile::exists(dir + "/" + file), file);
         // One JSON object per --json line, in order.
         int jsonLines = 0;
@@ -87,8 +88,22 @@ private Q_SLOTS:
             const QJsonDocument d = QJsonDocument::fromJson(line, &e);
             QVERIFY2(e.error == QJsonParseError::NoError && d.isObject(), line.constData());
         }
-        const QJsonObject cost = QJsonDocument::fromJson(printed.last()).object();
-        QCOMPARE(cost.value(QStringLiteral("params")).toInteger(), 45394); // braggnn, docs/cost.md
+        bool sawCost = false, sawCheck = false;
+        for (const QByteArray &line : printed) {
+            const QJsonObject o = QJsonDocument::fromJson(line).object();
+            if (o.value(QStringLiteral("convention")).toString() == QLatin1String("nac-opt")) {
+                QCOMPARE(o.value(QStringLiteral("params")).toInteger(), 45394); // braggnn, docs/cost.md
+                sawCost = true;
+            }
+            if (o.contains(QStringLiteral("check"))) { // export-hls --check: the C simulation
+                const QJsonObject check = o.value(QStringLiteral("check")).toObject();
+                QCOMPARE(check.value(QStringLiteral("n")).toInteger(), 20);
+                QCOMPARE(check.value(QStringLiteral("mismatches")).toInteger(), 0);
+                sawCheck = true;
+            }
+        }
+        QVERIFY(sawCost);
+        QVERIFY(sawCheck);
     }
 };
 
