@@ -38,23 +38,7 @@ int runTrain(const Args &args)
     const std::string arch = args.required("arch");
     const std::string out = args.required("out");
 
-    core::TrainOptions o;
-    o.epochs = int(args.getInt("epochs", o.epochs));
-    o.batchSize = int(args.getInt("batch", o.batchSize));
-    o.device = args.get("device", o.device);
-    o.learningRate = args.getDouble("lr", o.learningRate);
-    o.optimizer = args.get("optimizer", o.optimizer);
-    o.schedule = args.get("schedule", o.schedule);
-    o.weightDecay = args.getDouble("weight-decay", o.weightDecay);
-    o.momentum = args.getDouble("momentum", o.momentum);
-    o.rmspropMomentum = args.getDouble("rmsprop-momentum", o.rmspropMomentum);
-    o.stepSize = int(args.getInt("step-size", o.stepSize));
-    o.gamma = args.getDouble("gamma", o.gamma);
-    o.patience = int(args.getInt("patience", o.patience));
-    o.shift = int(args.getInt("shift", o.shift));
-    o.threads = args.threads();
-    o.seed = args.seed(1);
-    o.dataSource = dataPath;
+    core::TrainOptions o = recipeFromArgs(args, dataPath);
     args.finish(1);
     o.validate("train options");
 
