@@ -104,6 +104,23 @@ SearchOptions SearchOptions::fromJson(const json &j, const std::string &source)
     return o;
 }
 
+TrialOutcome trialOutcome(const TaskResult &result, const StudyStore &store)
+{
+    TrialOutcome outcome;
+    outcome.metrics = result.metrics;
+    outcome.cost = result.cost;
+    outcome.history = result.history;
+    outcome.fidelity = result.fidelity;
+    outcome.seconds = result.seconds;
+    if (!result.modelPath.empty()) {
+        const std::string folder = store.folder();
+        outcome.modelPath = result.modelPath.rfind(folder + "/", 0) == 0
+            ? result.modelPath.substr(folder.size() + 1)
+            : result.modelPath;
+    }
+    return outcome;
+}
+
 std::vector<double> objectiveValues(const std::vector<std::string> &objectives, const json &metrics,
                                     const json &cost)
 {
@@ -435,18 +452,7 @@ private:
             ++m_requeued;
             return;
         }
-        TrialOutcome outcome;
-        outcome.metrics = result.metrics;
-        outcome.cost = result.cost;
-        outcome.history = result.history;
-        outcome.fidelity = result.fidelity;
-        outcome.seconds = result.seconds;
-        if (!result.modelPath.empty()) {
-            const std::string folder = m_store.folder();
-            outcome.modelPath = result.modelPath.rfind(folder + "/", 0) == 0
-                ? result.modelPath.substr(folder.size() + 1)
-                : result.modelPath;
-        }
+        TrialOutcome outcome = trialOutcome(result, m_store);
         std::string failure = result.status == TaskStatus::Failed ? result.reason : std::string();
         if (failure.empty()) {
             try {

@@ -79,6 +79,10 @@ struct SearchSummary {
     double hypervolume = 0;
 };
 
+/// A finished task's result as the store records it (values left empty): metrics, cost,
+/// history, fidelity, seconds, and the model path made relative to the store's folder.
+TrialOutcome trialOutcome(const TaskResult &result, const StudyStore &store);
+
 /// Objective values from a finished trial's metrics ({"validation": {"mean", ...}}) and cost
 /// ({"bops", "params", "macs"}); throws InputError naming the missing field.
 std::vector<double> objectiveValues(const std::vector<std::string> &objectives,

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/arch/archspec.h"
+#include "core/search/driver.h"
 #include "core/common/error.h"
 
 namespace braggnac::core {
@@ -330,18 +331,7 @@ private:
             ++m_requeued;
             return;
         }
-        TrialOutcome outcome;
-        outcome.metrics = result.metrics;
-        outcome.cost = result.cost;
-        outcome.history = result.history;
-        outcome.fidelity = result.fidelity;
-        outcome.seconds = result.seconds;
-        if (!result.modelPath.empty()) {
-            const std::string folder = m_store.folder();
-            outcome.modelPath = result.modelPath.rfind(folder + "/", 0) == 0
-                ? result.modelPath.substr(folder.size() + 1)
-                : result.modelPath;
-        }
+        TrialOutcome outcome = trialOutcome(result, m_store);
         std::string failure = result.status == TaskStatus::Failed ? result.reason : std::string();
         if (failure.empty()) {
             const json *mean = nullptr;
