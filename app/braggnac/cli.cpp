@@ -688,6 +688,15 @@ void declareRecipeOptions(VerbSpec &v)
     v.option("shift", "PX", "random shift augmentation (px)").integer(0, 1000).defaultValue("0");
 }
 
+void checkStudyPath(const std::string &studyPath)
+{
+    if (std::filesystem::is_directory(studyPath))
+        throw core::InputError(core::fileMessage(studyPath, "is a folder, not a study file"));
+    const std::filesystem::path parent = std::filesystem::path(studyPath).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent))
+        throw core::InputError(core::fileMessage(studyPath, "its folder '" + parent.string() + "' does not exist"));
+}
+
 core::TrainOptions recipeFromArgs(const Args &args, const std::string &dataSource)
 {
     core::TrainOptions o;

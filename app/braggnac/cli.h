@@ -190,6 +190,10 @@ void checkOutputPath(const Args &args, const std::string &path, const std::strin
 /// Legacy verbs: throws core::InputError naming `path` when its folder does not exist.
 void checkOutputFolder(const std::string &path);
 
+/// A study file given to search/tune: not a folder, and its folder exists (the store itself
+/// refuses files that are not studies). Throws core::InputError naming the path.
+void checkStudyPath(const std::string &path);
+
 /// True when `path` is an HDF5 file (by signature); verbs use it to refuse HDF5-only options
 /// (--dataset) for GE and TIFF inputs.
 bool isHdf5File(const std::string &path);

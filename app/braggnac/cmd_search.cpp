@@ -105,11 +105,7 @@ int runSearch(const Args &args)
         mpiExecutor = std::make_unique<core::MpiExecutor>();
     const std::string dataPath = args.positionalAt(0, "DATA (a labelled patch file)");
     const std::string studyPath = args.required("study");
-    if (std::filesystem::is_directory(studyPath))
-        throw core::InputError(core::fileMessage(studyPath, "is a folder, not a study file"));
-    const std::filesystem::path parent = std::filesystem::path(studyPath).parent_path();
-    if (!parent.empty() && !std::filesystem::is_directory(parent))
-        throw core::InputError(core::fileMessage(studyPath, "its folder '" + parent.string() + "' does not exist"));
+    checkStudyPath(studyPath);
 
     core::SearchOptions so;
     so.trials = int(args.getInt("trials", so.trials));

@@ -72,11 +72,7 @@ int runTune(const Args &args)
                                "run it without mpirun, with --workers W");
     const std::string dataPath = args.positionalAt(0, "DATA (a labelled patch file)");
     const std::string studyPath = args.required("study");
-    if (std::filesystem::is_directory(studyPath))
-        throw core::InputError(core::fileMessage(studyPath, "is a folder, not a study file"));
-    const std::filesystem::path parent = std::filesystem::path(studyPath).parent_path();
-    if (!parent.empty() && !std::filesystem::is_directory(parent))
-        throw core::InputError(core::fileMessage(studyPath, "its folder '" + parent.string() + "' does not exist"));
+    checkStudyPath(studyPath);
 
     core::TuneOptions to;
     to.trials = int(args.getInt("trials", to.trials));
