@@ -101,6 +101,9 @@ private Q_SLOTS:
             QCOMPARE(t.attempts, 1);
             QCOMPARE(t.fidelity, 2);
             QVERIFY2(specs.insert(t.specHash).second, "a spec was trained twice");
+            // the worker rank that trained it, not rank 0 which claimed it for that worker
+            QVERIFY2(t.rank == 1 || t.rank == 2, std::to_string(t.rank).c_str());
+            QVERIFY(!t.host.empty());
         }
     }
 
@@ -122,6 +125,8 @@ private Q_SLOTS:
             QVERIFY(t.attempts == 1 || t.attempts == 2);
             twice += t.attempts == 2 ? 1 : 0;
             QVERIFY(specs.insert(t.specHash).second);
+            if (t.attempts == 2)
+                QCOMPARE(t.rank, 1); // retrained by the surviving rank after rank 2 died
         }
         QCOMPARE(twice, 1); // the trial rank 2 was training when it died, and only that one
     }

@@ -112,6 +112,8 @@ TrialOutcome trialOutcome(const TaskResult &result, const StudyStore &store)
     outcome.history = result.history;
     outcome.fidelity = result.fidelity;
     outcome.seconds = result.seconds;
+    outcome.host = result.host;
+    outcome.rank = result.rank;
     if (!result.modelPath.empty()) {
         const std::string folder = store.folder();
         outcome.modelPath = result.modelPath.rfind(folder + "/", 0) == 0
@@ -295,7 +297,7 @@ public:
                 const StateCounts c = m_store.counts();
                 if (finished(c) >= m_options.trials)
                     break;
-                if (c.queued == 0) { // nothing runs, nothing waits, nothing new: exhausted
+                if (c.queued == 0 && !held()) { // nothing runs, nothing waits, nothing new: exhausted
                     summary.exhausted = true;
                     break;
                 }
@@ -326,6 +328,8 @@ private:
     }
 
     static int finished(const StateCounts &c) { return c.complete + c.pruned + c.failed; }
+
+    bool held() const { return m_callbacks.holdNewTrials && m_callbacks.holdNewTrials(); }
 
     // NSGA-II ranks by fidelity first: a complete trial counts as the full budget (even when
     // the recipe's patience stopped it sooner), a pruned one as the epochs it got.
@@ -369,7 +373,7 @@ private:
     // Starts trials while workers are free and the study needs more.
     void fill()
     {
-        while (m_executor.busy() < m_executor.capacity() && !m_cancel.isCancelled()) {
+        while (m_executor.busy() < m_executor.capacity() && !m_cancel.isCancelled() && !held()) {
             const StateCounts c = m_store.counts();
             if (finished(c) + c.running >= m_options.trials)
                 return;
@@ -462,7 +466,7 @@ private:
             }
         }
         if (!failure.empty()) {
-            m_store.fail(result.id, failure.empty() ? "failed" : failure);
+            m_store.fail(result.id, failure.empty() ? "failed" : failure, outcome.host, outcome.rank);
             m_nsga.tellFailed(r.spec);
         } else if (result.status == TaskStatus::Pruned) {
             m_store.prune(result.id, outcome, result.reason);

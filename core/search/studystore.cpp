@@ -26,7 +26,9 @@ namespace braggnac::core {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: the study, trials and epochs; 2: + compress_runs and compress_records (a version-1 file is
+// migrated when opened read-write: migrateStore).
+constexpr int kSchemaVersion = 2;
 constexpr std::int32_t kApplicationId = 0x42524e53; // "BRNS": BraggNAC study
 constexpr int kBusyTimeoutMs = 30000;
 
@@ -197,7 +199,7 @@ CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE study(
   id INTEGER PRIMARY KEY CHECK (id = 1),
   name TEXT NOT NULL,
-  kind TEXT NOT NULL CHECK (kind IN ('search', 'tune')),
+  kind TEXT NOT NULL CHECK (kind IN ('search', 'tune', 'compress')),
   created REAL NOT NULL,
   space_json TEXT NOT NULL,
   space_hash TEXT NOT NULL,
@@ -249,6 +251,36 @@ CREATE TABLE epochs(
 CREATE INDEX epochs_by_epoch ON epochs(epoch);
 )sql";
 
+// Schema version 2: the records of `braggnac compress` runs (created in new files, added to
+// version-1 files by migrateStore).
+const char *kCompressSchemaSql = R"sql(
+CREATE TABLE compress_runs(
+  id INTEGER PRIMARY KEY,
+  created REAL NOT NULL,
+  source_model TEXT NOT NULL,
+  source_trial INTEGER NOT NULL DEFAULT -1,
+  dataset_path TEXT NOT NULL,
+  dataset_size INTEGER NOT NULL,
+  dataset_hash TEXT NOT NULL,
+  options_json TEXT NOT NULL,
+  finished INTEGER NOT NULL DEFAULT 0,
+  chosen INTEGER NOT NULL DEFAULT -1,
+  model_path TEXT);
+CREATE TABLE compress_records(
+  run_id INTEGER NOT NULL REFERENCES compress_runs(id),
+  idx INTEGER NOT NULL,
+  bits INTEGER NOT NULL,
+  round INTEGER NOT NULL,
+  sparsity REAL NOT NULL,
+  bops REAL NOT NULL,
+  params INTEGER NOT NULL,
+  validation REAL,
+  test REAL,
+  model_path TEXT,
+  PRIMARY KEY (run_id, idx),
+  UNIQUE (run_id, bits, round)) WITHOUT ROWID;
+)sql";
+
 const char *kTrialColumns =
     "id, number, state, spec_hash, hparams_hash, budget, fidelity, generation, values_json, "
     "queued_at, started_at, finished_at, seconds, host, rank, error, model_path, attempts, "
@@ -266,7 +298,12 @@ constexpr int kBlobFirst = 19;
 
 const char *studyKindName(StudyKind k)
 {
-    return k == StudyKind::Search ? "search" : "tune";
+    switch (k) {
+    case StudyKind::Search: return "search";
+    case StudyKind::Tune: return "tune";
+    case StudyKind::Compress: return "compress";
+    }
+    return "search";
 }
 
 StudyKind studyKindFromName(const std::string &s, const std::string &source)
@@ -275,7 +312,9 @@ StudyKind studyKindFromName(const std::string &s, const std::string &source)
         return StudyKind::Search;
     if (s == "tune")
         return StudyKind::Tune;
-    throw InputError(source + ": unknown study kind '" + s + "' (expected search or tune)");
+    if (s == "compress")
+        return StudyKind::Compress;
+    throw InputError(source + ": unknown study kind '" + s + "' (expected search, tune or compress)");
 }
 
 const char *trialStateName(TrialState s)
@@ -391,6 +430,14 @@ bool EpochValue::operator==(const EpochValue &o) const
     return epoch == o.epoch && sameValue && metrics == o.metrics;
 }
 
+bool CompressRecordRow::operator==(const CompressRecordRow &o) const
+{
+    auto same = [](double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
+    return bits == o.bits && round == o.round && same(sparsity, o.sparsity) && same(bops, o.bops)
+        && params == o.params && same(validation, o.validation) && same(test, o.test)
+        && modelPath == o.modelPath;
+}
+
 json TrialRecord::toJson() const
 {
     json eps = json::array();
@@ -475,6 +522,7 @@ struct StudyStore::Impl {
     bool created = false;
     bool readOnly = false;
     int objectiveCount = 0;
+    int schema = 0; // the file's schema version after open (and migration)
     mutable std::mutex mutex;
 
     ~Impl()
@@ -903,10 +951,47 @@ void validateStore(StudyStore::Impl &impl)
     if (version < 1)
         throw InputError(fileMessage(impl.path, "study store schema version "
                                                     + std::to_string(version) + " is unknown"));
-    for (const char *need : {"meta", "study", "objectives", "trials", "trial_blobs", "epochs"})
+    std::vector<const char *> needed{"meta", "study", "objectives", "trials", "trial_blobs", "epochs"};
+    if (version >= 2) {
+        needed.push_back("compress_runs");
+        needed.push_back("compress_records");
+    }
+    for (const char *need : needed)
         if (std::find(tables.begin(), tables.end(), need) == tables.end())
             throw InputError(fileMessage(impl.path, std::string("damaged study store: table '")
                                                         + need + "' is missing"));
+    impl.schema = version;
+}
+
+// Brings a store opened read-write to kSchemaVersion, in one transaction (so a crash leaves the
+// old version intact; another process migrating at the same time waits on the lock and then
+// finds the new version).
+void migrateStore(StudyStore::Impl &impl)
+{
+    if (impl.readOnly || impl.schema >= kSchemaVersion)
+        return;
+    impl.exec("BEGIN IMMEDIATE", "migrating the study store");
+    try {
+        int version = 0;
+        {
+            Stmt ver(impl, "PRAGMA user_version");
+            ver.step();
+            version = ver.i32(0);
+        }
+        if (version < 2)
+            impl.exec(kCompressSchemaSql, "migrating the study store to schema version 2");
+        if (version < kSchemaVersion) {
+            impl.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(),
+                      "setting user_version");
+            Stmt m(impl, "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)");
+            m.bind(1, std::to_string(kSchemaVersion)).run();
+        }
+        impl.exec("COMMIT", "migrating the study store");
+    } catch (...) {
+        sqlite3_exec(impl.db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+    impl.schema = kSchemaVersion;
 }
 
 void configure(StudyStore::Impl &impl)
@@ -951,6 +1036,7 @@ void writeNewStore(const std::string &temp, const StudyInfo &s)
                "setting user_version");
     impl->exec("BEGIN IMMEDIATE", "creating the study store");
     impl->exec(kSchemaSql, "creating the tables");
+    impl->exec(kCompressSchemaSql, "creating the compress tables");
     {
         Stmt m(*impl, "INSERT INTO meta(key, value) VALUES ('application', 'braggnac-study'), "
                       "('schema_version', ?), ('overrides', '[]')");
@@ -1007,6 +1093,7 @@ StudyStore StudyStore::open(const std::string &path, Mode mode)
     auto impl = connect(path, mode == Mode::ReadOnly, false);
     validateStore(*impl);
     configure(*impl);
+    migrateStore(*impl);
     return StudyStore(std::move(impl));
 }
 
@@ -1246,6 +1333,10 @@ void finish(const StudyStore::Impl &impl, std::int64_t id, const char *state,
     Stmt b(impl, "UPDATE trial_blobs SET metrics_json = ?, cost_json = ?, history_json = ? "
                  "WHERE trial_id = ?");
     b.bindJson(1, o.metrics).bindJson(2, o.cost).bindJson(3, o.history).bind(4, id).run();
+    if (o.rank >= 0) {
+        Stmt h(impl, "UPDATE trials SET host = ?, rank = ? WHERE id = ?");
+        h.bind(1, o.host).bind(2, o.rank).bind(3, id).run();
+    }
 }
 
 } // namespace
@@ -1342,7 +1433,7 @@ void StudyStore::prune(std::int64_t id, const TrialOutcome &outcome, const std::
     tx.commit();
 }
 
-void StudyStore::fail(std::int64_t id, const std::string &reason)
+void StudyStore::fail(std::int64_t id, const std::string &reason, const std::string &host, int rank)
 {
     std::lock_guard lock(m_impl->mutex);
     WriteTx tx(*m_impl);
@@ -1354,6 +1445,10 @@ void StudyStore::fail(std::int64_t id, const std::string &reason)
         .bind(3, nextSeq(*m_impl))
         .bind(4, id)
         .run();
+    if (rank >= 0) {
+        Stmt h(*m_impl, "UPDATE trials SET host = ?, rank = ? WHERE id = ?");
+        h.bind(1, host).bind(2, rank).bind(3, id).run();
+    }
     tx.commit();
 }
 
@@ -1525,6 +1620,174 @@ std::vector<double> StudyStore::valuesAtEpoch(int epoch) const
     while (s.step())
         out.push_back(s.real(0));
     return out;
+}
+
+// --- compress records -------------------------------------------------------------------------
+
+namespace {
+
+void requireCompressTables(const StudyStore::Impl &impl)
+{
+    if (impl.schema < 2)
+        throw Error(fileMessage(impl.path, "study store schema version " + std::to_string(impl.schema)
+                                               + " has no compress records (open it read-write once to "
+                                                 "migrate it)"));
+}
+
+// A finite value as a REAL, NaN / inf as NULL (an empty split's distance).
+Stmt &bindFinite(Stmt &s, int i, double v)
+{
+    return std::isfinite(v) ? s.bind(i, v) : s.bindNull(i);
+}
+
+} // namespace
+
+std::int64_t StudyStore::beginCompressRun(const CompressRunInfo &run)
+{
+    std::lock_guard lock(m_impl->mutex);
+    Impl &impl = *m_impl;
+    requireCompressTables(impl);
+    WriteTx tx(impl);
+    Stmt s(impl, "INSERT INTO compress_runs(created, source_model, source_trial, dataset_path, "
+                 "dataset_size, dataset_hash, options_json) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, run.created > 0 ? run.created : nowSeconds())
+        .bind(2, run.sourceModel)
+        .bind(3, run.sourceTrial)
+        .bind(4, run.dataset.path)
+        .bind(5, run.dataset.size)
+        .bind(6, run.dataset.contentHash)
+        .bind(7, run.options.is_null() ? std::string("null") : run.options.dump())
+        .run();
+    const std::int64_t id = sqlite3_last_insert_rowid(impl.db);
+    tx.commit();
+    return id;
+}
+
+void StudyStore::addCompressRecord(std::int64_t run, const CompressRecordRow &r)
+{
+    std::lock_guard lock(m_impl->mutex);
+    Impl &impl = *m_impl;
+    requireCompressTables(impl);
+    WriteTx tx(impl);
+    int count = 0;
+    {
+        Stmt q(impl, "SELECT finished, (SELECT COUNT(*) FROM compress_records WHERE run_id = ?1) "
+                     "FROM compress_runs WHERE id = ?1");
+        q.bind(1, run);
+        if (!q.step())
+            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + " does not exist"));
+        if (q.i32(0) != 0)
+            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run)
+                                                        + " is finished: no more records"));
+        count = q.i32(1);
+    }
+    {
+        Stmt q(impl, "SELECT COUNT(*) FROM compress_records WHERE run_id = ? AND bits = ? AND round = ?");
+        q.bind(1, run).bind(2, r.bits).bind(3, r.round);
+        q.step();
+        if (q.i32(0) != 0)
+            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + " already has a record for "
+                                                        + std::to_string(r.bits) + " bits, round "
+                                                        + std::to_string(r.round)));
+    }
+    Stmt s(impl, "INSERT INTO compress_records(run_id, idx, bits, round, sparsity, bops, params, "
+                 "validation, test, model_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, run).bind(2, count).bind(3, r.bits).bind(4, r.round).bind(5, r.sparsity).bind(6, r.bops)
+        .bind(7, r.params);
+    bindFinite(s, 8, r.validation);
+    bindFinite(s, 9, r.test);
+    if (r.modelPath.empty())
+        s.bindNull(10);
+    else
+        s.bind(10, r.modelPath);
+    s.run();
+    tx.commit();
+}
+
+void StudyStore::finishCompressRun(std::int64_t run, int chosen, const std::string &modelPath)
+{
+    std::lock_guard lock(m_impl->mutex);
+    Impl &impl = *m_impl;
+    requireCompressTables(impl);
+    WriteTx tx(impl);
+    {
+        Stmt q(impl, "SELECT finished, (SELECT COUNT(*) FROM compress_records WHERE run_id = ?1) "
+                     "FROM compress_runs WHERE id = ?1");
+        q.bind(1, run);
+        if (!q.step())
+            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + " does not exist"));
+        if (q.i32(0) != 0)
+            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + " is already finished"));
+        if (chosen < 0 || chosen >= q.i32(1))
+            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + ": chosen record "
+                                                        + std::to_string(chosen) + " out of range (it has "
+                                                        + std::to_string(q.i32(1)) + " records)"));
+    }
+    {
+        Stmt u(impl, "UPDATE compress_runs SET finished = 1, chosen = ?, model_path = ? WHERE id = ?");
+        u.bind(1, chosen);
+        if (modelPath.empty())
+            u.bindNull(2);
+        else
+            u.bind(2, modelPath);
+        u.bind(3, run).run();
+    }
+    if (!modelPath.empty()) {
+        Stmt u(impl, "UPDATE compress_records SET model_path = ? WHERE run_id = ? AND idx = ?");
+        u.bind(1, modelPath).bind(2, run).bind(3, chosen).run();
+    }
+    tx.commit();
+}
+
+std::vector<CompressRun> StudyStore::compressRuns() const
+{
+    std::lock_guard lock(m_impl->mutex);
+    const Impl &impl = *m_impl;
+    std::vector<CompressRun> runs;
+    if (impl.schema < 2)
+        return runs; // a version-1 file opened read-only: no compress tables yet
+    ReadTx tx(impl);
+    {
+        Stmt s(impl, "SELECT id, created, source_model, source_trial, dataset_path, dataset_size, dataset_hash, "
+                     "options_json, finished, chosen, model_path FROM compress_runs ORDER BY id");
+        while (s.step()) {
+            CompressRun r;
+            r.info.id = s.i64(0);
+            r.info.created = s.time(1);
+            r.info.sourceModel = s.text(2);
+            r.info.sourceTrial = s.i32(3);
+            r.info.dataset.path = s.text(4);
+            r.info.dataset.size = s.i64(5);
+            r.info.dataset.contentHash = s.text(6);
+            r.info.options = s.jsonAt(7, "compress_runs.options_json");
+            r.info.finished = s.i32(8) != 0;
+            r.info.chosen = s.i32(9);
+            r.info.modelPath = s.text(10);
+            runs.push_back(std::move(r));
+        }
+    }
+    Stmt s(impl, "SELECT run_id, bits, round, sparsity, bops, params, validation, test, model_path "
+                 "FROM compress_records ORDER BY run_id, idx");
+    std::size_t k = 0;
+    while (s.step()) {
+        const std::int64_t run = s.i64(0);
+        while (k < runs.size() && runs[k].info.id < run)
+            ++k;
+        if (k == runs.size() || runs[k].info.id != run)
+            throw InputError(fileMessage(impl.path, "damaged study store: a compress record of run "
+                                                        + std::to_string(run) + ", which does not exist"));
+        CompressRecordRow r;
+        r.bits = s.i32(1);
+        r.round = s.i32(2);
+        r.sparsity = s.real(3);
+        r.bops = s.real(4);
+        r.params = s.i64(5);
+        r.validation = s.real(6);
+        r.test = s.real(7);
+        r.modelPath = s.text(8);
+        runs[k].records.push_back(std::move(r));
+    }
+    return runs;
 }
 
 } // namespace braggnac::core

@@ -29,8 +29,8 @@
 
 namespace braggnac::core {
 
-enum class StudyKind { Search, Tune };
-const char *studyKindName(StudyKind k);                       // "search" | "tune"
+enum class StudyKind { Search, Tune, Compress };
+const char *studyKindName(StudyKind k);                       // "search" | "tune" | "compress"
 StudyKind studyKindFromName(const std::string &s, const std::string &source = "kind");
 
 enum class TrialState { Queued, Running, Complete, Failed, Pruned };
@@ -100,6 +100,8 @@ struct TrialOutcome {
     int fidelity = 0;             // epochs actually trained
     double seconds = 0;           // wall seconds of the trial
     std::string modelPath;        // model folder, relative to the store's folder ("" = none)
+    std::string host;             // who trained it (with rank >= 0: replaces the claim's host/rank,
+    int rank = -1;                //  which rank 0 records for an MPI worker's trial before it runs)
 };
 
 struct TrialRecord {
@@ -150,6 +152,37 @@ struct TrialPoint {
     TrialState state = TrialState::Queued;
     int fidelity = 0;
     std::vector<double> values;   // empty when the trial has none
+};
+
+/// One `braggnac compress` run stored in a study (schema version 2, docs/study-store.md): the
+/// start model, the data, the options, and once finished the chosen record and its folder.
+struct CompressRunInfo {
+    std::int64_t id = 0;          // set by beginCompressRun
+    double created = 0;           // Unix seconds; set by beginCompressRun when 0
+    std::string sourceModel;      // the start model folder (as given)
+    int sourceTrial = -1;         // the trial number the start model came from (-1: none)
+    DatasetInfo dataset;          // the compress data
+    nlohmann::json options;       // CompressOptions::toJson()
+    bool finished = false;        // finishCompressRun was called
+    int chosen = -1;              // index of the chosen record (-1: not finished)
+    std::string modelPath;        // the chosen record's saved folder, as given ("" = none)
+};
+
+/// One (bits, round) record of a compress run (CompressRecord in core/nn/compress.h).
+struct CompressRecordRow {
+    int bits = 0;
+    int round = 0;
+    double sparsity = 0;          // pruned fraction of the conv / linear weights
+    double bops = 0;              // standard BOPs, per-layer bits, real zeros
+    std::int64_t params = 0;      // non-zero quantised weights + biases
+    double validation = 0, test = 0; // mean distance (px); NaN (stored NULL) for an empty split
+    std::string modelPath;        // its saved folder ("" = not saved: only the chosen one is)
+    bool operator==(const CompressRecordRow &o) const;
+};
+
+struct CompressRun {
+    CompressRunInfo info;
+    std::vector<CompressRecordRow> records; // in the order they were measured
 };
 
 struct ListOptions {
@@ -213,7 +246,8 @@ public:
     /// one per objective (the values at the fidelity reached).
     void prune(std::int64_t id, const TrialOutcome &outcome, const std::string &reason = {});
     /// queued|running -> failed with its reason (exception text, "rank 3 died", ...).
-    void fail(std::int64_t id, const std::string &reason);
+    /// host/rank (rank >= 0): who ran it, replacing the claim's (as TrialOutcome::host/rank).
+    void fail(std::int64_t id, const std::string &reason, const std::string &host = {}, int rank = -1);
     /// A finished or running trial back to queued, e.g. an ASHA promotion to a larger budget
     /// (budget > 0 replaces the old one) or a retry after a lost rank. Clears its epoch values
     /// only when it was running or failed (a promotion keeps the epochs already trained).
@@ -239,6 +273,20 @@ public:
     /// The non-NaN values reported at `epoch` by every trial that reached it, by trial number
     /// (the median pruner's input; the caller leaves out the trial it is judging).
     std::vector<double> valuesAtEpoch(int epoch) const;
+
+    // --- compress records (schema version 2; a version-1 file gains the tables when it is
+    //     opened read-write, and reads as having no compress runs when opened read-only) ---
+    /// Starts a run (one transaction); returns its id. Records are added as they are measured,
+    /// so a run that is killed keeps the records it had (finished stays false).
+    std::int64_t beginCompressRun(const CompressRunInfo &run);
+    /// Appends one record to a run that is not finished (InputError otherwise, or when the run
+    /// already has a record with the same bits and round).
+    void addCompressRecord(std::int64_t run, const CompressRecordRow &record);
+    /// Marks the run finished: chosen is an index into its records (InputError when out of
+    /// range); modelPath is stored on the run and on the chosen record.
+    void finishCompressRun(std::int64_t run, int chosen, const std::string &modelPath);
+    /// Every compress run with its records, by id.
+    std::vector<CompressRun> compressRuns() const;
 
     /// The schema version this build writes and reads.
     static int schemaVersion();

@@ -346,7 +346,7 @@ private:
                 outcome.values = {mean->get<double>()};
         }
         if (!failure.empty())
-            m_store.fail(result.id, failure);
+            m_store.fail(result.id, failure, outcome.host, outcome.rank);
         else if (result.status == TaskStatus::Pruned)
             m_store.prune(result.id, outcome, result.reason.empty() ? "median pruner" : result.reason);
         else
