@@ -1,0 +1,708 @@
+#include "core/compress/fixedengine.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BRAGGNAC_FE_X86 1
+#endif
+
+#include "core/common/error.h"
+#include "core/common/parallel.h"
+
+namespace braggnac::core {
+
+namespace {
+
+using i128 = __int128;
+constexpr int kLanes = 16;        // patches per block (one per int32 lane)
+constexpr int kWordU16 = 2 * kLanes; // uint16 values per word (16 lanes x channel pair)
+
+// ---- the integer reference's arithmetic (intref.cpp), for the lane-by-lane ops -------------------
+
+i128 divRound(i128 num, i128 den, Rounding r)
+{
+    if (r == Rounding::RoundHalfUp) {
+        num = 2 * num + den;
+        den = 2 * den;
+    }
+    i128 q = num / den;
+    if ((num % den != 0) && (num < 0))
+        --q;
+    return q;
+}
+
+i128 alignUp(i128 raw, int from, int to) { return raw * (i128(1) << (to - from)); }
+
+i128 alignTo(i128 raw, int from, int to, Rounding r)
+{
+    if (to >= from)
+        return alignUp(raw, from, to);
+    const int shift = from - to;
+    if (r == Rounding::RoundHalfUp)
+        raw += i128(1) << (shift - 1);
+    return raw >> shift;
+}
+
+i128 wrapBits(i128 v, int bits)
+{
+    if (bits <= 0 || bits >= 127)
+        return v;
+    const i128 m = (i128(1) << bits);
+    i128 low = v & (m - 1);
+    if (low & (i128(1) << (bits - 1)))
+        low -= m;
+    return low;
+}
+
+// ---- compiled steps ---------------------------------------------------------------------------
+
+/// FixedFormat::requantise(v, fracIn) for int32 v, in int32 lanes: shift = fracIn - F_out;
+/// down: floor(v / 2^s) (+ bit s-1 of v for round-half-up, which is floor(v / 2^s + 1/2));
+/// up (saturating): v > upHi -> max, v < upLo -> min, else v << -s; then the overflow step.
+struct Requant {
+    int shift = 0;
+    bool round = false;
+    bool saturate = true;
+    int width = 16;
+    std::int32_t maxRaw = 0, minRaw = 0, upHi = 0, upLo = 0;
+};
+
+Requant makeRequant(int fracIn, const FixedFormat &out)
+{
+    Requant r;
+    r.shift = fracIn - out.fraction();
+    r.round = out.rounding == Rounding::RoundHalfUp;
+    r.saturate = out.overflow == Overflow::Saturate;
+    r.width = out.width;
+    r.maxRaw = std::int32_t(out.maxRaw());
+    r.minRaw = std::int32_t(out.minRaw());
+    if (r.shift < 0) {
+        const int up = -r.shift;
+        if (up >= 40) {
+            r.upHi = 0;
+            r.upLo = 0;
+        } else {
+            const std::int64_t d = std::int64_t(1) << up;
+            r.upHi = std::int32_t(out.maxRaw() / d); // floor (max >= 0)
+            const std::int64_t lo = out.minRaw();    // ceil(lo / d) for lo < 0
+            r.upLo = std::int32_t(-((-lo) / d));
+        }
+    }
+    return r;
+}
+
+struct DotStep {
+    int outC = 0, outP = 0;              // output channels, output positions (H * W)
+    std::vector<std::int32_t> base;      // per output position: its input word offset (oy * Win + ox)
+    std::vector<std::int32_t> tapBegin;  // per output channel: first tap (outC + 1 entries)
+    std::vector<std::int32_t> tapOff;    // word offset of the tap's input pair relative to base
+    std::vector<std::uint32_t> tapW;     // the two int16 weights of the pair (low: even channel)
+    std::vector<std::int32_t> bias;      // aligned to the product fraction bits (mod 2^32)
+    int accWrap = 0;                     // 1..31: wrap the sum to that many bits
+    Requant rq;
+    std::int64_t nonZero = 0;            // non-zero weights (not pairs) per output position set
+    std::int64_t pairs = 0, densePairs = 0;
+};
+
+enum class EltKind { Relu, Leaky, Gelu, Add };
+
+struct EltStep {
+    EltKind kind = EltKind::Relu;
+    std::size_t words = 0;
+    Requant rq;
+    int slopeShift = 0;
+    std::int32_t slope = 0;
+    std::vector<std::int32_t> table;
+    std::int32_t tableLo = 0;
+    int shiftA = 0, shiftB = 0;
+};
+
+} // namespace
+
+// The kernels, once per instruction set.
+namespace fe_portable {
+#define FE_ISA 0
+#include "core/compress/fixedengine.inc"
+#undef FE_ISA
+} // namespace fe_portable
+
+#ifdef BRAGGNAC_FE_X86
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace fe_avx2 {
+#define FE_ISA 1
+#include "core/compress/fixedengine.inc"
+#undef FE_ISA
+} // namespace fe_avx2
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
+// GCC 12 reports its own _mm512_undefined_* placeholders inside the intrinsics as uninitialised.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace fe_avx512 {
+#define FE_ISA 2
+#include "core/compress/fixedengine.inc"
+#undef FE_ISA
+} // namespace fe_avx512
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+
+namespace {
+
+struct Kernels {
+    void (*dot)(const DotStep &, const std::uint16_t *, std::uint16_t *);
+    void (*elt)(const EltStep &, const std::uint16_t *, const std::uint16_t *, std::uint16_t *);
+};
+
+Kernels kernelsFor(FixedEngine::Isa isa)
+{
+    switch (isa) {
+#ifdef BRAGGNAC_FE_X86
+    case FixedEngine::Isa::Avx512Vnni: return {&fe_avx512::runDot, &fe_avx512::runElt};
+    case FixedEngine::Isa::Avx2: return {&fe_avx2::runDot, &fe_avx2::runElt};
+#endif
+    default: return {&fe_portable::runDot, &fe_portable::runElt};
+    }
+}
+
+/// A tensor in a block's workspace: C channels of P positions, stored as ceil(C / 2) * P words.
+struct TensorInfo {
+    std::int64_t C = 1, P = 1, H = 1, W = 1;
+    std::size_t offset = 0; // in words
+    std::size_t words() const { return std::size_t((C + 1) / 2 * P); }
+};
+
+TensorInfo shapeInfo(const std::vector<std::int64_t> &shape)
+{
+    TensorInfo t;
+    t.C = shape.empty() ? 1 : shape[0];
+    t.H = shape.size() > 1 ? shape[1] : 1;
+    t.W = shape.size() > 2 ? shape[2] : 1;
+    t.P = t.H * t.W;
+    return t;
+}
+
+enum class StepType { Dot, Elt, Lane, Alias };
+
+struct Step {
+    StepType type = StepType::Alias;
+    int op = 0;          // plan index
+    int index = 0;       // into dots / elts
+    int in0 = 0, in1 = -1, out = 0; // tensor ids
+};
+
+int bitsOf(std::int64_t v) // bits of |v| (0 for 0)
+{
+    std::uint64_t a = std::uint64_t(v < 0 ? -v : v);
+    int b = 0;
+    while (a) {
+        ++b;
+        a >>= 1;
+    }
+    return b;
+}
+
+} // namespace
+
+struct FixedEngine::Impl {
+    IntegerReference ref;
+    Isa isa = Isa::Portable;
+    Kernels kernels{};
+    bool vectorised = false;
+    std::string reason;
+    std::vector<TensorInfo> tensors; // 0: the network input; then per op (aliases share)
+    std::vector<int> opTensor;       // per plan op: its output tensor id
+    std::vector<Step> steps;
+    std::vector<DotStep> dots;
+    std::vector<EltStep> elts;
+    std::vector<std::string> described;
+    std::size_t wordsPerBlock = 0;
+    std::int64_t nonZeroMacs = 0;
+    // Lane-by-lane ops: the reference's tables, slopes, eps (per op).
+    std::vector<std::vector<std::int64_t>> tables;
+    std::vector<std::int64_t> slopes, epsRaw;
+
+    explicit Impl(IntegerReference r) : ref(std::move(r)) {}
+
+    const FixedFormat &fmtOfTensorInput(const PlanOp &op, int which = 0) const { return ref.format(op.inputs[std::size_t(which)]); }
+    bool compile();
+    void runBlock(const float *patches, std::size_t count, std::vector<std::uint16_t> &ws, std::int64_t *out) const;
+    void runLane(const Step &s, std::uint16_t *ws) const;
+};
+
+namespace {
+
+bool isaSupported(FixedEngine::Isa isa)
+{
+    switch (isa) {
+    case FixedEngine::Isa::Portable: return true;
+#ifdef BRAGGNAC_FE_X86
+    case FixedEngine::Isa::Avx2: return __builtin_cpu_supports("avx2");
+    case FixedEngine::Isa::Avx512Vnni:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx512vnni");
+#endif
+    default: return false;
+    }
+}
+
+} // namespace
+
+bool FixedEngine::Impl::compile()
+{
+    const LayerPlan &plan = ref.plan();
+    const QuantSpec &spec = ref.spec();
+    const std::size_t nops = plan.ops.size();
+    auto refuse = [&](const std::string &why) {
+        reason = why;
+        return false;
+    };
+    if (spec.input.width > 16)
+        return refuse("the input format " + spec.input.hlsType() + " is wider than 16 bits");
+    for (std::size_t i = 0; i < nops; ++i) {
+        if (!opHasFormats(plan, i))
+            continue;
+        const PlanOp &op = plan.ops[i];
+        const OpQuant &q = spec.op(op.name);
+        if (q.output.width > 16)
+            return refuse(op.name + ": output format " + q.output.hlsType() + " is wider than 16 bits");
+        if ((op.kind == OpKind::Conv || op.kind == OpKind::Linear) && q.weight.width > 16)
+            return refuse(op.name + ": weight format " + q.weight.hlsType() + " is wider than 16 bits");
+    }
+
+    // Tensors: 0 = input {1, S, S}; each op with its own output gets one, aliases share.
+    TensorInfo in = shapeInfo({1, plan.spec.inputSize, plan.spec.inputSize});
+    tensors.push_back(in);
+    opTensor.assign(nops, 0);
+    auto tensorOfInput = [&](int index) { return index < 0 ? 0 : opTensor[std::size_t(index)]; };
+    tables.resize(nops);
+    slopes.assign(nops, 0);
+    epsRaw.assign(nops, 0);
+    for (std::size_t i = 0; i < nops; ++i) {
+        const PlanOp &op = plan.ops[i];
+        Step st;
+        st.op = int(i);
+        st.in0 = tensorOfInput(op.inputs[0]);
+        st.in1 = op.inputs.size() > 1 ? tensorOfInput(op.inputs[1]) : -1;
+        if (op.kind == OpKind::BatchNorm || op.kind == OpKind::Flatten) {
+            st.type = StepType::Alias;
+            opTensor[i] = st.in0;
+            st.out = st.in0;
+            steps.push_back(st);
+            described.push_back(op.name + ": alias of its input ("
+                                + (op.kind == OpKind::BatchNorm ? "folded into the preceding op" : "flatten") + ")");
+            continue;
+        }
+        TensorInfo t = shapeInfo(op.outShape);
+        opTensor[i] = int(tensors.size());
+        st.out = opTensor[i];
+        tensors.push_back(t);
+        const FixedFormat &fx = ref.format(op.inputs[0]);
+        const OpQuant &q = spec.op(op.name);
+        const FixedFormat &out = q.output;
+        if (op.kind == OpKind::Conv || op.kind == OpKind::Linear) {
+            const TensorInfo &ti = tensors[std::size_t(st.in0)];
+            DotStep d;
+            const std::int64_t cin = ti.C;
+            const std::int64_t kh = op.kind == OpKind::Conv ? op.kernel : ti.H;
+            const std::int64_t kw = op.kind == OpKind::Conv ? op.kernel : ti.W;
+            const std::int64_t ho = op.kind == OpKind::Conv ? op.outShape[1] : 1;
+            const std::int64_t wo = op.kind == OpKind::Conv ? op.outShape[2] : 1;
+            const std::int64_t cout = op.outShape[0];
+            if (cin * kh * kw != (op.kind == OpKind::Conv ? op.inChannels() * op.kernel * op.kernel : op.inChannels()))
+                throw Error("fixed engine: " + op.name + ": input shape does not match the plan");
+            d.outC = int(cout);
+            d.outP = int(ho * wo);
+            for (std::int64_t oy = 0; oy < ho; ++oy)
+                for (std::int64_t ox = 0; ox < wo; ++ox)
+                    d.base.push_back(std::int32_t(oy * ti.W + ox));
+            const auto &w = ref.weightsRaw(op.name);
+            const auto &b = ref.biasRaw(op.name);
+            const int fp = fx.fraction() + q.weight.fraction();
+            const int acc = q.accumulator;
+            d.accWrap = acc >= 1 && acc <= 31 ? acc : 0;
+            const bool modular = acc >= 1 && acc <= 32;
+            d.tapBegin.push_back(0);
+            for (std::int64_t co = 0; co < cout; ++co) {
+                const i128 bal = alignTo(b[std::size_t(co)], q.bias.fraction(), fp, q.bias.rounding);
+                i128 bound = bal < 0 ? -bal : bal;
+                for (std::int64_t cp = 0; 2 * cp < cin; ++cp)
+                    for (std::int64_t ky = 0; ky < kh; ++ky)
+                        for (std::int64_t kx = 0; kx < kw; ++kx) {
+                            auto wAt = [&](std::int64_t ci) -> std::int64_t {
+                                return ci < cin ? w[std::size_t(((co * cin + ci) * kh + ky) * kw + kx)] : 0;
+                            };
+                            const std::int64_t wl = wAt(2 * cp), wh = wAt(2 * cp + 1);
+                            ++d.densePairs;
+                            if (wl == 0 && wh == 0)
+                                continue; // pruned (or quantised to zero): skipped
+                            d.tapOff.push_back(std::int32_t(cp * ti.P + ky * ti.W + kx));
+                            d.tapW.push_back(std::uint32_t(std::uint16_t(wl)) | (std::uint32_t(std::uint16_t(wh)) << 16));
+                            d.nonZero += (wl != 0) + (wh != 0);
+                            bound += i128((wl < 0 ? -wl : wl) + (wh < 0 ? -wh : wh)) << (fx.width - 1);
+                        }
+                if (!modular && bound > i128(std::numeric_limits<std::int32_t>::max()))
+                    return refuse(op.name + ": an exact sum can reach " + std::to_string(double(bound))
+                                  + " (more than 31 bits) with accumulator " + std::to_string(acc)
+                                  + "; the int32 kernels would not be exact");
+                d.bias.push_back(std::int32_t(std::uint32_t(std::uint64_t(bal))));
+                d.tapBegin.push_back(std::int32_t(d.tapW.size()));
+            }
+            d.pairs = std::int64_t(d.tapW.size());
+            d.rq = makeRequant(fp, out);
+            nonZeroMacs += d.nonZero * d.outP;
+            described.push_back(op.name + ": int16-pair dot (" + std::to_string(d.pairs) + " of "
+                                + std::to_string(d.densePairs) + " weight pairs non-zero, "
+                                + std::to_string(d.nonZero * d.outP) + " MACs)");
+            st.type = StepType::Dot;
+            st.index = int(dots.size());
+            dots.push_back(std::move(d));
+            steps.push_back(st);
+            continue;
+        }
+        // Elementwise ops in int32 lanes when their intermediates fit; else lane by lane.
+        EltStep e;
+        e.words = t.words();
+        bool elt = false;
+        if (op.kind == OpKind::Activation && op.act == Activation::ReLU) {
+            e.kind = EltKind::Relu;
+            e.rq = makeRequant(fx.fraction(), out);
+            elt = true;
+        } else if (op.kind == OpKind::Activation && op.act == Activation::LeakyReLU) {
+            const FixedFormat &sf = q.internal.at("slope");
+            const std::int64_t slope = sf.quantise(op.slope);
+            slopes[i] = slope;
+            const int fs = sf.fraction();
+            if (fs >= 0 && fx.width - 1 + fs <= 30 && fx.width - 1 + bitsOf(slope) <= 30) {
+                e.kind = EltKind::Leaky;
+                e.slopeShift = fs;
+                e.slope = std::int32_t(slope);
+                e.rq = makeRequant(fx.fraction() + fs, out);
+                elt = true;
+            }
+        } else if (op.kind == OpKind::Activation) { // GELU
+            const auto t64 = geluTable(fx, out);
+            tables[i] = t64;
+            e.kind = EltKind::Gelu;
+            e.table.assign(t64.begin(), t64.end());
+            e.tableLo = std::int32_t(fx.minRaw());
+            elt = true;
+        } else if (op.kind == OpKind::Add) {
+            const FixedFormat &f2 = ref.format(op.inputs[1]);
+            const int fp = std::max(fx.fraction(), f2.fraction());
+            e.shiftA = fp - fx.fraction();
+            e.shiftB = fp - f2.fraction();
+            if (std::max(fx.width + e.shiftA, f2.width + e.shiftB) <= 30) {
+                e.kind = EltKind::Add;
+                e.rq = makeRequant(fp, out);
+                elt = true;
+            }
+        } else if (op.kind == OpKind::Softmax) {
+            tables[i] = softmaxExpTable(fx, q.internal.at("exp"));
+        } else if (op.kind == OpKind::LayerNorm) {
+            tables[i] = rstdTable(q.internal.at("rstd"));
+            epsRaw[i] = layerNormEpsRaw(fx, op.eps);
+        }
+        if (elt) {
+            st.type = StepType::Elt;
+            st.index = int(elts.size());
+            elts.push_back(std::move(e));
+            described.push_back(op.name + ": int32-lane elementwise " + opKindName(op.kind));
+        } else {
+            st.type = StepType::Lane;
+            described.push_back(op.name + ": lane by lane with the integer reference's arithmetic ("
+                                + opKindName(op.kind) + ")");
+        }
+        steps.push_back(st);
+    }
+    std::size_t off = 0;
+    for (auto &t : tensors) {
+        t.offset = off;
+        off += t.words();
+    }
+    wordsPerBlock = off;
+    return true;
+}
+
+void FixedEngine::Impl::runLane(const Step &s, std::uint16_t *ws) const
+{
+    const PlanOp &op = ref.plan().ops[std::size_t(s.op)];
+    const QuantSpec &spec = ref.spec();
+    const TensorInfo &ti = tensors[std::size_t(s.in0)];
+    const TensorInfo &to = tensors[std::size_t(s.out)];
+    const TensorInfo *ti2 = s.in1 >= 0 ? &tensors[std::size_t(s.in1)] : nullptr;
+    auto unpack = [&](const TensorInfo &t, int lane, std::vector<std::int64_t> &v) {
+        v.resize(std::size_t(t.C * t.P));
+        for (std::int64_t c = 0; c < t.C; ++c)
+            for (std::int64_t p = 0; p < t.P; ++p)
+                v[std::size_t(c * t.P + p)] =
+                    std::int16_t(ws[(t.offset + std::size_t((c >> 1) * t.P + p)) * kWordU16 + std::size_t(2 * lane + (c & 1))]);
+    };
+    std::vector<std::int64_t> xv, x2v, y;
+    const FixedFormat &out = *(&spec.op(op.name).output);
+    const FixedFormat &fx = ref.format(op.inputs[0]);
+    const int acc = spec.op(op.name).accumulator;
+    for (int lane = 0; lane < kLanes; ++lane) {
+        unpack(ti, lane, xv);
+        if (ti2)
+            unpack(*ti2, lane, x2v);
+        const std::int64_t *x = xv.data();
+        y.assign(std::size_t(to.C * to.P), 0);
+        switch (op.kind) {
+        case OpKind::Activation: {
+            const std::size_t m = y.size();
+            if (op.act == Activation::ReLU) {
+                for (std::size_t j = 0; j < m; ++j)
+                    y[j] = out.requantise(std::max<std::int64_t>(x[j], 0), fx.fraction());
+            } else if (op.act == Activation::LeakyReLU) {
+                const int fs = spec.ops.at(op.name).internal.at("slope").fraction();
+                const std::int64_t slope = slopes[std::size_t(s.op)];
+                for (std::size_t j = 0; j < m; ++j) {
+                    const i128 v = x[j] >= 0 ? alignUp(x[j], 0, fs) : i128(x[j]) * slope;
+                    y[j] = out.requantise(v, fx.fraction() + fs);
+                }
+            } else {
+                const auto &t = tables[std::size_t(s.op)];
+                const std::int64_t lo = fx.minRaw();
+                for (std::size_t j = 0; j < m; ++j)
+                    y[j] = t[std::size_t(x[j] - lo)];
+            }
+            break;
+        }
+        case OpKind::LayerNorm: {
+            const OpQuant &q = spec.ops.at(op.name);
+            const FixedFormat &rf = q.internal.at("rstd");
+            const std::int64_t m = op.outElements();
+            const int f = fx.fraction();
+            i128 sum = 0;
+            for (std::int64_t j = 0; j < m; ++j)
+                sum += x[j];
+            const i128 mean = divRound(sum, m, Rounding::RoundHalfUp);
+            i128 sq = 0;
+            for (std::int64_t j = 0; j < m; ++j) {
+                const i128 dj = x[j] - mean;
+                sq += dj * dj;
+            }
+            i128 var = divRound(sq, m, Rounding::RoundHalfUp) + epsRaw[std::size_t(s.op)];
+            if (var < 1)
+                var = 1;
+            int msb = 0;
+            for (i128 v = var; v > 0; v >>= 1)
+                ++msb;
+            int shift = msb - kRstdTableBits;
+            if (shift & 1)
+                ++shift;
+            const i128 mant = shift >= 0 ? (var >> shift) : (var << -shift);
+            const std::int64_t t = tables[std::size_t(s.op)][std::size_t(mant - (i128(1) << (kRstdTableBits - 2)))];
+            const int e = (shift + kRstdTableBits) / 2 - f;
+            const auto &g = ref.weightsRaw(op.name);
+            const auto &b = ref.biasRaw(op.name);
+            const int fp = f + rf.fraction() + q.weight.fraction() + e;
+            for (std::int64_t j = 0; j < m; ++j) {
+                i128 v = (i128(x[j]) - mean) * t * g[std::size_t(j)];
+                v += alignTo(b[std::size_t(j)], q.bias.fraction(), fp, q.bias.rounding);
+                y[std::size_t(j)] = out.requantise(v, fp);
+            }
+            break;
+        }
+        case OpKind::MatMulQK: {
+            const std::int64_t *phi = x2v.data();
+            const FixedFormat &fphi = ref.format(op.inputs[1]);
+            const int fp = fx.fraction() + fphi.fraction();
+            const std::int64_t h = op.attentionChannels, hw = op.outShape[0];
+            for (std::int64_t r = 0; r < hw; ++r)
+                for (std::int64_t c = 0; c < hw; ++c) {
+                    i128 sum = 0;
+                    for (std::int64_t ch = 0; ch < h; ++ch)
+                        sum += i128(x[ch * hw + r]) * phi[ch * hw + c];
+                    y[std::size_t(r * hw + c)] = out.requantise(wrapBits(sum, acc), fp);
+                }
+            break;
+        }
+        case OpKind::Softmax: {
+            const OpQuant &q = spec.ops.at(op.name);
+            const FixedFormat &ef = q.internal.at("exp");
+            const FixedFormat &rf = q.internal.at("reciprocal");
+            const auto &t = tables[std::size_t(s.op)];
+            const std::int64_t rows = op.outShape[0], cols = op.outShape[1];
+            std::vector<std::int64_t> e(static_cast<std::size_t>(cols), 0);
+            for (std::int64_t r = 0; r < rows; ++r) {
+                const std::int64_t *xr = x + r * cols;
+                const std::int64_t mx = *std::max_element(xr, xr + cols);
+                i128 sum = 0;
+                for (std::int64_t c = 0; c < cols; ++c) {
+                    e[std::size_t(c)] = t[std::size_t(mx - xr[c])];
+                    sum += e[std::size_t(c)];
+                }
+                std::int64_t recip;
+                if (sum <= 0) {
+                    recip = rf.maxRaw();
+                } else {
+                    const int sh = ef.fraction() + rf.fraction();
+                    i128 num = 1, den = sum;
+                    if (sh >= 0)
+                        num = i128(1) << sh;
+                    else
+                        den = den << (-sh);
+                    recip = rf.overflowRaw(divRound(num, den, rf.rounding));
+                }
+                const int fp = ef.fraction() + rf.fraction();
+                for (std::int64_t c = 0; c < cols; ++c)
+                    y[std::size_t(r * cols + c)] = out.requantise(i128(e[std::size_t(c)]) * recip, fp);
+            }
+            break;
+        }
+        case OpKind::MatMulSV: {
+            const std::int64_t *g = x2v.data();
+            const FixedFormat &fg = ref.format(op.inputs[1]);
+            const int fp = fx.fraction() + fg.fraction();
+            const std::int64_t h = op.outShape[0], hw = op.outShape[1] * op.outShape[2];
+            for (std::int64_t c = 0; c < h; ++c)
+                for (std::int64_t r = 0; r < hw; ++r) {
+                    i128 sum = 0;
+                    for (std::int64_t j = 0; j < hw; ++j)
+                        sum += i128(x[r * hw + j]) * g[c * hw + j];
+                    y[std::size_t(c * hw + r)] = out.requantise(wrapBits(sum, acc), fp);
+                }
+            break;
+        }
+        case OpKind::Add: {
+            const std::int64_t *x2 = x2v.data();
+            const FixedFormat &f2 = ref.format(op.inputs[1]);
+            const int fp = std::max(fx.fraction(), f2.fraction());
+            for (std::size_t j = 0; j < y.size(); ++j)
+                y[j] = out.requantise(alignUp(x[j], fx.fraction(), fp) + alignUp(x2[j], f2.fraction(), fp), fp);
+            break;
+        }
+        default: throw Error("fixed engine: op " + op.name + " has no lane-by-lane path");
+        }
+        for (std::int64_t c = 0; c < to.C; ++c)
+            for (std::int64_t p = 0; p < to.P; ++p)
+                ws[(to.offset + std::size_t((c >> 1) * to.P + p)) * kWordU16 + std::size_t(2 * lane + (c & 1))] =
+                    std::uint16_t(std::uint64_t(y[std::size_t(c * to.P + p)]));
+    }
+}
+
+void FixedEngine::Impl::runBlock(const float *patches, std::size_t count, std::vector<std::uint16_t> &ws,
+                                 std::int64_t *out) const
+{
+    const int s = ref.plan().spec.inputSize;
+    const std::size_t area = std::size_t(s) * std::size_t(s);
+    if (ws.size() != wordsPerBlock * kWordU16)
+        ws.assign(wordsPerBlock * kWordU16, 0); // odd-channel pad halves stay 0 (or a harmless value)
+    std::fill(ws.begin(), ws.begin() + std::ptrdiff_t(tensors[0].words() * kWordU16), std::uint16_t(0));
+    // Input: normalised and quantised exactly as the reference; lanes past `count` stay 0 (a
+    // constant patch normalises to 0 as well).
+    const auto norm = normalisePatchesCpu(patches, count, s);
+    const FixedFormat &fin = ref.spec().input;
+    for (std::size_t l = 0; l < count; ++l)
+        for (std::size_t k = 0; k < area; ++k)
+            ws[k * kWordU16 + 2 * l] = std::uint16_t(std::uint64_t(fin.quantise(norm[l * area + k])));
+    for (const Step &st : steps) {
+        switch (st.type) {
+        case StepType::Alias: break;
+        case StepType::Dot:
+            kernels.dot(dots[std::size_t(st.index)], ws.data() + tensors[std::size_t(st.in0)].offset * kWordU16,
+                        ws.data() + tensors[std::size_t(st.out)].offset * kWordU16);
+            break;
+        case StepType::Elt:
+            kernels.elt(elts[std::size_t(st.index)], ws.data() + tensors[std::size_t(st.in0)].offset * kWordU16,
+                        st.in1 >= 0 ? ws.data() + tensors[std::size_t(st.in1)].offset * kWordU16 : nullptr,
+                        ws.data() + tensors[std::size_t(st.out)].offset * kWordU16);
+            break;
+        case StepType::Lane: runLane(st, ws.data()); break;
+        }
+    }
+    const TensorInfo &t = tensors[std::size_t(opTensor.back())];
+    const std::uint16_t *o = ws.data() + t.offset * kWordU16;
+    for (std::size_t l = 0; l < count; ++l) {
+        out[2 * l] = std::int16_t(o[2 * l]);
+        out[2 * l + 1] = std::int16_t(o[2 * l + 1]);
+    }
+}
+
+FixedEngine::FixedEngine(const LayerPlan &plan, const NamedTensors &weights, const QuantSpec &spec, Isa isa)
+    : m_impl(std::make_unique<Impl>(IntegerReference(plan, weights, spec)))
+{
+    Impl &d = *m_impl;
+    if (isa == Isa::Auto)
+        isa = isaSupported(Isa::Avx512Vnni) ? Isa::Avx512Vnni : isaSupported(Isa::Avx2) ? Isa::Avx2 : Isa::Portable;
+    if (!isaSupported(isa))
+        throw Error(std::string("fixed engine: this CPU does not support ") + isaName(isa));
+    d.isa = isa;
+    d.kernels = kernelsFor(isa);
+    const LayerPlan &p = d.ref.plan();
+    if (p.output().outShape != std::vector<std::int64_t>{2})
+        throw Error("fixed engine: the network output is not 2 values");
+    d.vectorised = d.compile();
+    if (!d.vectorised) {
+        d.steps.clear();
+        d.dots.clear();
+        d.elts.clear();
+        d.described.assign(1, "whole network through the integer reference: " + d.reason);
+        d.nonZeroMacs = 0;
+    }
+}
+
+FixedEngine::~FixedEngine() = default;
+FixedEngine::FixedEngine(FixedEngine &&) noexcept = default;
+FixedEngine &FixedEngine::operator=(FixedEngine &&) noexcept = default;
+
+const IntegerReference &FixedEngine::reference() const { return m_impl->ref; }
+FixedEngine::Isa FixedEngine::isa() const { return m_impl->isa; }
+bool FixedEngine::vectorised() const { return m_impl->vectorised; }
+std::string FixedEngine::fallbackReason() const { return m_impl->reason; }
+std::vector<std::string> FixedEngine::describe() const { return m_impl->described; }
+std::int64_t FixedEngine::nonZeroMacs() const { return m_impl->nonZeroMacs; }
+bool FixedEngine::supported(Isa isa) { return isa == Isa::Auto || isaSupported(isa); }
+
+const char *FixedEngine::isaName(Isa isa)
+{
+    switch (isa) {
+    case Isa::Auto: return "auto";
+    case Isa::Portable: return "portable";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512Vnni: return "avx512-vnni";
+    }
+    return "?";
+}
+
+std::vector<std::int64_t> FixedEngine::forwardRaw(const float *patches, std::size_t n, int threads) const
+{
+    const Impl &d = *m_impl;
+    if (!d.vectorised)
+        return d.ref.forwardRaw(patches, n, threads);
+    const std::size_t area = std::size_t(d.ref.plan().spec.inputSize) * std::size_t(d.ref.plan().spec.inputSize);
+    std::vector<std::int64_t> out(n * 2);
+    const std::size_t blocks = (n + kLanes - 1) / kLanes;
+    const int workers = resolveThreads(threads);
+    std::vector<std::vector<std::uint16_t>> ws(std::size_t(std::max(1, workers)));
+    parallelChunks(blocks, workers, 4, [&](std::size_t begin, std::size_t end, int worker) {
+        auto &buf = ws[std::size_t(worker)];
+        for (std::size_t b = begin; b < end; ++b) {
+            const std::size_t first = b * kLanes, count = std::min<std::size_t>(kLanes, n - first);
+            d.runBlock(patches + first * area, count, buf, out.data() + 2 * first);
+        }
+    });
+    return out;
+}
+
+std::vector<double> FixedEngine::predict(const float *patches, std::size_t n, int threads) const
+{
+    const auto raw = forwardRaw(patches, n, threads);
+    const FixedFormat &f = m_impl->ref.format(int(m_impl->ref.plan().ops.size()) - 1);
+    const double s = m_impl->ref.plan().spec.inputSize;
+    std::vector<double> out(raw.size());
+    for (std::size_t i = 0; i < raw.size(); ++i)
+        out[i] = f.toDouble(raw[i]) * s;
+    return out;
+}
+
+} // namespace braggnac::core
