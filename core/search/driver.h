@@ -66,6 +66,12 @@ struct SearchCallbacks {
     std::function<void(const TrialRecord &)> onTrialStarted;   // just claimed
     std::function<void(const TrialRecord &)> onTrialFinished;  // complete, pruned or failed
     std::function<void(const SearchProgress &)> onProgress;    // after every event batch
+    /// Pause hook (the studio's Pause; optional): while it returns true no new trial is
+    /// started, running ones finish and are recorded, and the run waits (polling the executor
+    /// every 200 ms) instead of ending as exhausted; it still ends once the study holds
+    /// options.trials finished trials, or on cancel. Called on the driver's thread before
+    /// every start: must be cheap and thread-safe (e.g. reads an atomic flag).
+    std::function<bool()> holdNewTrials;
 };
 
 struct SearchSummary {
