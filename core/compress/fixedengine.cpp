@@ -1,6 +1,7 @@
 #include "core/compress/fixedengine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -96,9 +97,9 @@ Requant makeRequant(int fracIn, const FixedFormat &out)
 
 struct DotStep {
     int outC = 0, outP = 0;              // output channels, output positions (H * W)
-    std::vector<std::int32_t> base;      // per output position: its input word offset (oy * Win + ox)
+    std::vector<std::int32_t> outIndex;  // per full-width position oy * Win + ox: oy * Wo + ox, or -1 (ox >= Wo)
     std::vector<std::int32_t> tapBegin;  // per output channel: first tap (outC + 1 entries)
-    std::vector<std::int32_t> tapOff;    // word offset of the tap's input pair relative to base
+    std::vector<std::int32_t> tapOff;    // word offset of the tap's input pair from the position
     std::vector<std::uint32_t> tapW;     // the two int16 weights of the pair (low: even channel)
     std::vector<std::int32_t> bias;      // aligned to the product fraction bits (mod 2^32)
     int accWrap = 0;                     // 1..31: wrap the sum to that many bits
@@ -106,6 +107,28 @@ struct DotStep {
     std::int64_t nonZero = 0;            // non-zero weights (not pairs) per output position set
     std::int64_t pairs = 0, densePairs = 0;
 };
+
+/// The input quantisation (FixedFormat::quantise of a value in [0, 1]) in float: valid when the
+/// result fits int32 before the overflow step (saturate, or F <= 30).
+struct InputStep {
+    int area = 0;
+    float scale = 1; // 2^F
+    bool round = true, saturate = true;
+    int width = 16;
+    std::int32_t minRaw = 0, maxRaw = 0;
+};
+
+inline std::int32_t inputRaw(const InputStep &s, float q)
+{
+    const float x = q * s.scale;
+    float f = std::floor(x);
+    if (s.round && x - f >= 0.5f)
+        f += 1;
+    if (s.saturate)
+        return f > float(s.maxRaw) ? s.maxRaw : f < float(s.minRaw) ? s.minRaw : std::int32_t(f);
+    const std::uint32_t u = std::uint32_t(std::int64_t(f)) << (32 - s.width);
+    return std::int32_t(u) >> (32 - s.width);
+}
 
 enum class EltKind { Relu, Leaky, Gelu, Add };
 
@@ -158,16 +181,17 @@ namespace {
 struct Kernels {
     void (*dot)(const DotStep &, const std::uint16_t *, std::uint16_t *);
     void (*elt)(const EltStep &, const std::uint16_t *, const std::uint16_t *, std::uint16_t *);
+    void (*input)(const InputStep &, const float *, std::int32_t *);
 };
 
 Kernels kernelsFor(FixedEngine::Isa isa)
 {
     switch (isa) {
 #ifdef BRAGGNAC_FE_X86
-    case FixedEngine::Isa::Avx512Vnni: return {&fe_avx512::runDot, &fe_avx512::runElt};
-    case FixedEngine::Isa::Avx2: return {&fe_avx2::runDot, &fe_avx2::runElt};
+    case FixedEngine::Isa::Avx512Vnni: return {&fe_avx512::runDot, &fe_avx512::runElt, &fe_avx512::inputPatch};
+    case FixedEngine::Isa::Avx2: return {&fe_avx2::runDot, &fe_avx2::runElt, &fe_avx2::inputPatch};
 #endif
-    default: return {&fe_portable::runDot, &fe_portable::runElt};
+    default: return {&fe_portable::runDot, &fe_portable::runElt, &fe_portable::inputPatch};
     }
 }
 
@@ -220,6 +244,8 @@ struct FixedEngine::Impl {
     std::vector<int> opTensor;       // per plan op: its output tensor id
     std::vector<Step> steps;
     std::vector<DotStep> dots;
+    InputStep input;
+    bool fastInput = false; // input quantisation in float (InputStep)
     std::vector<EltStep> elts;
     std::vector<std::string> described;
     std::size_t wordsPerBlock = 0;
@@ -320,9 +346,10 @@ bool FixedEngine::Impl::compile()
                 throw Error("fixed engine: " + op.name + ": input shape does not match the plan");
             d.outC = int(cout);
             d.outP = int(ho * wo);
-            for (std::int64_t oy = 0; oy < ho; ++oy)
-                for (std::int64_t ox = 0; ox < wo; ++ox)
-                    d.base.push_back(std::int32_t(oy * ti.W + ox));
+            // Full-width grid up to the last valid position: every position of a block of the
+            // grid reads inside the input tensor.
+            for (std::int64_t q = 0; q < (ho - 1) * ti.W + wo; ++q)
+                d.outIndex.push_back(q % ti.W < wo ? std::int32_t((q / ti.W) * wo + q % ti.W) : -1);
             const auto &w = ref.weightsRaw(op.name);
             const auto &b = ref.biasRaw(op.name);
             const int fp = fx.fraction() + q.weight.fraction();
@@ -422,6 +449,15 @@ bool FixedEngine::Impl::compile()
         }
         steps.push_back(st);
     }
+    const FixedFormat &fin = spec.input;
+    input.area = int(in.P);
+    input.scale = std::ldexp(1.0f, fin.fraction());
+    input.round = fin.rounding == Rounding::RoundHalfUp;
+    input.saturate = fin.overflow == Overflow::Saturate;
+    input.width = fin.width;
+    input.minRaw = std::int32_t(fin.minRaw());
+    input.maxRaw = std::int32_t(fin.maxRaw());
+    fastInput = input.saturate || fin.fraction() <= 30;
     std::size_t off = 0;
     for (auto &t : tensors) {
         t.offset = off;
@@ -600,11 +636,26 @@ void FixedEngine::Impl::runBlock(const float *patches, std::size_t count, std::v
     std::fill(ws.begin(), ws.begin() + std::ptrdiff_t(tensors[0].words() * kWordU16), std::uint16_t(0));
     // Input: normalised and quantised exactly as the reference; lanes past `count` stay 0 (a
     // constant patch normalises to 0 as well).
-    const auto norm = normalisePatchesCpu(patches, count, s);
-    const FixedFormat &fin = ref.spec().input;
-    for (std::size_t l = 0; l < count; ++l)
-        for (std::size_t k = 0; k < area; ++k)
-            ws[k * kWordU16 + 2 * l] = std::uint16_t(std::uint64_t(fin.quantise(norm[l * area + k])));
+    if (fastInput) {
+        std::int32_t raw[4096];
+        std::vector<std::int32_t> big;
+        std::int32_t *r = raw;
+        if (area > 4096) {
+            big.resize(area);
+            r = big.data();
+        }
+        for (std::size_t l = 0; l < count; ++l) {
+            kernels.input(input, patches + l * area, r);
+            for (std::size_t k = 0; k < area; ++k)
+                ws[k * kWordU16 + 2 * l] = std::uint16_t(std::uint32_t(r[k]));
+        }
+    } else {
+        const auto norm = normalisePatchesCpu(patches, count, s);
+        const FixedFormat &fin = ref.spec().input;
+        for (std::size_t l = 0; l < count; ++l)
+            for (std::size_t k = 0; k < area; ++k)
+                ws[k * kWordU16 + 2 * l] = std::uint16_t(std::uint64_t(fin.quantise(norm[l * area + k])));
+    }
     for (const Step &st : steps) {
         switch (st.type) {
         case StepType::Alias: break;
