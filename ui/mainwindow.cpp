@@ -541,6 +541,14 @@ void MainWindow::buildMenus()
     QAction *demo = file->addAction(icon("demo"), tr("Open d&emo (simulated frames)"), this, &MainWindow::openDemo);
     demo->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_D));
     demo->setObjectName(QStringLiteral("actionDemo"));
+    // The demo search: simulated realistic patches and a small live search in the Search stage.
+    QAction *demoSearch = file->addAction(icon("demo"), tr("Open demo &search (simulated patches, a small live search)"), this, [this]() {
+        if (auto *panel = findChild<SearchPanel *>()) {
+            setStage(QStringLiteral("search"));
+            panel->startDemo();
+        }
+    });
+    demoSearch->setObjectName(QStringLiteral("actionDemoSearch"));
     m_recentMenu = file->addMenu(tr("Open &recent"));
     file->addSeparator();
     file->addAction(tr("Load dar&k frame…"), this, [this]() {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <QChart>
 #include <QLegendMarker>
@@ -16,6 +17,8 @@
 
 #include "core/arch/archspec.h"
 #include "core/cost/cost.h"
+#include "core/search/driver.h"
+#include "ui/colormap.h"
 
 namespace braggnac::ui {
 
@@ -59,6 +62,11 @@ ParetoChart::ParetoChart(QWidget *parent) : ChartView(parent)
     };
     m_complete = addScatter(tr("complete"), QColor(70, 130, 180, 170), 8, QScatterSeries::MarkerShapeCircle);
     m_pruned = addScatter(tr("pruned (early stop)"), QColor(170, 170, 170, 150), 7, QScatterSeries::MarkerShapeCircle);
+    for (int i = 0; i < kBuckets; ++i) {
+        QScatterSeries *s = addScatter(QString(), QColor(70, 130, 180), 8, QScatterSeries::MarkerShapeCircle);
+        s->setVisible(false);
+        m_classes.push_back(s);
+    }
     m_frontLine = new QLineSeries(c);
     m_frontLine->setName(tr("front"));
     m_frontLine->setPen(QPen(QColor(200, 50, 40), 2));
@@ -101,6 +109,32 @@ ParetoChart::ParetoChart(QWidget *parent) : ChartView(parent)
     connect(&m_redrawTimer, &QTimer::timeout, this, &ParetoChart::redraw);
     setMouseTracking(true);
     redraw();
+}
+
+void ParetoChart::setColouring(Colouring colouring)
+{
+    if (m_colouring == colouring)
+        return;
+    m_colouring = colouring;
+    schedule();
+}
+
+QStringList ParetoChart::classNames() const
+{
+    QStringList names;
+    for (const QScatterSeries *s : m_classes)
+        if (s->isVisible())
+            names << s->name();
+    return names;
+}
+
+std::vector<int> ParetoChart::classCounts() const
+{
+    std::vector<int> counts;
+    for (const QScatterSeries *s : m_classes)
+        if (s->isVisible())
+            counts.push_back(int(s->count()));
+    return counts;
 }
 
 void ParetoChart::setObjectiveColumns(int distanceIndex, int bopsIndex)
@@ -147,7 +181,10 @@ void ParetoChart::flush()
 
 int ParetoChart::pointCount() const
 {
-    return int(m_complete->count() + m_pruned->count());
+    int n = int(m_complete->count() + m_pruned->count());
+    for (const QScatterSeries *s : m_classes)
+        n += int(s->count());
+    return n;
 }
 
 void ParetoChart::schedule()
@@ -201,8 +238,26 @@ void ParetoChart::redraw()
             xMax = std::max(xMax, r.bops);
         }
     }
-    m_complete->replace(complete);
-    m_pruned->replace(pruned);
+    if (m_colouring == Colouring::State) {
+        m_complete->replace(complete);
+        m_pruned->replace(pruned);
+        for (QScatterSeries *s : m_classes) {
+            s->clear();
+            s->setVisible(false);
+        }
+    } else {
+        m_complete->clear();
+        m_pruned->clear();
+        colourClasses();
+    }
+    for (QScatterSeries *s : {m_complete, m_pruned}) {
+        s->setVisible(m_colouring == Colouring::State);
+        for (QLegendMarker *m : chart()->legend()->markers(s))
+            m->setVisible(s->isVisible());
+    }
+    for (QScatterSeries *s : m_classes)
+        for (QLegendMarker *m : chart()->legend()->markers(s))
+            m->setVisible(s->isVisible());
     m_frontPoints->replace(front);
     m_frontLine->replace(front);
     QList<QPointF> sel;
@@ -242,6 +297,72 @@ void ParetoChart::redraw()
         m_yAxis->setRange(yMin, yMax);
     }
     updateReferences(m_yAxis->min(), m_yAxis->max());
+}
+
+void ParetoChart::colourClasses()
+{
+    // The key of a drawn trial: its generation, or its fidelity level (complete = INT_MAX).
+    auto keyOf = [&](const core::TrialRecord &t) {
+        return m_colouring == Colouring::Generation ? std::max(t.generation, 0) : core::fidelityLevel(t);
+    };
+    std::vector<int> keys;
+    for (const auto &d : m_drawn)
+        keys.push_back(keyOf(m_trials.at(d.id)));
+    std::vector<int> distinct = keys;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    // Classes: generations as ranges of equal width from the smallest; fidelity levels in
+    // order, merged in runs when there are more than kBuckets.
+    std::vector<std::pair<int, int>> ranges; // [first, last] key of each class
+    if (m_colouring == Colouring::Generation && !distinct.empty()) {
+        const int lo = distinct.front(), hi = distinct.back();
+        const int width = (hi - lo) / kBuckets + 1;
+        for (int a = lo; a <= hi; a += width)
+            ranges.push_back({a, std::min(hi, a + width - 1)});
+    } else if (!distinct.empty()) {
+        const int n = int(distinct.size());
+        const int per = (n + kBuckets - 1) / kBuckets;
+        for (int i = 0; i < n; i += per)
+            ranges.push_back({distinct[std::size_t(i)], distinct[std::size_t(std::min(n, i + per) - 1)]});
+    }
+    std::vector<QList<QPointF>> points(ranges.size());
+    for (std::size_t i = 0; i < m_drawn.size(); ++i) {
+        const int k = keys[i];
+        for (std::size_t c = 0; c < ranges.size(); ++c)
+            if (k >= ranges[c].first && k <= ranges[c].second) {
+                points[c].append(m_drawn[i].value);
+                break;
+            }
+    }
+    const Colormap viridis(Colormap::Name::Viridis);
+    const int full = std::numeric_limits<int>::max();
+    for (std::size_t c = 0; c < m_classes.size(); ++c) {
+        QScatterSeries *s = m_classes[c];
+        if (c >= ranges.size() || points[c].isEmpty()) {
+            s->clear();
+            s->setVisible(false);
+            continue;
+        }
+        const auto [a, b] = ranges[c];
+        QString name;
+        if (m_colouring == Colouring::Generation)
+            name = a == b ? tr("generation %1").arg(a) : tr("generations %1\u2013%2").arg(a).arg(b);
+        else if (a == full)
+            name = tr("complete (full budget)");
+        else if (b == full)
+            name = tr("pruned after %1+ epochs, complete").arg(a);
+        else
+            name = a != b ? tr("pruned after %1\u2013%2 epochs").arg(a).arg(b)
+                   : a == 1 ? tr("pruned after 1 epoch") : tr("pruned after %1 epochs").arg(a);
+        const double t = ranges.size() > 1 ? 0.92 * double(c) / double(ranges.size() - 1) : 0.0;
+        QColor colour = QColor::fromRgb(viridis.color(t));
+        colour.setAlpha(200);
+        s->setName(name);
+        s->setColor(colour);
+        s->setBorderColor(colour.darker(130));
+        s->replace(points[c]);
+        s->setVisible(true);
+    }
 }
 
 void ParetoChart::updateReferences(double yMin, double yMax)

@@ -7,7 +7,11 @@
 // (core computeCost, Standard, 32 bits) - the legend says which. Hover shows a tooltip, a click
 // selects the nearest trial (trialClicked), the wheel zooms around the cursor, a double click
 // resets the zoom. setTrials()/setFront() only schedule a redraw on a 40 ms single-shot timer:
-// many updates in a row cost one redraw. GUI thread only.
+// many updates in a row cost one redraw. Colouring (setColouring): by state (complete / pruned),
+// by NSGA-II generation, or by fidelity (the epochs a trial was trained: complete = full budget,
+// pruned trials by the epochs they got); generation and fidelity use at most kBuckets viridis
+// classes (consecutive values merged when there are more), each with its legend entry; the front,
+// references, tooltips and selection are the same in every mode. GUI thread only.
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -28,7 +32,17 @@ namespace braggnac::ui {
 class ParetoChart : public ChartView {
     Q_OBJECT
 public:
+    enum class Colouring { State, Generation, Fidelity };
+    static constexpr int kBuckets = 8;
+
     explicit ParetoChart(QWidget *parent = nullptr);
+
+    void setColouring(Colouring colouring);
+    Colouring colouring() const { return m_colouring; }
+    /// Legend names of the colour classes drawn now (empty in State mode), with their point
+    /// counts (tests).
+    QStringList classNames() const;
+    std::vector<int> classCounts() const;
 
     void setObjectiveColumns(int distanceIndex, int bopsIndex);
     void setTrials(const std::map<std::int64_t, core::TrialRecord> &trials);
@@ -59,6 +73,7 @@ protected:
 private:
     void schedule();
     void redraw();
+    void colourClasses();
     void updateReferences(double yMin, double yMax);
     void showTip(const QPointF &value, bool state);
 
@@ -78,6 +93,8 @@ private:
 
     QScatterSeries *m_complete = nullptr;
     QScatterSeries *m_pruned = nullptr;
+    std::vector<QScatterSeries *> m_classes; // kBuckets, used by Generation / Fidelity
+    Colouring m_colouring = Colouring::State;
     QScatterSeries *m_frontPoints = nullptr;
     QLineSeries *m_frontLine = nullptr;
     QScatterSeries *m_selectedPoint = nullptr;

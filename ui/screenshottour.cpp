@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include <QApplication>
+#include <QAction>
+#include <QComboBox>
 #include <QDir>
 #include <QPixmap>
 #include <QTabWidget>
@@ -17,6 +19,9 @@
 #include "ui/mainwindow.h"
 #include "ui/peakspanel.h"
 #include "ui/peaktablemodel.h"
+#include "ui/job.h"
+#include "ui/paretochart.h"
+#include "ui/searchjob.h"
 #include "ui/searchpanel.h"
 #include "ui/spaceeditor.h"
 #include "ui/studywatcher.h"
@@ -180,6 +185,35 @@ void ScreenshotTour::buildSteps()
                            return panel && !panel->spaceEditor()->isComputing();
                        },
                        QStringLiteral("studio-search-space.png")});
+    // The live search: File -> Open demo search (simulated patches, a small search run by the
+    // studio), coloured by generation, shot while it runs; then stopped.
+    m_steps.push_back({QStringLiteral("search live"), [w]() {
+                           auto *panel = w->findChild<SearchPanel *>();
+                           panel->colourBox()->setCurrentIndex(1); // generation
+                           if (QAction *demo = w->findChild<QAction *>(QStringLiteral("actionDemoSearch")))
+                               demo->trigger();
+                       },
+                       [w]() {
+                           auto *panel = w->findChild<SearchPanel *>();
+                           panel->flush();
+                           const bool running = panel->searchJob()->isRunning();
+                           return (running && panel->paretoChart()->pointCount() >= 7
+                                   && panel->searchJob()->status().busy > 0)
+                               || (!running && !panel->demoJob()->isRunning() && panel->paretoChart()->pointCount() > 0);
+                       },
+                       QStringLiteral("studio-search-live.png"), 240000});
+    m_steps.push_back({QStringLiteral("search live stop"), [w]() {
+                           auto *panel = w->findChild<SearchPanel *>();
+                           panel->stopSearch();
+                       },
+                       [w]() {
+                           auto *panel = w->findChild<SearchPanel *>();
+                           if (panel->searchJob()->isRunning())
+                               return false;
+                           panel->colourBox()->setCurrentIndex(0);
+                           return true;
+                       },
+                       {}, 60000});
     const QString study = qEnvironmentVariable("BRAGGNAC_TOUR_STUDY");
     if (!study.isEmpty()) {
         m_steps.push_back({QStringLiteral("search study"), [w, study]() {

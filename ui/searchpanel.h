@@ -7,8 +7,18 @@
 // table linked to the chart both ways, and the trial inspector of the selected trial. Redraws are
 // coalesced on a 40 ms single-shot timer, never one per trial. Errors (corrupt, foreign, missing
 // study file; space JSON with errors) are shown with the file and the core's reason, and the
-// panel stays usable. GUI thread only.
+// panel stays usable.
+// Running a search here (the "Run" row of the Study tab): a patch file, the editor's current
+// space, trials, epochs, workers, population and a study file; Start runs SearchJob (core
+// runSearch, the study file `braggnac search` writes) and attaches the live view to its study;
+// Pause holds new trials (running ones finish), Resume continues, Stop cancels the running
+// trials (requeued; finished ones kept); Start on an existing study file resumes it (as the
+// same `braggnac search` command does). Workers busy are shown in the progress line. The
+// inspector's Retrain / Tune run through TrialActions with the study's recipe and the run's
+// patch file. startDemo() simulates a small realistic patch set in a temporary folder under the
+// user's data location and runs a small search on it (QSettings demo/search_*). GUI thread only.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <QElapsedTimer>
@@ -16,9 +26,14 @@
 #include <QTimer>
 #include <QWidget>
 
+#include "core/nn/trainer.h"
 #include "core/search/studystore.h"
 
+class QComboBox;
 class QLabel;
+class QSpinBox;
+class QTemporaryDir;
+class QVBoxLayout;
 class QLineEdit;
 class QLineSeries;
 class QPushButton;
@@ -30,6 +45,9 @@ class QValueAxis;
 namespace braggnac::ui {
 
 class ChartView;
+class Job;
+class SearchJob;
+class TrialActions;
 class ParetoChart;
 class SpaceEditor;
 class StudioContext;
@@ -48,6 +66,33 @@ public:
     void detachStudy();
     /// Selects a trial (table row, chart mark, inspector).
     void selectTrial(std::int64_t id);
+
+    /// Starts (or resumes) a search from the Run row; false (error shown) when the input is bad.
+    bool startSearch();
+    void pauseSearch();
+    void resumeSearch();
+    void stopSearch();
+    /// The Run row's inputs (tests and the demo fill them).
+    void setRunInputs(const QString &dataPath, const QString &studyPath, int trials, int epochs, int workers,
+                      int population);
+    /// Simulates the demo patches and starts the demo search (see the header comment).
+    void startDemo();
+    /// The demo's folder ("" before startDemo()).
+    QString demoFolder() const;
+    /// Retrain / tune the inspected trial (the inspector's buttons).
+    void retrainInspected();
+    void tuneInspected();
+    /// Where retrain writes the inspected trial's model folder (unique name).
+    QString retrainFolderFor(int trialNumber) const;
+
+    SearchJob *searchJob() const { return m_run; }
+    TrialActions *trialActions() const { return m_actions; }
+    Job *demoJob() const { return m_demoJob; }
+    QComboBox *colourBox() const { return m_colourBy; }
+    QPushButton *startButton() const { return m_start; }
+    QPushButton *pauseButton() const { return m_pause; }
+    QPushButton *stopButton() const { return m_stop; }
+    QLabel *runStatusLabel() const { return m_runStatus; }
 
     SpaceEditor *spaceEditor() const { return m_editor; }
     StudyWatcher *watcher() const { return m_watcher; }
@@ -89,6 +134,11 @@ private:
     void replayHypervolume();
     void loadInspector(std::int64_t id);
     void showError(const QString &title, const QString &message);
+    void buildRunRow(QWidget *page, QVBoxLayout *v);
+    void updateRunControls();
+    void updateRunStatus();
+    QString actionDataPath() const;
+    core::TrainOptions studyRecipe(const core::TrialRecord &trial) const;
 
     StudioContext *m_context;
     QTabWidget *m_tabs = nullptr;
@@ -124,6 +174,24 @@ private:
     bool m_syncing = false;
     QFutureWatcher<std::shared_ptr<core::TrialRecord>> m_trialFuture;
     QString m_storeFolder;
+
+    // Run row.
+    SearchJob *m_run = nullptr;
+    TrialActions *m_actions = nullptr;
+    Job *m_demoJob = nullptr;
+    QLineEdit *m_dataEdit = nullptr;
+    QLineEdit *m_studyEdit = nullptr;
+    QSpinBox *m_trials = nullptr;
+    QSpinBox *m_epochs = nullptr;
+    QSpinBox *m_workers = nullptr;
+    QSpinBox *m_population = nullptr;
+    QPushButton *m_start = nullptr;
+    QPushButton *m_pause = nullptr;
+    QPushButton *m_stop = nullptr;
+    QLabel *m_runStatus = nullptr;
+    QComboBox *m_colourBy = nullptr;
+    QString m_runEnd; // how the last run here ended ("" while none ended)
+    std::unique_ptr<QTemporaryDir> m_demoDir;
 };
 
 } // namespace braggnac::ui

@@ -1,5 +1,6 @@
 #include "ui/trialinspector.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <QFileDialog>
@@ -7,7 +8,9 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QProgressBar>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QScrollArea>
 #include <QSplitter>
 #include <QTabWidget>
@@ -50,6 +53,52 @@ TrialInspector::TrialInspector(QWidget *parent) : QWidget(parent)
     top->addWidget(m_exportLayers);
     layout->addLayout(top);
 
+    auto *actions = new QHBoxLayout;
+    m_retrain = new QPushButton(tr("Retrain with full recipe"), this);
+    m_retrain->setObjectName(QStringLiteral("retrainTrial"));
+    m_retrain->setToolTip(tr("Train this architecture again with the study's recipe for the full number of epochs "
+                             "(no search budget) and save its model folder next to the study"));
+    m_retrainEpochs = new QSpinBox(this);
+    m_retrainEpochs->setObjectName(QStringLiteral("retrainEpochs"));
+    m_retrainEpochs->setRange(1, 10000);
+    m_retrainEpochs->setValue(50);
+    m_retrainEpochs->setSuffix(tr(" epochs"));
+    m_tune = new QPushButton(tr("Tune hyper-parameters"), this);
+    m_tune->setObjectName(QStringLiteral("tuneTrial"));
+    m_tune->setToolTip(tr("TPE with median pruning over the optimizer, learning rate, weight decay, momentum, "
+                          "schedule and batch size of this architecture (braggnac tune), in a tune study next to the study"));
+    m_tuneTrials = new QSpinBox(this);
+    m_tuneTrials->setObjectName(QStringLiteral("tuneTrials"));
+    m_tuneTrials->setRange(1, 100000);
+    m_tuneTrials->setValue(8);
+    m_tuneTrials->setSuffix(tr(" trials"));
+    m_actionProgress = new QProgressBar(this);
+    m_actionProgress->setObjectName(QStringLiteral("trialActionProgress"));
+    m_actionProgress->setRange(0, 1000);
+    m_actionProgress->setVisible(false);
+    m_cancelAction = new QPushButton(tr("Cancel"), this);
+    m_cancelAction->setObjectName(QStringLiteral("cancelTrialAction"));
+    m_cancelAction->setVisible(false);
+    m_actionLabel = new QLabel(this);
+    m_actionLabel->setObjectName(QStringLiteral("trialActionLabel"));
+    m_actionLabel->setTextFormat(Qt::RichText);
+    m_actionLabel->setWordWrap(true);
+    m_actionLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_useResult = new QPushButton(tr("Use result"), this);
+    m_useResult->setObjectName(QStringLiteral("useResult"));
+    m_useResult->setToolTip(tr("Load the retrained (or best tuned) model and show its predictions on the open frames"));
+    m_useResult->setEnabled(false);
+    actions->addWidget(m_retrain);
+    actions->addWidget(m_retrainEpochs);
+    actions->addSpacing(12);
+    actions->addWidget(m_tune);
+    actions->addWidget(m_tuneTrials);
+    actions->addWidget(m_actionProgress, 1);
+    actions->addWidget(m_cancelAction);
+    actions->addWidget(m_actionLabel, 2);
+    actions->addWidget(m_useResult);
+    layout->addLayout(actions);
+
     auto *split = new QSplitter(Qt::Horizontal, this);
     auto *scroll = new QScrollArea(split);
     scroll->setWidgetResizable(true);
@@ -75,6 +124,14 @@ TrialInspector::TrialInspector(QWidget *parent) : QWidget(parent)
     split->setStretchFactor(1, 3);
     layout->addWidget(split, 1);
 
+    connect(m_retrain, &QPushButton::clicked, this, &TrialInspector::retrainRequested);
+    connect(m_tune, &QPushButton::clicked, this, &TrialInspector::tuneRequested);
+    connect(m_cancelAction, &QPushButton::clicked, this, &TrialInspector::cancelActionRequested);
+    connect(m_useResult, &QPushButton::clicked, this, [this]() {
+        if (!m_resultFolder.isEmpty())
+            Q_EMIT useModelRequested(m_resultFolder);
+    });
+    updateActionButtons();
     connect(m_useModel, &QPushButton::clicked, this, [this]() {
         if (!m_modelFolder.isEmpty())
             Q_EMIT useModelRequested(m_modelFolder);
@@ -95,9 +152,48 @@ TrialInspector::TrialInspector(QWidget *parent) : QWidget(parent)
     });
 }
 
+void TrialInspector::setActionRunning(const QString &title)
+{
+    m_actionBusy = true;
+    m_actionProgress->setValue(0);
+    m_actionProgress->setFormat(QStringLiteral("%p%"));
+    m_actionProgress->setVisible(true);
+    m_cancelAction->setVisible(true);
+    m_cancelAction->setEnabled(true);
+    m_actionLabel->setText(title.toHtmlEscaped());
+    updateActionButtons();
+}
+
+void TrialInspector::setActionProgress(double fraction, const QString &message)
+{
+    m_actionProgress->setValue(int(std::lround(std::clamp(fraction, 0.0, 1.0) * 1000)));
+    if (!message.isEmpty())
+        m_actionProgress->setToolTip(message);
+    m_actionProgress->setFormat(message.isEmpty() ? QStringLiteral("%p%") : QStringLiteral("%p% \u00b7 ") + QString(message).replace(QLatin1Char('%'), QStringLiteral("%%")));
+}
+
+void TrialInspector::setActionDone(const QString &html, const QString &modelFolder)
+{
+    m_actionBusy = false;
+    m_actionProgress->setVisible(false);
+    m_cancelAction->setVisible(false);
+    m_actionLabel->setText(html);
+    m_resultFolder = modelFolder;
+    m_useResult->setEnabled(!modelFolder.isEmpty());
+    updateActionButtons();
+}
+
+void TrialInspector::updateActionButtons()
+{
+    const bool can = m_id != 0 && !m_trial.spec.is_null() && !m_actionBusy;
+    m_retrain->setEnabled(can);
+    m_tune->setEnabled(can);
+}
+
 void TrialInspector::clear()
 {
     m_id = 0;
+    m_trial = {};
     m_modelFolder.clear();
     m_title->setText(tr("No trial selected"));
     m_diagram->clear();
@@ -107,12 +203,15 @@ void TrialInspector::clear()
     m_history->clear();
     m_useModel->setEnabled(false);
     m_exportLayers->setEnabled(false);
+    updateActionButtons();
 }
 
 void TrialInspector::setTrial(const core::TrialRecord &t, const QString &storeFolder)
 {
     clear();
     m_id = t.id;
+    m_trial = t;
+    updateActionButtons();
     QString title = tr("<b>Trial %1</b> \u2014 %2, %3 epochs").arg(t.number)
                         .arg(QString::fromLatin1(core::trialStateName(t.state))).arg(t.fidelity);
     if (t.generation >= 0)
