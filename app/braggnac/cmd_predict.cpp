@@ -12,7 +12,7 @@
 #include "core/io/framesource.h"
 #include "core/io/patchdataset.h"
 #include "core/arch/layerplan.h"
-#include "core/compress/intref.h"
+#include "core/compress/fixedengine.h"
 #include "core/nn/compress.h"
 #include "core/nn/model.h"
 #include "core/peaks/finder.h"
@@ -75,8 +75,8 @@ void declarePredict(VerbSpec &v)
         .number(0, std::numeric_limits<double>::infinity());
     v.option("frames", "A:B", "frames A to B-1, for frame input (default: all)");
     v.option("batch", "B", "inference batch size").integer(1, 1 << 20).defaultValue("512");
-    v.option("engine", "E", "torch: LibTorch float inference; fixed: the exact integer reference of a quantised "
-                            "model folder (quantization.json, braggnac compress)")
+    v.option("engine", "E", "torch: LibTorch float inference; fixed: the fixed-point SIMD engine of a quantised "
+                            "model folder (quantization.json, braggnac compress), bit-exact with its integer reference")
         .choices({"torch", "fixed"}).defaultValue("torch");
 }
 
@@ -97,13 +97,13 @@ int runPredict(const Args &args)
     core::setTorchThreads(args.threads());
     const core::Model model = core::Model::load(modelPath);
     const int size = model.spec().inputSize;
-    std::unique_ptr<core::IntegerReference> fixed;
+    std::unique_ptr<core::FixedEngine> fixed;
     if (engine == "fixed") {
         if (!core::hasQuantSpec(model))
             throw core::InputError(core::fileMessage(modelPath, "quantization.json: missing or not a quantisation "
                                                                 "spec: --engine fixed needs a quantised model folder "
                                                                 "(braggnac compress)"));
-        fixed = std::make_unique<core::IntegerReference>(
+        fixed = std::make_unique<core::FixedEngine>(
             core::LayerPlan::lower(model.spec()), model.namedParameters(),
             core::modelQuantSpec(model, modelPath + "/quantization.json"));
     }
@@ -162,6 +162,9 @@ int runPredict(const Args &args)
     summary["patches"] = n;
     summary["seconds"] = seconds;
     summary["engine"] = engine;
+    if (fixed)
+        summary["fixed_engine"] = {{"isa", core::FixedEngine::isaName(fixed->isa())}, {"vectorised", fixed->vectorised()},
+                                   {"fallback", fixed->fallbackReason()}};
     if (args.json())
         printJson(summary);
     else

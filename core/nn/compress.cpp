@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "core/common/error.h"
+#include "core/compress/fixedengine.h"
 #include "core/compress/intref.h"
 #include "core/nn/qat.h"
 #include "core/nn/torch_net.h"
@@ -136,13 +137,15 @@ double meanOf(const Evaluation &e)
     return e.overall.n ? e.overall.mean : std::numeric_limits<double>::quiet_NaN();
 }
 
-Evaluation evaluateRows(const IntegerReference &ref, const PatchDataset &data, const std::vector<std::size_t> &rows,
+/// Distances of the quantised network on `rows`, run by the fixed-point engine (bit-exact with
+/// the integer reference, docs/compress.md).
+Evaluation evaluateRows(const FixedEngine &engine, const PatchDataset &data, const std::vector<std::size_t> &rows,
                         int threads)
 {
     Evaluation ev;
     ev.indices = rows;
     const std::vector<float> raw = gatherPatches(data, rows);
-    const std::vector<double> pred = ref.predict(raw.data(), rows.size(), std::max(1, threads));
+    const std::vector<double> pred = engine.predict(raw.data(), rows.size(), std::max(1, threads));
     ev.predictions.assign(pred.begin(), pred.end());
     std::vector<float> labels(rows.size() * 2);
     for (std::size_t k = 0; k < rows.size(); ++k) {
@@ -276,8 +279,8 @@ Evaluation evaluateQuantised(const Model &model, const PatchDataset &data, int s
     const auto rows = evalRows(data, split);
     if (rows.empty())
         throw InputError("split: the split holds no patches to evaluate; an empty split has no score");
-    const IntegerReference ref(LayerPlan::lower(model.spec()), model.namedParameters(), modelQuantSpec(model));
-    return evaluateRows(ref, data, rows, threads);
+    const FixedEngine engine(LayerPlan::lower(model.spec()), model.namedParameters(), modelQuantSpec(model));
+    return evaluateRows(engine, data, rows, threads);
 }
 
 void fineTune(Model &model, const PatchDataset &data, const QuantSpec *spec, const PruneMasks &masks, int epochs,
@@ -378,11 +381,12 @@ CompressResult compressModel(const Model &start, const PatchDataset &data, const
             k.weights = model.namedParameters();
             k.spec = spec;
             k.masks = masks;
-            const IntegerReference ref(plan, k.weights, spec);
+            const FixedEngine engine(plan, k.weights, spec);
+            const IntegerReference &ref = engine.reference();
             if (!valRows.empty())
-                k.validation = evaluateRows(ref, data, valRows, options.train.threads);
+                k.validation = evaluateRows(engine, data, valRows, options.train.threads);
             if (!testRows.empty())
-                k.test = evaluateRows(ref, data, testRows, options.train.threads);
+                k.test = evaluateRows(engine, data, testRows, options.train.threads);
             k.cost = quantisedCost(ref);
             CompressRecord rec;
             rec.bits = bits;
