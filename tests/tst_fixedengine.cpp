@@ -228,7 +228,8 @@ private Q_SLOTS:
     void layerKinds()
     {
         // braggnn runs its attention softmax / matmuls lane by lane, its convs and dense layers
-        // as int16-pair dots; nac's LayerNorms lane by lane, its GELUs as int32-lane tables.
+        // as int16-pair dots; nac's LayerNorms in int64 over 16 lanes, its GELUs as int32-lane
+        // tables.
         auto countOf = [](const FixedEngine &e, const char *what) {
             int n = 0;
             for (const auto &d : e.describe())
@@ -241,14 +242,17 @@ private Q_SLOTS:
             const auto calib = peakPatches(32, 11, 5);
             const FixedEngine e(plan, w, calibratedQuantSpec(plan, w, calib.data(), 32, 8));
             QVERIFY(e.vectorised());
-            int convLinear = 0, lane = 0;
+            int convLinear = 0, lane = 0, norm = 0, elt = 0;
             for (const PlanOp &op : plan.ops) {
                 convLinear += op.kind == OpKind::Conv || op.kind == OpKind::Linear;
-                lane += op.kind == OpKind::LayerNorm || op.kind == OpKind::Softmax || op.kind == OpKind::MatMulQK
-                    || op.kind == OpKind::MatMulSV;
+                lane += op.kind == OpKind::Softmax || op.kind == OpKind::MatMulQK || op.kind == OpKind::MatMulSV;
+                norm += op.kind == OpKind::LayerNorm;
+                elt += op.kind == OpKind::Activation || op.kind == OpKind::Add;
             }
             QCOMPARE(countOf(e, "int16-pair dot"), convLinear);
             QCOMPARE(countOf(e, "lane by lane"), lane);
+            QCOMPARE(countOf(e, "16 lanes in int64 (layernorm"), norm);
+            QCOMPARE(countOf(e, "int32-lane elementwise"), elt);
             QCOMPARE(int(e.describe().size()), int(plan.ops.size()));
         }
     }

@@ -58,6 +58,36 @@ i128 wrapBits(i128 v, int bits)
     return low;
 }
 
+/// FixedFormat::requantise(raw, fracIn) for |raw| < 2^62, in int64 (same result).
+inline std::int64_t requant64(std::int64_t raw, int fracIn, const FixedFormat &out)
+{
+    const int shift = fracIn - out.fraction();
+    const std::int64_t mx = out.maxRaw(), mn = out.minRaw();
+    if (shift > 0) {
+        const int k = shift > 63 ? 63 : shift, k1 = shift - 1 > 63 ? 63 : shift - 1;
+        raw = out.rounding == Rounding::RoundHalfUp ? (raw >> k) + ((raw >> k1) & 1) : raw >> k;
+    } else if (shift < 0) {
+        const int up = -shift;
+        if (out.overflow == Overflow::Saturate) {
+            if (up >= 62)
+                return raw > 0 ? mx : raw < 0 ? mn : 0;
+            const std::int64_t d = std::int64_t(1) << up;
+            if (raw > mx / d)
+                return mx;
+            if (raw < -((-mn) / d))
+                return mn;
+            return raw * d;
+        }
+        if (up >= out.width)
+            return 0;
+        raw = std::int64_t(std::uint64_t(raw) << up);
+    }
+    if (out.overflow == Overflow::Saturate)
+        return raw > mx ? mx : raw < mn ? mn : raw;
+    const int sh = 64 - out.width;
+    return std::int64_t(std::uint64_t(raw) << sh) >> sh;
+}
+
 // ---- compiled steps ---------------------------------------------------------------------------
 
 /// FixedFormat::requantise(v, fracIn) for int32 v, in int32 lanes: shift = fracIn - F_out;
@@ -259,7 +289,10 @@ struct FixedEngine::Impl {
     const FixedFormat &fmtOfTensorInput(const PlanOp &op, int which = 0) const { return ref.format(op.inputs[std::size_t(which)]); }
     bool compile();
     void runBlock(const float *patches, std::size_t count, std::vector<std::uint16_t> &ws, std::int64_t *out) const;
-    void runLane(const Step &s, std::uint16_t *ws) const;
+    void runLane(const Step &s, std::uint16_t *ws, unsigned laneMask = 0xffffu) const;
+    void runLayerNorm(const Step &s, std::uint16_t *ws) const;
+    std::vector<char> fastNorm; // per op: LayerNorm products fit int64 (runLayerNorm)
+    std::vector<int> biasBits;  // per LayerNorm op: bits of its largest |bias raw|
 };
 
 namespace {
@@ -309,6 +342,8 @@ bool FixedEngine::Impl::compile()
     opTensor.assign(nops, 0);
     auto tensorOfInput = [&](int index) { return index < 0 ? 0 : opTensor[std::size_t(index)]; };
     tables.resize(nops);
+    fastNorm.assign(nops, 0);
+    biasBits.assign(nops, 0);
     slopes.assign(nops, 0);
     epsRaw.assign(nops, 0);
     for (std::size_t i = 0; i < nops; ++i) {
@@ -436,12 +471,23 @@ bool FixedEngine::Impl::compile()
         } else if (op.kind == OpKind::LayerNorm) {
             tables[i] = rstdTable(q.internal.at("rstd"));
             epsRaw[i] = layerNormEpsRaw(fx, op.eps);
+            // (x - mean) has at most 17 bits, the table value W_rstd, gamma W_weight: with the
+            // aligned beta below 2^61 the sum stays below 2^62 (runLayerNorm checks per lane).
+            fastNorm[i] = 17 + q.internal.at("rstd").width + q.weight.width <= 60;
+            std::int64_t mb = 0;
+            for (auto v : ref.biasRaw(op.name))
+                mb = std::max(mb, v < 0 ? -v : v);
+            biasBits[i] = bitsOf(mb);
         }
         if (elt) {
             st.type = StepType::Elt;
             st.index = int(elts.size());
             elts.push_back(std::move(e));
             described.push_back(op.name + ": int32-lane elementwise " + opKindName(op.kind));
+        } else if (op.kind == OpKind::LayerNorm && fastNorm[i]) {
+            st.type = StepType::Lane;
+            described.push_back(op.name + ": 16 lanes in int64 (layernorm; a lane whose beta alignment could "
+                                          "overflow runs the integer reference's 128-bit arithmetic)");
         } else {
             st.type = StepType::Lane;
             described.push_back(op.name + ": lane by lane with the integer reference's arithmetic ("
@@ -467,7 +513,7 @@ bool FixedEngine::Impl::compile()
     return true;
 }
 
-void FixedEngine::Impl::runLane(const Step &s, std::uint16_t *ws) const
+void FixedEngine::Impl::runLane(const Step &s, std::uint16_t *ws, unsigned laneMask) const
 {
     const PlanOp &op = ref.plan().ops[std::size_t(s.op)];
     const QuantSpec &spec = ref.spec();
@@ -486,6 +532,8 @@ void FixedEngine::Impl::runLane(const Step &s, std::uint16_t *ws) const
     const FixedFormat &fx = ref.format(op.inputs[0]);
     const int acc = spec.op(op.name).accumulator;
     for (int lane = 0; lane < kLanes; ++lane) {
+        if (!(laneMask >> lane & 1u))
+            continue;
         unpack(ti, lane, xv);
         if (ti2)
             unpack(*ti2, lane, x2v);
@@ -626,6 +674,83 @@ void FixedEngine::Impl::runLane(const Step &s, std::uint16_t *ws) const
     }
 }
 
+void FixedEngine::Impl::runLayerNorm(const Step &s, std::uint16_t *ws) const
+{
+    // The reference's layer norm (exact sums; mean rounded half up; variance at 2F fraction
+    // bits plus eps; 1/sqrt from the table by the variance's 12-bit mantissa and an even
+    // exponent) for 16 lanes in int64: every intermediate is below 2^62 (fastNorm, and the
+    // beta alignment checked per lane; a lane that fails runs runLane).
+    const PlanOp &op = ref.plan().ops[std::size_t(s.op)];
+    const OpQuant &q = ref.spec().ops.at(op.name);
+    const FixedFormat &fx = ref.format(op.inputs[0]);
+    const FixedFormat &rf = q.internal.at("rstd");
+    const FixedFormat &out = q.output;
+    const TensorInfo &ti = tensors[std::size_t(s.in0)];
+    const TensorInfo &to = tensors[std::size_t(s.out)];
+    const std::int64_t m = ti.C * ti.P;
+    const int f = fx.fraction();
+    const auto &g = ref.weightsRaw(op.name);
+    const auto &b = ref.biasRaw(op.name);
+    const auto &table = tables[std::size_t(s.op)];
+    auto at = [&](const TensorInfo &t, std::int64_t c, std::int64_t p) {
+        return (t.offset + std::size_t((c >> 1) * t.P + p)) * kWordU16 + std::size_t(c & 1);
+    };
+    std::int64_t sum[kLanes] = {}, sq[kLanes] = {}, mean[kLanes], t[kLanes];
+    int fp[kLanes], bsh[kLanes];
+    for (std::int64_t c = 0; c < ti.C; ++c)
+        for (std::int64_t p = 0; p < ti.P; ++p) {
+            const std::uint16_t *x = ws + at(ti, c, p);
+            for (int l = 0; l < kLanes; ++l)
+                sum[l] += std::int16_t(x[2 * l]);
+        }
+    for (int l = 0; l < kLanes; ++l)
+        mean[l] = std::int64_t(divRound(sum[l], m, Rounding::RoundHalfUp));
+    for (std::int64_t c = 0; c < ti.C; ++c)
+        for (std::int64_t p = 0; p < ti.P; ++p) {
+            const std::uint16_t *x = ws + at(ti, c, p);
+            for (int l = 0; l < kLanes; ++l) {
+                const std::int64_t d = std::int64_t(std::int16_t(x[2 * l])) - mean[l];
+                sq[l] += d * d;
+            }
+        }
+    unsigned slow = 0;
+    for (int l = 0; l < kLanes; ++l) {
+        std::int64_t var = std::int64_t(divRound(sq[l], m, Rounding::RoundHalfUp)) + epsRaw[std::size_t(s.op)];
+        if (var < 1)
+            var = 1;
+        const int msb = 64 - __builtin_clzll(std::uint64_t(var));
+        int shift = msb - kRstdTableBits;
+        if (shift & 1)
+            ++shift;
+        const std::int64_t mant = shift >= 0 ? (var >> shift) : (var << -shift);
+        t[l] = table[std::size_t(mant - (std::int64_t(1) << (kRstdTableBits - 2)))];
+        const int e = (shift + kRstdTableBits) / 2 - f;
+        fp[l] = f + rf.fraction() + q.weight.fraction() + e;
+        bsh[l] = fp[l] - q.bias.fraction(); // beta: << bsh, or rounded >> -bsh
+        if ((bsh[l] >= 0 && biasBits[std::size_t(s.op)] + bsh[l] > 60) || bsh[l] < -62)
+            slow |= 1u << l;
+    }
+    const bool rnd = q.bias.rounding == Rounding::RoundHalfUp;
+    for (std::int64_t c = 0; c < ti.C; ++c)
+        for (std::int64_t p = 0; p < ti.P; ++p) {
+            const std::size_t j = std::size_t(c * ti.P + p);
+            const std::uint16_t *x = ws + at(ti, c, p);
+            std::uint16_t *y = ws + at(to, c, p);
+            const std::int64_t gj = g[j], bj = b[j];
+            for (int l = 0; l < kLanes; ++l) {
+                if (slow >> l & 1u)
+                    continue;
+                const int sh = bsh[l];
+                const std::int64_t bal = sh >= 0 ? bj * (std::int64_t(1) << sh)
+                                                 : (bj + (rnd ? std::int64_t(1) << (-sh - 1) : 0)) >> -sh;
+                const std::int64_t v = (std::int64_t(std::int16_t(x[2 * l])) - mean[l]) * t[l] * gj + bal;
+                y[2 * l] = std::uint16_t(std::uint64_t(requant64(v, fp[l], out)));
+            }
+        }
+    if (slow)
+        runLane(s, ws, slow);
+}
+
 void FixedEngine::Impl::runBlock(const float *patches, std::size_t count, std::vector<std::uint16_t> &ws,
                                  std::int64_t *out) const
 {
@@ -668,7 +793,12 @@ void FixedEngine::Impl::runBlock(const float *patches, std::size_t count, std::v
                         st.in1 >= 0 ? ws.data() + tensors[std::size_t(st.in1)].offset * kWordU16 : nullptr,
                         ws.data() + tensors[std::size_t(st.out)].offset * kWordU16);
             break;
-        case StepType::Lane: runLane(st, ws.data()); break;
+        case StepType::Lane:
+            if (fastNorm[std::size_t(st.op)])
+                runLayerNorm(st, ws.data());
+            else
+                runLane(st, ws.data());
+            break;
         }
     }
     const TensorInfo &t = tensors[std::size_t(opTensor.back())];
