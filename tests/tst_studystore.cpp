@@ -176,7 +176,7 @@ private Q_SLOTS:
         {
             StudyStore store = StudyStore::createOrOpen(path, s);
             QVERIFY(store.created());
-            QCOMPARE(store.schemaVersion(), 1);
+            QCOMPARE(store.schemaVersion(), 2);
             const StudyInfo got = store.info();
             QCOMPARE(got.name, s.name);
             QCOMPARE(got.kind, StudyKind::Search);
@@ -194,7 +194,7 @@ private Q_SLOTS:
         }
         // The format on disk: WAL, our application id and schema version.
         QCOMPARE(rawPragma(path, "journal_mode"), std::string("wal"));
-        QCOMPARE(rawPragma(path, "user_version"), std::string("1"));
+        QCOMPARE(rawPragma(path, "user_version"), std::string("2"));
         QCOMPARE(rawPragma(path, "application_id"), std::to_string(0x42524e53));
         // No temporary left behind.
         for (const auto &e : QDir(m_dir.path()).entryList(QDir::Files | QDir::Hidden))
@@ -260,7 +260,7 @@ private Q_SLOTS:
                                              << "not a BraggNAC study store (an SQLite database of "
                                                 "another application, with tables people, pets)";
         QTest::newRow("empty SQLite database") << "emptydb" << "an empty SQLite database";
-        QTest::newRow("newer schema") << "newer" << "schema version 2 is newer than this braggnac reads (1)";
+        QTest::newRow("newer schema") << "newer" << "schema version 3 is newer than this braggnac reads (2)";
         QTest::newRow("damaged: table dropped") << "damaged" << "damaged study store: table 'epochs' is missing";
     }
 
@@ -292,7 +292,7 @@ private Q_SLOTS:
                 QVERIFY(bytes.size() > 40000);
                 writeAll(path, bytes.substr(0, bytes.size() / 2));
             } else if (k == "newer") {
-                rawSql(path, "PRAGMA user_version = 2");
+                rawSql(path, "PRAGMA user_version = 3");
             } else {
                 rawSql(path, "DROP TABLE epochs");
             }

@@ -3,6 +3,9 @@
 // result is saved as a quantised model folder (docs/compress.md, "The compress verb").
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -11,6 +14,7 @@
 #include "core/io/patchdataset.h"
 #include "core/nn/compress.h"
 #include "core/nn/model.h"
+#include "core/search/studystore.h"
 
 namespace braggnac::cli {
 
@@ -44,6 +48,42 @@ void declareCompress(VerbSpec &v)
     v.option("batch", "N", "fine-tuning batch size").integer(1, 1 << 20).defaultValue("256");
     v.option("calibration-patches", "N", "training patches for the integer-bit calibration")
         .integer(1, 1 << 24).defaultValue("1024");
+    v.option("study", "S.db", "store every record in this study file (an existing study, or a new compress study); "
+                              "default: the study the model folder came from (S.models/trial-N beside S.db), if any");
+}
+
+// A model folder saved by a study driver lies at <folder>/<stem>.models/trial-<number>
+// (StudyStore::suggestedModelPath): its study file and trial number, or {"", -1}.
+std::pair<std::string, int> studyOfModel(const std::string &modelPath)
+{
+    namespace fs = std::filesystem;
+    fs::path p = fs::path(modelPath).lexically_normal();
+    if (p.filename().empty())
+        p = p.parent_path();
+    static const std::regex trial("trial-([0-9]{1,9})");
+    std::smatch m;
+    const std::string name = p.filename().string();
+    const std::string parent = p.parent_path().filename().string();
+    const std::string suffix = ".models";
+    if (!std::regex_match(name, m, trial) || parent.size() <= suffix.size()
+        || parent.compare(parent.size() - suffix.size(), suffix.size(), suffix) != 0)
+        return {"", -1};
+    const fs::path db = p.parent_path().parent_path() / (parent.substr(0, parent.size() - suffix.size()) + ".db");
+    std::error_code ec;
+    if (!fs::is_regular_file(db, ec))
+        return {"", -1};
+    return {db.string(), std::stoi(m[1].str())};
+}
+
+// A path as stored in the study: relative to the study's folder (as trials' model folders are,
+// so a study moves with its folders), absolute when that is not possible.
+std::string storedPath(const core::StudyStore &store, const std::string &path)
+{
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path abs = fs::absolute(path, ec);
+    const fs::path rel = fs::proximate(abs, fs::absolute(store.folder(), ec), ec);
+    return ec || rel.empty() ? abs.lexically_normal().string() : rel.lexically_normal().string();
 }
 
 std::vector<int> parseGrid(const std::string &text)
@@ -90,6 +130,15 @@ int runCompress(const Args &args)
     o.train.threads = args.threads();
     o.train.seed = args.seed(1);
     o.calibrationPatches = int(args.getInt("calibration-patches", 1024));
+    auto [studyPath, sourceTrial] = studyOfModel(modelPath);
+    if (args.has("study")) {
+        const std::string given = args.get("study");
+        std::error_code ec;
+        if (studyPath.empty() || !std::filesystem::equivalent(given, studyPath, ec))
+            sourceTrial = -1;
+        studyPath = given;
+        checkStudyPath(studyPath);
+    }
     args.finish(2);
     for (int b : o.bits) {
         if (b < 2 || b > 32)
@@ -115,6 +164,34 @@ int runCompress(const Args &args)
             dataPath, "/patches: patch size " + std::to_string(data.patchSize) + " does not match the model's input size "
                           + std::to_string(start.spec().inputSize) + " (" + modelPath + ")"));
 
+    // The study: opened (or created as a compress study) before the work starts, so that a bad
+    // file is refused at once; every record is stored as it is measured.
+    std::optional<core::StudyStore> store;
+    std::int64_t runId = 0;
+    if (!studyPath.empty()) {
+        if (std::filesystem::exists(studyPath)) {
+            store.emplace(core::StudyStore::open(studyPath, core::StudyStore::Mode::ReadWrite));
+        } else {
+            core::StudyInfo study;
+            study.name = std::filesystem::path(studyPath).stem().string();
+            study.kind = core::StudyKind::Compress;
+            study.dataset = core::describeDataset(dataPath);
+            study.objectives = {{"distance", true}, {"bops", true}};
+            study.options = {{"compress", o.toJson()}};
+            study.seed = o.train.seed;
+            store.emplace(core::StudyStore::createOrOpen(studyPath, study));
+        }
+        core::CompressRunInfo run;
+        run.sourceModel = storedPath(*store, modelPath);
+        run.sourceTrial = sourceTrial;
+        run.dataset = core::describeDataset(dataPath);
+        run.options = o.toJson();
+        runId = store->beginCompressRun(run);
+        if (!args.has("quiet"))
+            info("records go to study " + studyPath + " (compress run " + std::to_string(runId)
+                 + (sourceTrial >= 0 ? ", from trial " + std::to_string(sourceTrial) : std::string()) + ")");
+    }
+
     const bool human = !args.json() || args.flag("progress");
     const core::Monitor monitor = makeMonitor(args, "compress");
     if (!args.has("quiet")) {
@@ -122,6 +199,17 @@ int runCompress(const Args &args)
         info("bits round  sparsity        BOPs   params  validation      test");
     }
     auto onRecord = [&](const core::CompressRecord &r) {
+        if (store) {
+            core::CompressRecordRow row;
+            row.bits = r.bits;
+            row.round = r.round;
+            row.sparsity = r.sparsity;
+            row.bops = r.bops;
+            row.params = r.params;
+            row.validation = r.validation;
+            row.test = r.test;
+            store->addCompressRecord(runId, row);
+        }
         if (args.has("quiet"))
             return;
         endProgress();
@@ -140,10 +228,16 @@ int runCompress(const Args &args)
         throw;
     }
     result.model->save(out);
+    if (store)
+        store->finishCompressRun(runId, result.chosen, storedPath(*store, out));
     const core::CompressRecord &c = result.records[std::size_t(result.chosen)];
     if (args.json()) {
         nlohmann::json j = result.toJson();
         j["out"] = out;
+        if (store) {
+            j["study"] = studyPath;
+            j["compress_run"] = runId;
+        }
         printJson(j);
     }
     if (human)
@@ -160,7 +254,8 @@ const VerbRegistrar registrar(
     "folder; one record per (bits, round) measured with the integer reference, a table on stderr; "
     "saves the chosen result (smallest BOPs within --target-distance, else the best validation distance) "
     "with quantization.json and its pruning masks (docs/compress.md); --json: {\"records\": [{bits, round, "
-    "sparsity, bops, params, validation, test}], \"chosen\": {..., \"index\"}, \"out\"}",
+    "sparsity, bops, params, validation, test}], \"chosen\": {..., \"index\"}, \"out\"}; with --study (or a model "
+    "from a study) every record is also stored in the study file (braggnac study S.db --compress lists them)",
     &declareCompress, &runCompress);
 
 } // namespace

@@ -36,6 +36,7 @@ void declareStudy(VerbSpec &v)
         .input();
     v.flag("csv", "print the trials as a CSV table on stdout");
     v.option("to-optuna", "O.db", "write the study into Optuna's own SQLite storage (a new file)");
+    v.flag("compress", "list the compress runs stored in the study and their (bits, round) records (also with --json, --csv)");
 }
 
 nlohmann::json trialJson(const core::StudyStore &store, const core::TrialRecord &t)
@@ -91,11 +92,82 @@ void copyFolder(const fs::path &from, const fs::path &to)
     }
 }
 
+// One compress record as JSON (NaN distances -> null).
+nlohmann::json compressRecordJson(const core::StudyStore &store, const core::CompressRecordRow &r)
+{
+    auto finite = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+    return {{"bits", r.bits},
+            {"round", r.round},
+            {"sparsity", r.sparsity},
+            {"bops", r.bops},
+            {"params", r.params},
+            {"validation", finite(r.validation)},
+            {"test", finite(r.test)},
+            {"model", r.modelPath.empty() ? nlohmann::json() : nlohmann::json(store.resolve(r.modelPath))}};
+}
+
+// study S.db --compress: the compress runs and their records (docs/study-store.md).
+int printCompressRuns(const Args &args, const core::StudyStore &store, bool csv)
+{
+    const std::vector<core::CompressRun> runs = store.compressRuns();
+    if (csv) {
+        std::cout << "run,source_model,source_trial,finished,chosen,bits,round,sparsity,bops,params,validation,test,model\n";
+        for (const auto &run : runs)
+            for (std::size_t i = 0; i < run.records.size(); ++i) {
+                const auto &r = run.records[i];
+                std::cout << run.info.id << "," << csvField(store.resolve(run.info.sourceModel)) << "," << run.info.sourceTrial << ","
+                          << (run.info.finished ? 1 : 0) << "," << (int(i) == run.info.chosen ? 1 : 0) << "," << r.bits
+                          << "," << r.round << "," << num(r.sparsity) << "," << num(r.bops) << "," << r.params << ","
+                          << num(r.validation) << "," << num(r.test) << "," << csvField(store.resolve(r.modelPath)) << "\n";
+            }
+        return 0;
+    }
+    if (args.json()) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto &run : runs) {
+            nlohmann::json records = nlohmann::json::array();
+            for (const auto &r : run.records)
+                records.push_back(compressRecordJson(store, r));
+            list.push_back({{"id", run.info.id},
+                            {"created", run.info.created},
+                            {"source_model", store.resolve(run.info.sourceModel)},
+                            {"source_trial", run.info.sourceTrial < 0 ? nlohmann::json() : nlohmann::json(run.info.sourceTrial)},
+                            {"dataset", run.info.dataset.toJson()},
+                            {"options", run.info.options},
+                            {"finished", run.info.finished},
+                            {"chosen", run.info.chosen < 0 ? nlohmann::json() : nlohmann::json(run.info.chosen)},
+                            {"model", run.info.modelPath.empty() ? nlohmann::json() : nlohmann::json(store.resolve(run.info.modelPath))},
+                            {"records", records}});
+        }
+        printJson({{"study", store.info().name}, {"compress_runs", list}});
+        return 0;
+    }
+    cli::info("study '" + store.info().name + "': " + std::to_string(runs.size()) + " compress run(s)");
+    for (const auto &run : runs) {
+        cli::info("run " + std::to_string(run.info.id) + ": " + store.resolve(run.info.sourceModel)
+                  + (run.info.sourceTrial >= 0 ? " (trial " + std::to_string(run.info.sourceTrial) + ")" : std::string())
+                  + ", " + std::to_string(run.records.size()) + " records"
+                  + (run.info.finished ? ", chosen " + std::to_string(run.info.chosen) + " -> " + store.resolve(run.info.modelPath)
+                                       : std::string(", not finished")));
+        cli::info("  bits round  sparsity        BOPs   params  validation      test");
+        for (std::size_t i = 0; i < run.records.size(); ++i) {
+            const auto &r = run.records[i];
+            char line[200];
+            std::snprintf(line, sizeof line, "  %4d %5d  %8.4f  %10.4e  %7lld  %10s  %8s%s", r.bits, r.round, r.sparsity,
+                          r.bops, static_cast<long long>(r.params), num(r.validation).c_str(), num(r.test).c_str(),
+                          int(i) == run.info.chosen ? "  (chosen)" : "");
+            cli::info(line);
+        }
+    }
+    return 0;
+}
+
 int runStudy(const Args &args)
 {
     const std::string path = args.positionalAt(0, "S.db (a study file)");
     const bool pareto = args.flag("pareto"), best = args.flag("best"), csv = args.flag("csv");
     const std::string out = args.get("out"), optuna = args.get("to-optuna");
+    const bool compress = args.flag("compress");
     const bool retrain = args.has("retrain-epochs");
     args.finish(1);
     if (!out.empty() && !best)
@@ -107,7 +179,12 @@ int runStudy(const Args &args)
     if (csv && args.json())
         throw UsageError("--csv and --json both print on stdout: choose one");
 
+    if (compress && (pareto || best || !out.empty() || !optuna.empty() || retrain))
+        throw UsageError("--compress lists the compress records: not with --pareto, --best, --out or --to-optuna");
+
     const core::StudyStore store = core::StudyStore::open(path, core::StudyStore::Mode::ReadOnly);
+    if (compress)
+        return printCompressRuns(args, store, csv);
     const core::StudyInfo info = store.info();
 
     if (!optuna.empty()) {
@@ -248,7 +325,8 @@ const VerbRegistrar registrar(
     "reads a study (also while a search writes it): --json {\"trials\":[{\"id\", \"state\", \"spec\", "
     "\"fidelity\", \"metrics\", \"cost\", \"values\"}...]}; --pareto the front (highest fidelity "
     "reached), --best the front's lowest distance, --out MODEL its model folder (--retrain-epochs E "
-    "retrains it with the study's recipe), --csv a table, --to-optuna O.db Optuna's own storage",
+    "retrains it with the study's recipe), --csv a table, --to-optuna O.db Optuna's own storage, "
+    "--compress the compress runs and their (bits, round) records",
     &declareStudy, &runStudy);
 
 } // namespace
