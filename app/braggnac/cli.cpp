@@ -626,6 +626,37 @@ void checkOutputFolder(const std::string &path)
                                                            + "' does not exist"));
 }
 
+std::pair<int, int> frameRange(const std::string &text, int count, const std::string &path)
+{
+    if (text.empty())
+        return {0, count};
+    auto index = [&](const std::string &part) {
+        try {
+            std::size_t pos = 0;
+            const long long v = std::stoll(part, &pos);
+            if (pos == part.size() && v >= 0 && v <= 1000000000)
+                return int(v);
+        } catch (const std::exception &) {
+        }
+        throw UsageError("--frames: expected A:B with frame numbers >= 0 (frames A to B-1), got '" + text + "'");
+    };
+    int first = 0, last = count;
+    const auto colon = text.find(':');
+    if (colon == std::string::npos) {
+        first = index(text);
+        last = first + 1;
+    } else {
+        const std::string a = text.substr(0, colon), b = text.substr(colon + 1);
+        first = a.empty() ? 0 : index(a);
+        last = b.empty() ? count : index(b);
+    }
+    if (first >= last || last > count)
+        throw core::InputError(core::fileMessage(
+            path, "--frames " + text + " selects no frames of the " + std::to_string(count)
+                      + " in the file (frames A to B-1 with 0 <= A < B <= " + std::to_string(count) + ")"));
+    return {first, last};
+}
+
 bool isHdf5File(const std::string &path)
 {
     return core::hasHdf5Signature(path);

@@ -194,6 +194,11 @@ void checkOutputFolder(const std::string &path);
 /// refuses files that are not studies). Throws core::InputError naming the path.
 void checkStudyPath(const std::string &path);
 
+/// --frames of peaks and predict: "A:B" (frames A..B-1), "A:" (A to the end), ":B", or "A" (one
+/// frame); empty = all `count` frames. A malformed text is a UsageError (exit 2); a range that
+/// selects no frame of the file is an InputError naming `path` and the file's frame count.
+std::pair<int, int> frameRange(const std::string &text, int count, const std::string &path);
+
 /// True when `path` is an HDF5 file (by signature); verbs use it to refuse HDF5-only options
 /// (--dataset) for GE and TIFF inputs.
 bool isHdf5File(const std::string &path);

@@ -14,32 +14,6 @@ namespace braggnac::cli {
 
 namespace {
 
-int parseIndex(const std::string &text, const std::string &whole)
-{
-    try {
-        std::size_t pos = 0;
-        const long long v = std::stoll(text, &pos);
-        if (pos == text.size() && v >= 0 && v <= 1000000000)
-            return int(v);
-    } catch (const std::exception &) {
-    }
-    throw UsageError("--frames: expected A:B with frame numbers >= 0 (frames A to B-1), got '" + whole + "'");
-}
-
-/// "A:B" (frames A..B-1), "A:" (A to the end), ":B", or "A" (one frame).
-std::pair<int, int> parseRange(const std::string &text, int count)
-{
-    if (text.empty())
-        return {0, count};
-    const auto colon = text.find(':');
-    if (colon == std::string::npos) {
-        const int a = parseIndex(text, text);
-        return {a, a + 1};
-    }
-    const std::string a = text.substr(0, colon), b = text.substr(colon + 1);
-    return {a.empty() ? 0 : parseIndex(a, text), b.empty() ? count : parseIndex(b, text)};
-}
-
 void declarePeaks(VerbSpec &v)
 {
     v.positional("FRAMES", "a frame file (GE, TIFF or HDF5)").existingFile().input();
@@ -104,12 +78,7 @@ int runPeaks(const Args &args)
         throw core::InputError(core::fileMessage(darkPath, "--dark-dataset applies to HDF5 dark files only; this is not HDF5"));
 
     const auto source = core::openFrameSource(input, dataset);
-    const auto [first, last] = parseRange(range, source->frameCount());
-    if (first >= last || last > source->frameCount())
-        throw core::InputError(core::fileMessage(
-            input, "--frames " + range + " selects no frames of the " + std::to_string(source->frameCount())
-                       + " in the file (frames A to B-1 with 0 <= A < B <= "
-                       + std::to_string(source->frameCount()) + ")"));
+    const auto [first, last] = frameRange(range, source->frameCount(), input);
     core::Frame dark;
     if (!darkPath.empty()) {
         dark = core::readDarkFrame(darkPath, darkDataset);

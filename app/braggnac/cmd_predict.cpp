@@ -36,34 +36,6 @@ bool isPatchFile(const std::string &path, const std::string &dataset)
                        [](const core::Hdf5DatasetInfo &d) { return d.path == "/patches"; });
 }
 
-std::pair<int, int> parseRange(const std::string &text, int count, const std::string &path)
-{
-    if (text.empty())
-        return {0, count};
-    const auto colon = text.find(':');
-    if (colon == std::string::npos)
-        throw UsageError("--frames: expected A:B, got '" + text + "'");
-    auto num = [&](const std::string &s, int fallback) {
-        if (s.empty())
-            return fallback;
-        try {
-            std::size_t pos = 0;
-            const int v = std::stoi(s, &pos);
-            if (pos != s.size())
-                throw std::invalid_argument(s);
-            return v;
-        } catch (const std::exception &) {
-            throw UsageError("--frames: expected A:B with integers, got '" + text + "'");
-        }
-    };
-    const int a = num(text.substr(0, colon), 0), b = num(text.substr(colon + 1), count);
-    if (a < 0 || b > count || a >= b)
-        throw core::InputError(core::fileMessage(
-            path, "--frames " + text + ": expected 0 <= A < B <= " + std::to_string(count)
-                      + " (the file has " + std::to_string(count) + " frames)"));
-    return {a, b};
-}
-
 void declarePredict(VerbSpec &v)
 {
     v.positional("MODEL", "a model folder").existingFolder().input();
@@ -124,7 +96,7 @@ int runPredict(const Args &args)
                            + " does not match the model's input size " + std::to_string(size)));
     } else {
         const auto source = core::openFrameSource(input, dataset);
-        const auto [first, last] = parseRange(frames, source->frameCount(), input);
+        const auto [first, last] = frameRange(frames, source->frameCount(), input);
         std::unique_ptr<core::Frame> dark;
         if (!darkPath.empty())
             dark = std::make_unique<core::Frame>(core::readDarkFrame(darkPath));
