@@ -339,8 +339,11 @@ void CompressPanel::buildUi()
 
     // --- table -------------------------------------------------------------------------------
     m_records = new QStandardItemModel(0, ColumnCount, this);
-    m_records->setHorizontalHeaderLabels({tr("bits"), tr("round"), tr("sparsity"), tr("BOPs"), tr("x fewer than braggnn"),
+    m_records->setHorizontalHeaderLabels({tr("bits"), tr("round"), tr("sparsity"), tr("BOPs"), tr("x fewer BOPs"),
                                           tr("params"), tr("validation (px)"), tr("test (px)"), tr("chosen")});
+    m_records->setHeaderData(ColReduction, Qt::Horizontal,
+                             tr("How many times fewer standard BOPs than braggnn in float32 (%1)").arg(m_braggnnBops, 0, 'e', 4),
+                             Qt::ToolTipRole);
     m_table = new QTableView;
     m_table->setObjectName(QStringLiteral("recordTable"));
     m_table->setModel(m_records);

@@ -271,13 +271,10 @@ void ExportPanel::buildUi()
     m_usedSet->setColor(QColor(0x3d, 0x6e, 0xa8));
     m_usedSet->append({0, 0, 0, 0});
     series->append(m_usedSet);
-    series->setLabelsVisible(true);
-    series->setLabelsFormat(QStringLiteral("@value %"));
-    series->setLabelsPosition(QAbstractBarSeries::LabelsOutsideEnd);
     chart->addSeries(series);
-    auto *categories = new QBarCategoryAxis(chart);
-    categories->append({tr("BRAM18"), tr("FF"), tr("LUT"), tr("DSP")});
-    // Bars are listed bottom-up; keep DSP on top by reversing the categories' order of values.
+    m_categories = new QBarCategoryAxis(chart);
+    m_categories->append({tr("BRAM18"), tr("FF"), tr("LUT"), tr("DSP")}); // bottom-up: DSP on top
+    auto *categories = m_categories;
     m_percentAxis = new QValueAxis(chart);
     m_percentAxis->setRange(0, 100);
     m_percentAxis->setLabelFormat(QStringLiteral("%.0f %%"));
@@ -513,6 +510,8 @@ void ExportPanel::exportDialog()
 bool ExportPanel::exportTo(const QString &givenFolder, bool confirmed)
 {
     const QString out = givenFolder.trimmed().isEmpty() ? outputFolder() : givenFolder.trimmed();
+    if (out != outputFolder() && !out.isEmpty())
+        setOutputFolder(out);
     if (m_job->isRunning()) {
         showError(tr("%1: busy; cancel or wait for the running export").arg(out));
         return false;
@@ -754,6 +753,14 @@ void ExportPanel::showOutcome(const Outcome &o)
         top = std::max(top, values[i] * 1.15);
     }
     m_percentAxis->setRange(0, top);
+    // The numbers beside the bars, in the category labels (bar value labels are unreliable on
+    // horizontal bars in Qt 6.4).
+    const auto label = [](const QString &name, std::int64_t used, std::int64_t cap) {
+        return QStringLiteral("%1 %2 / %3").arg(name).arg(used).arg(cap);
+    };
+    m_categories->clear();
+    m_categories->append({label(tr("BRAM18"), e.bram18, part.bram18), label(tr("FF"), e.ff, part.ff),
+                          label(tr("LUT"), e.lut, part.lut), label(tr("DSP"), e.dsp, part.dsp)});
 }
 
 void ExportPanel::onJobFinished()

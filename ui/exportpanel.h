@@ -22,6 +22,7 @@
 
 #include "core/hls/hlsestimate.h"
 
+class QBarCategoryAxis;
 class QBarSet;
 class QCheckBox;
 class QComboBox;
@@ -151,6 +152,7 @@ private:
     ChartView *m_chartView = nullptr;
     QBarSet *m_usedSet = nullptr;
     QValueAxis *m_percentAxis = nullptr;
+    QBarCategoryAxis *m_categories = nullptr;
 };
 
 } // namespace braggnac::ui
