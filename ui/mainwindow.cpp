@@ -43,8 +43,10 @@
 #include "core/nn/model.h"
 #include "core/sim/simulator.h"
 #include "ui/aboutdialog.h"
+#include "ui/compresspanel.h"
 #include "ui/datasetpanel.h"
 #include "ui/evaluatepanel.h"
+#include "ui/exportpanel.h"
 #include "ui/framespanel.h"
 #include "ui/frameview.h"
 #include "ui/hdf5browserdialog.h"
@@ -153,12 +155,23 @@ MainWindow::MainWindow(QWidget *parent)
     addStage(QStringLiteral("search"), tr("Search"), QStringLiteral(":/braggnac/icons/search.svg"), searchPanel);
     connect(searchPanel, &SearchPanel::errorOccurred, this, &MainWindow::errorShown);
     connect(searchPanel, &SearchPanel::useModelRequested, this, &MainWindow::openModel);
+    auto *compressPanel = new CompressPanel(m_context, this);
+    addStage(QStringLiteral("compress"), tr("Compress"), QStringLiteral(":/braggnac/icons/compress.svg"), compressPanel);
+    auto *exportPanel = new ExportPanel(m_context, this);
+    addStage(QStringLiteral("export"), tr("Export"), QStringLiteral(":/braggnac/icons/export.svg"), exportPanel);
+    connect(compressPanel, &CompressPanel::errorOccurred, this, &MainWindow::errorShown);
+    connect(exportPanel, &ExportPanel::errorOccurred, this, &MainWindow::errorShown);
+    // Search's "Use this model" also becomes the model to compress; a saved compressed model the
+    // model to export.
+    connect(searchPanel, &SearchPanel::useModelRequested, compressPanel, &CompressPanel::setModelFolder);
+    connect(compressPanel, &CompressPanel::modelSaved, exportPanel, &ExportPanel::setModelFolder);
     // The tabs show their own error boxes; announce their errors too.
     connect(m_datasetPanel, &DatasetPanel::errorOccurred, this, &MainWindow::errorShown);
     connect(m_trainPanel, &TrainPanel::errorOccurred, this, &MainWindow::errorShown);
     connect(m_evaluatePanel, &EvaluatePanel::errorOccurred, this, &MainWindow::errorShown);
     for (QWidget *page : {static_cast<QWidget *>(m_datasetPanel), static_cast<QWidget *>(m_trainPanel),
-                          static_cast<QWidget *>(m_evaluatePanel)})
+                          static_cast<QWidget *>(m_evaluatePanel), static_cast<QWidget *>(compressPanel),
+                          static_cast<QWidget *>(exportPanel)})
         trackForeignJobs(page);
 
     buildStatusBar();
