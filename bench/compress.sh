@@ -6,7 +6,7 @@
 # integer-reference throughput (1 and 2 threads) beside LibTorch float, the plot.
 #
 #   bench/compress.sh                     # everything (hours on 2 shared cores)
-#   STAGES="data train" bench/compress.sh # only some stages (data train compress agree speed plot report)
+#   STAGES="data train" bench/compress.sh # only some stages (data train compress agree plot report)
 #
 # Every stage skips what its outputs already hold, so the script re-runs in pieces (one compress
 # run per bit width; delete a file to redo that step). Environment: BUILD (build folder, default
@@ -30,7 +30,7 @@ THREADS=${THREADS:-1}
 SPEED_N=${SPEED_N:-4000}
 OUT=${OUT:-docs/benchmarks/compress.md}
 PNG=${PNG:-docs/images/compress-front.png}
-STAGES=${STAGES:-"data train compress agree speed plot report"}
+STAGES=${STAGES:-"data train compress agree plot report"}
 PY=/usr/bin/python3
 NICE="nice -n 19"
 export OPENBLAS_NUM_THREADS=1 QT_QPA_PLATFORM=offscreen
@@ -93,4 +93,46 @@ if has compress; then
     if [ "$running" -ge "$PARALLEL" ]; then wait -n; running=$((running - 1)); fi
   done
   wait
+fi
+
+BC="$BUILD/bench/bench_compress"
+if has agree; then
+  # Agreement (fake-quantised QAT forward vs integer reference, every test patch) of each bit
+  # width's saved (chosen) folder; throughput of the integer reference (1 and 2 threads) beside
+  # LibTorch float of the same weights on the first SPEED_N patches.
+  [ -x "$BC" ] || { echo "compress.sh: $BC missing: configure $BUILD with -DBRAGGNAC_BUILD_BENCH=ON and build bench_compress" >&2; exit 2; }
+  for b in $BITS; do
+    [ -f "$WORK/nac-b$b.json" ] || continue
+    [ -f "$WORK/agree-b$b.json" ] && continue
+    log "agreement and throughput: $b bits"
+    $NICE "$BC" --model "$WORK/nac-b$b.model" --data "$DATA" --split test --threads 1,2 --repeats 3 \
+      >"$WORK/agree-b$b.json.part"
+    mv "$WORK/agree-b$b.json.part" "$WORK/agree-b$b.json"
+  done
+fi
+
+BR_BOPS=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["bops"])' "$WORK/braggnn.cost.json" 2>/dev/null || echo 0)
+if has plot && [ -f "$WORK/braggnn.train.json" ]; then
+  [ -x "$P" ] || { echo "compress.sh: $P missing: cmake --build $BUILD --target braggnac-plot" >&2; exit 2; }
+  BR_TEST=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["test"]["mean"])' "$WORK/braggnn.train.json")
+  GOAL_D=$($PY -c "print(1.05 * $BR_TEST)")
+  GOAL_B=$($PY -c "print($BR_BOPS / 1000)")
+  log "plot -> $PNG"
+  "$P" compress --study "$DB" --out "$PNG" --metric test --y-scale log \
+    --ref "braggnn=$WORK/braggnn.model" --ref "nac=$WORK/nac.model" --goal-bops "$GOAL_B" --goal-distance "$GOAL_D" \
+    --title "nac compressed (QAT + global L1 pruning, exact fixed point): test distance vs standard BOPs" \
+    --width 1400 --height 850
+fi
+
+if has report; then
+  "$B" study "$DB" --compress --json >"$WORK/records.json"
+  for b in 2 3 4 5 6 7 8; do
+    for s in 0 0.8 0.95 0.99; do
+      "$B" cost --arch nac --weight-bits "$b" --act-bits "$b" --sparsity "$s" --json |
+        $PY -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps({"bits": int(sys.argv[1]), "sparsity": float(sys.argv[2]), "bops": j["bops"], "macs": j["macs"]}))' "$b" "$s"
+    done
+  done >"$WORK/floor.jsonl"
+  LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+  $PY bench/compress_report.py "$WORK" "$OUT" "$PNG" "$LOAD" "BITS=\"$BITS\" ROUNDS=$ROUNDS FRACTION=$FRACTION EPOCHS_PER_ROUND=$EPOCHS_PER_ROUND N=$N TRAIN_EPOCHS=$TRAIN_EPOCHS"
+  log "wrote $OUT"
 fi

@@ -4,7 +4,8 @@
 //
 //   braggnac-plot compress --study S.db --out P.png [--metric test|validation]
 //       [--ref LABEL=MODEL]... [--goal-bops B] [--goal-distance D] [--title T] [--ymax Y]
-//   braggnac-plot front --study S.db --out P.png [--ref LABEL=MODEL]... [--title T] [--ymax Y]
+//       [--y-scale log|linear] [--width W] [--height H]
+//   braggnac-plot front --study S.db --out P.png [--ref LABEL=MODEL]... [same chart options]
 //
 // compress: every compress record stored in the study (braggnac compress --study), standard BOPs
 // (log axis) against mean distance, one curve per bit width in round order (a later run's
@@ -72,6 +73,7 @@ struct Options {
     std::string mode, study, out, metric = "test", title;
     std::vector<std::string> refs;
     double goalBops = 0, goalDistance = 0, ymax = 0;
+    bool logY = false;
     int width = 1200, height = 800;
 };
 
@@ -113,7 +115,11 @@ Options parseArgs(int argc, char **argv)
             o.goalDistance = number(k, v);
         else if (k == "--ymax")
             o.ymax = number(k, v);
-        else if (k == "--title")
+        else if (k == "--y-scale") {
+            if (v != "log" && v != "linear")
+                throw UsageError("--y-scale: expected log or linear (got '" + v + "')");
+            o.logY = v == "log";
+        } else if (k == "--title")
             o.title = v;
         else if (k == "--width")
             o.width = std::clamp(int(number(k, v)), 200, 8000);
@@ -201,7 +207,18 @@ public:
         m_x->setLabelFormat("%.0e");
         m_x->setTitleText("standard BOPs (log scale)");
         m_x->setMinorTickCount(8);
-        m_y = new QValueAxis;
+        if (o.logY) {
+            auto *y = new QLogValueAxis;
+            y->setBase(10);
+            y->setMinorTickCount(8);
+            y->setLabelFormat("%.3g");
+            m_y = y;
+        } else {
+            auto *y = new QValueAxis;
+            y->setTickCount(9);
+            y->setLabelFormat("%.3g");
+            m_y = y;
+        }
         m_chart->addAxis(m_x, Qt::AlignBottom);
         m_chart->addAxis(m_y, Qt::AlignLeft);
     }
@@ -284,7 +301,13 @@ public:
         double ymax = m_options.ymax > 0 ? m_options.ymax : m_ymax * 1.05;
         if (m_goalDistance > 0 && m_options.ymax <= 0)
             ymax = std::max(ymax, m_goalDistance * 1.1);
-        const double ymin = 0;
+        double ymin = 0;
+        if (m_options.logY) {
+            const double lo = std::min(m_ymin, m_goalDistance > 0 ? m_goalDistance : m_ymin);
+            ymin = std::pow(10.0, std::floor(std::log10(lo)));
+            if (m_options.ymax <= 0)
+                ymax = std::pow(10.0, std::ceil(std::log10(m_ymax)));
+        }
         if (m_goalBops > 0) {
             std::vector<Point> v{{m_goalBops, ymin}, {m_goalBops, ymax}};
             addGoalLine("goal: 1/1000 of the first reference's BOPs", v);
@@ -295,8 +318,6 @@ public:
         }
         m_x->setRange(xmin, xmax);
         m_y->setRange(ymin, ymax);
-        m_y->setTickCount(9);
-        m_y->setLabelFormat("%.3g");
 
         QChartView view(m_chart);
         view.setRenderHint(QPainter::Antialiasing);
@@ -332,6 +353,8 @@ private:
             m_xmax = std::max(m_xmax, p.bops);
             if (m_options.ymax <= 0 || p.distance <= m_options.ymax)
                 m_ymax = std::max(m_ymax, p.distance);
+            if (p.distance > 0)
+                m_ymin = std::min(m_ymin, p.distance);
         }
     }
     void addGoalLine(const std::string &name, const std::vector<Point> &pts)
@@ -350,8 +373,9 @@ private:
     const Options &m_options;
     QChart *m_chart = nullptr; // owned by the view in save() (or leaked at exit when save is not reached)
     QLogValueAxis *m_x = nullptr;
-    QValueAxis *m_y = nullptr;
+    QAbstractAxis *m_y = nullptr; // QValueAxis, or QLogValueAxis with --y-scale log
     double m_xmin = std::numeric_limits<double>::infinity(), m_xmax = 0, m_ymax = 0;
+    double m_ymin = std::numeric_limits<double>::infinity();
     double m_goalBops = 0, m_goalDistance = 0;
 };
 
@@ -445,7 +469,7 @@ int main(int argc, char **argv)
     } catch (const UsageError &e) {
         std::fprintf(stderr, "braggnac-plot: %s\nusage: braggnac-plot compress|front --study S.db --out P.png "
                              "[--metric test|validation] [--ref LABEL=MODEL]... [--goal-bops B] [--goal-distance D] "
-                             "[--title T] [--ymax Y] [--width W] [--height H]\n",
+                             "[--title T] [--ymax Y] [--y-scale log|linear] [--width W] [--height H]\n",
                      e.what());
         return 2;
     } catch (const braggnac::core::InputError &e) {
