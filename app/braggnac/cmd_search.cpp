@@ -1,5 +1,6 @@
 // braggnac search: the global multi-objective architecture search (NSGA-II over a hierarchical
 // space, optionally with ASHA), resumable: the same command continues the study (docs/search.md).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -8,7 +9,11 @@
 #include <thread>
 
 #include "cli.h"
+#include "core/arch/layerplan.h"
 #include "core/common/error.h"
+#include "core/compress/intref.h"
+#include "core/compress/quantspec.h"
+#include "core/hls/hlsestimate.h"
 #include "core/io/patchdataset.h"
 #include "core/nn/searchrunner.h"
 #include "core/search/builtinspaces.h"
@@ -80,7 +85,16 @@ void declareSearch(VerbSpec &v)
     v.flag("asha", "asynchronous successive halving over epochs (stop weak trials early)");
     v.option("rungs", "E1,E2,...", "ASHA rungs in epochs").defaultValue("2,6,18");
     v.option("reduction-factor", "ETA", "ASHA: keep the best 1/ETA at each rung").integer(2, 100).defaultValue("3");
-    v.option("objectives", "LIST", "minimised objectives: distance, bops, params, macs").defaultValue("distance,bops");
+    v.option("objectives", "LIST", "minimised objectives: distance, bops, params, macs, latency, dsp").defaultValue("distance,bops");
+    v.option("objective", "latency|dsp|bops|params|macs",
+             "the second objective beside distance (short for --objectives distance,X); latency and dsp are the "
+             "analytic HLS estimate's (docs/search.md \"FPGA-aware objectives\")")
+        .choices({"latency", "dsp", "bops", "params", "macs"});
+    v.option("hls-bits", "B", "latency / dsp: every tensor at ap_fixed<B,6> (the export's default precision)")
+        .integer(2, 32).defaultValue("16");
+    v.option("reuse-factor", "R", "latency / dsp: the HLS reuse factor").integer(1, 1 << 20).defaultValue("1");
+    v.option("clock-mhz", "F", "latency / dsp: the FPGA clock").number(1e-3, 1e5).defaultValue("200");
+    v.option("part", "PART", "latency / dsp: xcu250, xcu55c, xczu7ev or xc7z020").defaultValue("xcu250");
     v.option("max-bops", "B", "constraint: at most B standard BOPs (overrides the space's)").number(0, 1e30, true);
     v.option("max-params", "P", "constraint: at most P parameters (overrides the space's)").integer(1, 1LL << 50);
     v.flag("fpga-friendly", "exclude layer norm over [C,H,W], GELU and attention softmax");
@@ -92,6 +106,27 @@ void declareSearch(VerbSpec &v)
             d.defaultText = "20";
         }
     v.flag("force", "resume even when the study was made with another dataset or space");
+}
+
+/// The analytic HLS estimate of a spec for the latency / dsp objectives: every tensor at
+/// QuantSpec::defaults(plan, hlsBits) (ap_fixed<B,6> activations), dense weights (every weight
+/// 1.0, norms at their identity), so the estimate depends on the architecture alone.
+nlohmann::json specHlsCost(const core::ArchSpec &spec, const core::SearchOptions &so)
+{
+    const core::LayerPlan plan = core::LayerPlan::lower(spec);
+    core::NamedTensors w;
+    for (const core::PlanTensor &t : plan.tensors()) {
+        const bool var = t.key.size() > 11 && t.key.compare(t.key.size() - 11, 11, "running_var") == 0;
+        const bool norm = t.key.find(".norm.") != std::string::npos;
+        const bool bias = t.key.size() > 5 && t.key.compare(t.key.size() - 5, 5, ".bias") == 0;
+        const float v = t.integer ? 0.0f : var ? 1.0f : norm ? (bias || t.buffer ? 0.0f : 1.0f) : 1.0f;
+        w[t.key] = {t.shape, std::vector<float>(std::size_t(t.numel()), v)};
+    }
+    const core::IntegerReference ref(plan, w, core::QuantSpec::defaults(plan, so.hlsBits));
+    const core::HlsEstimate e = core::estimateHls(ref, so.hlsReuse, so.hlsClockMhz, core::hlsPart(so.hlsPart));
+    return {{"latency_us", e.latencyUs}, {"dsp", e.dsp}, {"lut", e.lut}, {"ff", e.ff}, {"bram18", e.bram18},
+            {"cycles", e.cycles}, {"bits", so.hlsBits}, {"reuse_factor", so.hlsReuse},
+            {"clock_mhz", so.hlsClockMhz}, {"part", so.hlsPart}};
 }
 
 int runSearch(const Args &args)
@@ -114,6 +149,15 @@ int runSearch(const Args &args)
     so.ashaOptions.rungs = parseRungs(args.get("rungs", "2,6,18"));
     so.ashaOptions.reductionFactor = int(args.getInt("reduction-factor", 3));
     so.objectives = splitList(args.get("objectives", "distance,bops"));
+    if (args.has("objective")) {
+        if (args.has("objectives"))
+            throw UsageError("--objective X is short for --objectives distance,X: give one of them");
+        so.objectives = {"distance", args.get("objective")};
+    }
+    so.hlsBits = int(args.getInt("hls-bits", so.hlsBits));
+    so.hlsReuse = int(args.getInt("reuse-factor", so.hlsReuse));
+    so.hlsClockMhz = args.getDouble("clock-mhz", so.hlsClockMhz);
+    so.hlsPart = core::hlsPart(args.get("part", so.hlsPart)).name; // InputError naming the known parts
     so.population = int(args.getInt("population", so.population));
     so.seed = args.seed(1);
     core::TrainOptions recipe = recipeFromArgs(args, dataPath);
@@ -197,6 +241,11 @@ int runSearch(const Args &args)
             line += " (" + t.error + ")";
         info(line);
     };
+    if (std::find(so.objectives.begin(), so.objectives.end(), "latency") != so.objectives.end()
+        || std::find(so.objectives.begin(), so.objectives.end(), "dsp") != so.objectives.end())
+        callbacks.extendCost = [&so](const core::ArchSpec &spec, nlohmann::json &cost) {
+            cost["hls"] = specHlsCost(spec, so);
+        };
     const core::SearchSummary summary = core::runSearch(space, store, executor, so, monitor.cancel, callbacks);
     endProgress();
 

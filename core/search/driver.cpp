@@ -20,7 +20,7 @@ namespace {
 
 const std::set<std::string> &knownObjectives()
 {
-    static const std::set<std::string> names = {"distance", "bops", "params", "macs"};
+    static const std::set<std::string> names = {"distance", "bops", "params", "macs", "latency", "dsp"};
     return names;
 }
 
@@ -49,10 +49,18 @@ void SearchOptions::validate(const std::string &source) const
     std::set<std::string> seen;
     for (const auto &o : objectives) {
         if (!knownObjectives().count(o))
-            fail("objectives", "unknown objective '" + o + "' (known: distance, bops, params, macs)");
+            fail("objectives", "unknown objective '" + o + "' (known: distance, bops, params, macs, latency, dsp)");
         if (!seen.insert(o).second)
             fail("objectives", "'" + o + "' is listed twice");
     }
+    if (hlsBits < 2 || hlsBits > 32)
+        fail("hls.bits", "expected 2..32 (got " + std::to_string(hlsBits) + ")");
+    if (hlsReuse < 1)
+        fail("hls.reuse_factor", "must be at least 1 (got " + std::to_string(hlsReuse) + ")");
+    if (!std::isfinite(hlsClockMhz) || hlsClockMhz <= 0)
+        fail("hls.clock_mhz", "must be a finite positive frequency");
+    if (hlsPart.empty())
+        fail("hls.part", "must name a part");
     if (!std::isfinite(hvDistance) || hvDistance <= 0)
         fail("hv_distance", "must be a finite positive distance");
     if (!std::isfinite(hvLog10Bops))
@@ -79,7 +87,8 @@ json SearchOptions::toJson() const
             {"seed", seed},
             {"seed_builtins", seedBuiltins},
             {"hv_distance", hvDistance},
-            {"hv_log10_bops", hvLog10Bops}};
+            {"hv_log10_bops", hvLog10Bops},
+            {"hls", {{"bits", hlsBits}, {"reuse_factor", hlsReuse}, {"clock_mhz", hlsClockMhz}, {"part", hlsPart}}}};
 }
 
 SearchOptions SearchOptions::fromJson(const json &j, const std::string &source)
@@ -97,6 +106,13 @@ SearchOptions SearchOptions::fromJson(const json &j, const std::string &source)
         o.seedBuiltins = j.value("seed_builtins", o.seedBuiltins);
         o.hvDistance = j.value("hv_distance", o.hvDistance);
         o.hvLog10Bops = j.value("hv_log10_bops", o.hvLog10Bops);
+        if (j.contains("hls")) {
+            const json &h = j.at("hls");
+            o.hlsBits = h.value("bits", o.hlsBits);
+            o.hlsReuse = h.value("reuse_factor", o.hlsReuse);
+            o.hlsClockMhz = h.value("clock_mhz", o.hlsClockMhz);
+            o.hlsPart = h.value("part", o.hlsPart);
+        }
     } catch (const json::exception &e) {
         throw InputError(source + ": " + e.what());
     }
@@ -135,6 +151,11 @@ std::vector<double> objectiveValues(const std::vector<std::string> &objectives, 
             if (metrics.is_object() && metrics.contains("validation") && metrics["validation"].is_object()
                 && metrics["validation"].contains("mean"))
                 v = &metrics["validation"]["mean"];
+        } else if (name == "latency" || name == "dsp") {
+            const char *key = name == "latency" ? "latency_us" : "dsp";
+            field = std::string("cost.hls.") + key;
+            if (cost.is_object() && cost.contains("hls") && cost["hls"].is_object() && cost["hls"].contains(key))
+                v = &cost["hls"][key];
         } else {
             field = "cost." + name;
             if (cost.is_object() && cost.contains(name))
@@ -458,9 +479,16 @@ private:
         }
         TrialOutcome outcome = trialOutcome(result, m_store);
         std::string failure = result.status == TaskStatus::Failed ? result.reason : std::string();
+        if (failure.empty() && m_callbacks.extendCost) {
+            try {
+                m_callbacks.extendCost(r.spec, outcome.cost);
+            } catch (const std::exception &e) {
+                failure = std::string("cost: ") + e.what();
+            }
+        }
         if (failure.empty()) {
             try {
-                outcome.values = objectiveValues(m_options.objectives, result.metrics, result.cost);
+                outcome.values = objectiveValues(m_options.objectives, result.metrics, outcome.cost);
             } catch (const InputError &e) {
                 failure = e.what();
             }

@@ -36,8 +36,18 @@ struct SearchOptions {
     bool asha = false;
     AshaOptions ashaOptions;          // rungs must be < epochs
     /// Minimised objectives, by name: "distance" (validation mean, px), "bops" (standard BOPs
-    /// at 32 bits), "params", "macs". At least one, no duplicates.
+    /// at 32 bits), "params", "macs", "latency" (estimated FPGA latency, µs) and "dsp"
+    /// (estimated DSP slices): these two read cost.hls, which SearchCallbacks::extendCost adds
+    /// (braggnac search: the analytic HLS estimate at the hls* settings below). At least one,
+    /// no duplicates.
     std::vector<std::string> objectives{"distance", "bops"};
+    /// The HLS estimate behind "latency" / "dsp" (docs/search.md "FPGA-aware objectives"): every
+    /// tensor at ap_fixed<hlsBits, 6> (the export's default precision), dense weights, reuse
+    /// factor, clock and part as in export-hls. Stored with the study's options.
+    int hlsBits = 16;
+    int hlsReuse = 1;
+    double hlsClockMhz = 200;
+    std::string hlsPart = "xcu250";
     int population = 20;
     std::uint64_t seed = 1;
     /// Generation 0 starts with the built-in braggnn and nac (fitted to the space's slots; they
@@ -72,6 +82,10 @@ struct SearchCallbacks {
     /// options.trials finished trials, or on cancel. Called on the driver's thread before
     /// every start: must be cheap and thread-safe (e.g. reads an atomic flag).
     std::function<bool()> holdNewTrials;
+    /// Optional: adds fields to a finished trial's cost before its objective values are read
+    /// and it is stored (braggnac search adds cost.hls for the latency / dsp objectives). Called
+    /// on the driver's thread; an exception fails that trial with its message.
+    std::function<void(const ArchSpec &spec, nlohmann::json &cost)> extendCost;
 };
 
 struct SearchSummary {
@@ -90,7 +104,8 @@ struct SearchSummary {
 TrialOutcome trialOutcome(const TaskResult &result, const StudyStore &store);
 
 /// Objective values from a finished trial's metrics ({"validation": {"mean", ...}}) and cost
-/// ({"bops", "params", "macs"}); throws InputError naming the missing field.
+/// ({"bops", "params", "macs", "hls": {"latency_us", "dsp"}}); throws InputError naming the
+/// missing field.
 std::vector<double> objectiveValues(const std::vector<std::string> &objectives,
                                     const nlohmann::json &metrics, const nlohmann::json &cost);
 
