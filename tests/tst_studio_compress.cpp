@@ -1,7 +1,7 @@
 // braggnac-test-libs: braggnac_ui
 // The studio's Compress stage, driven offscreen: a tiny model trained here is compressed over a
 // bits x rounds grid; the record table has one row per (bits, round) in order, the chart one
-// curve per bit width, and the BOPs of every saved row (the core's choice, and a row rebuilt by
+// curve per bit width (a click on a point selects its row), and the BOPs of every saved row (the core's choice, and a row rebuilt by
 // re-running its bit width) equal core::quantisedCost of the saved folder, its validation
 // distance the fixed engine's (evaluateQuantised). Saving over a non-empty folder writes
 // nothing until confirmed; bad options and unlabelled data give errors naming the field / file
@@ -11,6 +11,7 @@
 #include <memory>
 
 #include <QApplication>
+#include <QChart>
 #include <QDir>
 #include <QFile>
 #include <QMessageBox>
@@ -30,6 +31,7 @@
 #include "core/nn/model.h"
 #include "core/nn/trainer.h"
 #include "core/sim/simulator.h"
+#include "ui/chartview.h"
 #include "ui/compresspanel.h"
 #include "ui/job.h"
 #include "ui/studiocontext.h"
@@ -204,9 +206,19 @@ void TestStudioCompress::recordsMatchCoreCost()
     }
 
     // Another row (not the core's choice) rebuilt by the panel: same BOPs as its record.
+    // Chosen by clicking its point on the chart.
     const int other = chosen == 2 ? 4 : 2;
-    panel.selectRecord(other);
-    QCOMPARE(panel.selectedRecord(), other);
+    panel.resize(1400, 900);
+    panel.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&panel));
+    {
+        const core::CompressRecord &r = panel.records()[std::size_t(other)];
+        QChart *chart = panel.chart()->chart();
+        const QPointF scene = chart->mapToScene(chart->mapToPosition(QPointF(r.bops, r.validation)));
+        const QPoint at = panel.chart()->mapFromScene(scene);
+        QTest::mouseClick(panel.chart()->viewport(), Qt::LeftButton, {}, at);
+    }
+    QTRY_COMPARE(panel.selectedRecord(), other);
     const QString otherFolder = path(QStringLiteral("other.model"));
     QVERIFY(panel.saveSelected(otherFolder));
     QTRY_COMPARE_WITH_TIMEOUT(saved.count() + errors.count(), 2, 60000);

@@ -729,6 +729,26 @@ void CompressPanel::appendRecord(const core::CompressRecord &r)
         curve->attachAxis(m_xAxis);
         curve->attachAxis(m_yAxis);
         m_curves.emplace_back(r.bits, curve);
+        // Click a point: select its record (the nearest of this bit width, in screen terms).
+        const int bits = r.bits;
+        connect(curve, &QLineSeries::clicked, this, [this, bits](const QPointF &at) {
+            const QPointF click = m_chartView->chart()->mapToPosition(at);
+            int best = -1;
+            double bestDistance = 0;
+            for (int i = 0; i < int(m_shown.size()); ++i) {
+                const auto &rec = m_shown[std::size_t(i)];
+                if (rec.bits != bits || !(rec.bops > 0) || !std::isfinite(score(rec)))
+                    continue;
+                const QPointF p = m_chartView->chart()->mapToPosition(QPointF(rec.bops, score(rec)));
+                const double d = std::hypot(p.x() - click.x(), p.y() - click.y());
+                if (best < 0 || d < bestDistance) {
+                    best = i;
+                    bestDistance = d;
+                }
+            }
+            if (best >= 0)
+                selectRecord(best);
+        });
     }
     const double d = score(r);
     if (r.bops > 0 && std::isfinite(d))

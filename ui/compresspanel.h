@@ -8,7 +8,8 @@
 // 40 ms into the table (CSV export) and the chart (standard BOPs on a log axis against the
 // validation distance, one curve per bit width, the float start model and braggnn float32 as
 // references). The core's choice (smallest BOPs within the target distance, else the best
-// validation distance) is marked; any row can be chosen and saved as a model folder
+// validation distance) is marked; any row (or a point clicked on the chart) can be chosen and
+// saved as a model folder
 // (Model::save). A row other than the core's choice is rebuilt by re-running compressModel
 // for that bit width up to that round (its seeds are per (bits, round), so the run is
 // reproduced) and saved only when the re-run reproduces the record exactly (else an error).
