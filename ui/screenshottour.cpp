@@ -13,7 +13,9 @@
 #include "core/nn/model.h"
 #include "core/nn/trainer.h"
 #include "ui/aboutdialog.h"
+#include "ui/compresspanel.h"
 #include "ui/evaluatepanel.h"
+#include "ui/exportpanel.h"
 #include "ui/framespanel.h"
 #include "ui/frameview.h"
 #include "ui/mainwindow.h"
@@ -245,6 +247,42 @@ void ScreenshotTour::buildSteps()
                            },
                            [] { return true; }, QStringLiteral("studio-search-inspector.png")});
     }
+    // Compress the trained model (bits x rounds, the chosen record saved), then export it to HLS
+    // with the C-simulation check on the dataset's first patches.
+    m_steps.push_back({QStringLiteral("compress"), [w]() {
+                           w->setStage(QStringLiteral("compress"));
+                           auto *panel = w->findChild<CompressPanel *>();
+                           panel->useStudioModel();
+                           core::CompressOptions o;
+                           o.bits = {4, 6, 8};
+                           o.pruneRounds = 3;
+                           o.pruneFraction = 0.3;
+                           o.epochsPerRound = 1;
+                           o.train.learningRate = 5e-4;
+                           o.train.batchSize = 128;
+                           o.train.seed = 1;
+                           o.train.threads = 0;
+                           panel->setOptions(o);
+                           panel->startCompress();
+                       },
+                       [w, idle]() { return idle() && w->findChild<CompressPanel *>()->chosenRecord() >= 0; },
+                       QStringLiteral("studio-compress.png"), 900000});
+    m_steps.push_back({QStringLiteral("compress save"), [this, w]() {
+                           w->findChild<CompressPanel *>()->saveSelected(QDir(m_dir).filePath(QStringLiteral("tour-compressed.model")), true);
+                       },
+                       [this, w, idle]() {
+                           return idle() && w->findChild<ExportPanel *>()->modelFolder()
+                               == QDir(m_dir).filePath(QStringLiteral("tour-compressed.model"));
+                       },
+                       {}, 300000});
+    m_steps.push_back({QStringLiteral("export"), [this, w]() {
+                           w->setStage(QStringLiteral("export"));
+                           auto *panel = w->findChild<ExportPanel *>();
+                           panel->setCheckPatches(100);
+                           panel->exportTo(QDir(m_dir).filePath(QStringLiteral("tour-hls")), true);
+                       },
+                       [w, idle]() { return idle() && w->findChild<ExportPanel *>()->hasEstimate(); },
+                       QStringLiteral("studio-export.png"), 600000});
     m_steps.push_back({QStringLiteral("about"), [w]() { w->showAbout(); },
                        [w]() { return w->findChild<AboutDialog *>() != nullptr; }, QStringLiteral("studio-about.png")});
 }
