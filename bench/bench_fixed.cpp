@@ -1,11 +1,12 @@
 // Fixed-point CPU engine throughput (bench/fixed.sh writes docs/benchmarks/fixed-engine.md).
 //
-//   bench_fixed MODEL DATA [--n N] [--repeats R] [--threads 1,2] [--intref-n N] [--torch-batch B]
+//   bench_fixed MODEL DATA [--n N] [--repeats R] [--pass-seconds S] [--threads 1,2] [--intref-n N]
+//               [--torch-batch B]
 //       patches/s of the fixed engine (best ISA, and AVX2 / portable for comparison), the
 //       integer reference and LibTorch float inference (Model::predict) of one quantised model
 //       folder on the patches of DATA (tiled to N), per thread count: the median of R timed
-//       passes after one warm-up; the engine checked bit for bit against the reference on
-//       --intref-n patches. One JSON object on stdout.
+//       passes of about S seconds (at most N patches) after a warm-up; the engine checked bit
+//       for bit against the reference on --intref-n patches. One JSON object on stdout.
 //       --fixed-only: the best-ISA engine alone (for profiling).
 //   bench_fixed --peak [--seconds S]
 //       the arithmetic limit: multiply-adds per second of a tight vpdpwssd (int16 pairs) and
@@ -51,22 +52,27 @@ double cpuSeconds()
     return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
-/// Patches per wall-clock second (median of `repeats` passes after a warm-up) and per CPU
-/// second of the process (all threads; on a shared machine the wall rate also measures the
-/// other users, the CPU rate much less so).
+/// Patches per wall-clock second (median of `repeats` passes) and per CPU second of the process
+/// (all threads; on a shared machine the wall rate also measures the other users, the CPU rate
+/// much less so). fn(k) runs k patches; a warm-up pass of min(n, 1024) patches sizes the timed
+/// passes to about `seconds` each (at most n, at least 256 patches).
 template <class Fn>
-nlohmann::json timeRuns(std::size_t n, int repeats, Fn fn)
+nlohmann::json timeRuns(std::size_t n, int repeats, double secs, Fn fn)
 {
-    fn(); // warm-up
+    std::size_t k = std::min<std::size_t>(n, 1024);
+    const auto w0 = Clock::now();
+    fn(k); // warm-up
+    const double rate = double(k) / std::max(1e-9, seconds(w0, Clock::now()));
+    k = std::max<std::size_t>(std::min<std::size_t>(n, 256), std::min<std::size_t>(n, std::size_t(rate * secs)));
     std::vector<double> rates, cpuRates;
     for (int r = 0; r < repeats; ++r) {
         const double c0 = cpuSeconds();
         const auto t0 = Clock::now();
-        fn();
-        rates.push_back(double(n) / seconds(t0, Clock::now()));
-        cpuRates.push_back(double(n) / std::max(1e-9, cpuSeconds() - c0));
+        fn(k);
+        rates.push_back(double(k) / seconds(t0, Clock::now()));
+        cpuRates.push_back(double(k) / std::max(1e-9, cpuSeconds() - c0));
     }
-    return {{"patches", n}, {"median_per_s", median(rates)}, {"runs_per_s", rates},
+    return {{"patches", k}, {"median_per_s", median(rates)}, {"runs_per_s", rates},
             {"median_per_cpu_s", median(cpuRates)}};
 }
 
@@ -156,6 +162,7 @@ int main(int argc, char **argv)
     std::vector<std::string> pos;
     std::size_t n = 200000, intrefN = 2000;
     int repeats = 5, torchBatch = 4096;
+    double passSeconds = 1.0;
     double peakSeconds = 2;
     bool doPeak = false, fixedOnly = false;
     std::vector<int> threadList = {1, 2};
@@ -167,6 +174,7 @@ int main(int argc, char **argv)
         else if (a == "--threads") threadList = parseList(next());
         else if (a == "--intref-n") intrefN = std::stoul(next());
         else if (a == "--torch-batch") torchBatch = std::stoi(next());
+        else if (a == "--pass-seconds") passSeconds = std::stod(next());
         else if (a == "--peak") doPeak = true;
         else if (a == "--fixed-only") fixedOnly = true;
         else if (a == "--seconds") peakSeconds = std::stod(next());
@@ -217,24 +225,26 @@ int main(int argc, char **argv)
     nlohmann::json runs = nlohmann::json::array();
     for (int t : threadList) {
         runs.push_back({{"engine", std::string("fixed-") + FixedEngine::isaName(engine.isa())}, {"threads", t},
-                        {"result", timeRuns(n, repeats, [&] { engine.forwardRaw(patches.data(), n, t); })}});
+                        {"result", timeRuns(n, repeats, passSeconds,
+                                            [&](std::size_t k) { engine.forwardRaw(patches.data(), k, t); })}});
         if (fixedOnly)
             continue;
         for (auto isa : {FixedEngine::Isa::Avx2, FixedEngine::Isa::Portable}) {
             if (isa == engine.isa() || !FixedEngine::supported(isa))
                 continue;
             const FixedEngine e(plan, model.namedParameters(), spec, isa);
-            const std::size_t k = std::min<std::size_t>(n, isa == FixedEngine::Isa::Portable ? n / 4 : n);
             runs.push_back({{"engine", std::string("fixed-") + FixedEngine::isaName(isa)}, {"threads", t},
-                            {"result", timeRuns(k, std::max(1, repeats / 2), [&] { e.forwardRaw(patches.data(), k, t); })}});
+                            {"result", timeRuns(n, repeats, passSeconds,
+                                                [&](std::size_t k) { e.forwardRaw(patches.data(), k, t); })}});
         }
         runs.push_back({{"engine", "intref"}, {"threads", t},
-                        {"result", timeRuns(m, std::max(1, repeats / 2),
-                                            [&] { engine.reference().forwardRaw(patches.data(), m, t); })}});
+                        {"result", timeRuns(n, repeats, passSeconds, [&](std::size_t k) {
+                             engine.reference().forwardRaw(patches.data(), k, t);
+                         })}});
         setTorchThreads(t);
-        const std::size_t k = std::min<std::size_t>(n, 50000);
         runs.push_back({{"engine", "libtorch-float"}, {"threads", t}, {"batch", torchBatch},
-                        {"result", timeRuns(k, repeats, [&] { model.predict(patches.data(), k, torchBatch); })}});
+                        {"result", timeRuns(n, repeats, passSeconds,
+                                            [&](std::size_t k) { model.predict(patches.data(), k, torchBatch); })}});
     }
     out["runs"] = runs;
     std::printf("%s\n", out.dump().c_str());

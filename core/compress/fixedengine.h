@@ -1,6 +1,7 @@
 #pragma once
 // Fixed-point CPU engine: the quantised network of an IntegerReference compiled once into a
-// batched, multi-threaded, SIMD inference engine (docs/compress.md, "Fixed-point CPU engine").
+// batched, multi-threaded, SIMD inference engine (docs/benchmarks/fixed-engine.md, "How the
+// engine computes").
 // Torch-free. Its raw outputs are bit-exact with IntegerReference::forwardRaw for every input
 // (tests/tst_fixedengine.cpp); the integer reference stays the definition.
 //
