@@ -10,12 +10,14 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -335,6 +337,58 @@ private Q_SLOTS:
         r = runCli({"study", q(study), "--compress", "--pareto"});
         QCOMPARE(r.exitCode, 2);
         QVERIFY2(r.err.contains("--compress"), r.err.constData());
+
+        // The offscreen plot of these records (braggnac-plot, built beside the CLI).
+        const fs::path plot = fs::path(BRAGGNAC_CLI).parent_path().parent_path() / "braggnac-plot" / "braggnac-plot";
+        if (!fs::exists(plot))
+            QSKIP("braggnac-plot not built (Qt6 Charts missing): the plot checks need it");
+        const std::string png = file("records.png");
+        QProcess p;
+        p.start(q(plot.string()), {"compress", q(study), "--out", q(png), "--ref", q("nac=" + model), "--goal-bops",
+                                   "1e6", "--goal-distance", "0.5", "--width", "900", "--height", "600"});
+        QVERIFY(p.waitForFinished(60000));
+        QCOMPARE(p.exitCode(), 2); // "compress" needs --study before the path
+        QVERIFY(p.readAllStandardError().contains("unknown option"));
+        p.start(q(plot.string()), {"compress", "--study", q(study), "--out", q(png), "--ref", q("nac=" + model),
+                                   "--goal-bops", "1e6", "--goal-distance", "0.5", "--width", "900", "--height", "600"});
+        QVERIFY(p.waitForFinished(60000));
+        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+        const json drawn = parseJson(p.readAllStandardOutput());
+        QCOMPARE(drawn.at("width").get<int>(), 900);
+        QCOMPARE(drawn.at("height").get<int>(), 600);
+        // Run 1: 6 and 8 bits x rounds 0-1; run 2 (trial 3): 8 bits round 0 replaces run 1's.
+        std::map<std::string, int> series;
+        for (const auto &e : drawn.at("series"))
+            series[e.at("name").get<std::string>()] = e.at("points").get<int>();
+        QCOMPARE(series.at("6 bits (rounds 0-1)"), 2);
+        QCOMPARE(series.at("8 bits (rounds 0-1)"), 2);
+        QCOMPARE(series.count("goal: 1/1000 of the first reference's BOPs"), std::size_t(1));
+        QCOMPARE(series.count("goal: 1.05x the first reference's distance"), std::size_t(1));
+        int refs = 0;
+        for (const auto &[name, n] : series)
+            refs += name.rfind("nac (float32: ", 0) == 0 && n == 1;
+        QCOMPARE(refs, 1);
+        QVERIFY(series.at("front of all records") >= 1 && series.at("front of all records") <= 4);
+        // The x axis spans whole decades around the records, the goal and the float reference.
+        const double xmin = drawn["x_range"][0].get<double>(), xmax = drawn["x_range"][1].get<double>();
+        QCOMPARE(xmin, 1e6);
+        QVERIFY(xmax >= 1e8 && xmax <= 1e9);
+        // A PNG of that size on disk.
+        const std::string bytes = readAll(png);
+        QVERIFY(bytes.size() > 10000);
+        QCOMPARE(bytes.substr(1, 3), std::string("PNG"));
+        auto be32 = [&](std::size_t at) {
+            return (std::uint32_t(std::uint8_t(bytes[at])) << 24) | (std::uint32_t(std::uint8_t(bytes[at + 1])) << 16)
+                | (std::uint32_t(std::uint8_t(bytes[at + 2])) << 8) | std::uint32_t(std::uint8_t(bytes[at + 3]));
+        };
+        QCOMPARE(be32(16), std::uint32_t(900));
+        QCOMPARE(be32(20), std::uint32_t(600));
+        // The front chart of a study without trials: exit 2 naming the file, nothing written.
+        p.start(q(plot.string()), {"front", "--study", q(study), "--out", q(file("front.png"))});
+        QVERIFY(p.waitForFinished(60000));
+        QCOMPARE(p.exitCode(), 2);
+        QVERIFY(p.readAllStandardError().contains("no finished trial with values yet"));
+        QVERIFY(!fs::exists(file("front.png")));
     }
 };
 

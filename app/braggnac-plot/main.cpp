@@ -15,6 +15,8 @@
 // (validation distance = objective "distance", BOPs = objective "bops"), the study's Pareto
 // front (core::studyFrontIndices) joined, and the reference points.
 //
+// On success one JSON line on stdout says what was drawn: {"out", "width", "height", "x_range",
+// "y_range", "series": [{"name", "points"}]} (the goal lines included).
 // Exit codes as the CLI: 0 written, 1 failed, 2 bad usage or bad input (one line on stderr).
 #include <algorithm>
 #include <cmath>
@@ -239,6 +241,7 @@ public:
         for (const Point &p : pts)
             line->append(p.bops, p.distance);
         attach(line);
+        record(name, pts.size());
         if (markers) {
             auto *dots = new QScatterSeries;
             dots->setColor(c);
@@ -266,6 +269,7 @@ public:
         for (const Point &p : pts)
             s->append(p.bops, p.distance);
         attach(s);
+        record(name, pts.size());
         extend(pts);
     }
 
@@ -287,7 +291,8 @@ public:
         m_goalDistance = goalDistance;
     }
 
-    void save(const std::string &path)
+    /// Renders to path (PNG, atomically) and returns the summary printed on stdout.
+    nlohmann::json save(const std::string &path)
     {
         if (!(m_xmin < m_xmax))
             throw core::InputError(core::fileMessage(m_options.study, "nothing to plot (no points)"));
@@ -330,6 +335,8 @@ public:
         std::filesystem::rename(temp, target, ec);
         if (ec)
             throw core::Error(core::fileMessage(path, "cannot write the PNG: " + ec.message()));
+        return {{"out", path}, {"width", pixmap.width()}, {"height", pixmap.height()}, {"x_range", {xmin, xmax}},
+                {"y_range", {ymin, ymax}}, {"series", m_summary}};
     }
 
 private:
@@ -338,6 +345,10 @@ private:
         m_chart->addSeries(s);
         s->attachAxis(m_x);
         s->attachAxis(m_y);
+    }
+    void record(const std::string &name, std::size_t points)
+    {
+        m_summary.push_back({{"name", name}, {"points", points}});
     }
     void hideLegend(QAbstractSeries *s)
     {
@@ -368,9 +379,11 @@ private:
         for (const Point &p : pts)
             line->append(p.bops, p.distance);
         attach(line);
+        record(name, pts.size());
     }
 
     const Options &m_options;
+    nlohmann::json m_summary = nlohmann::json::array();
     QChart *m_chart = nullptr; // owned by the view in save() (or leaked at exit when save is not reached)
     QLogValueAxis *m_x = nullptr;
     QAbstractAxis *m_y = nullptr; // QValueAxis, or QLogValueAxis with --y-scale log
@@ -407,7 +420,7 @@ void plotCompress(const Options &o, const core::StudyStore &store, const std::ve
     chart.addLine("front of all records", paretoFront(all), QColor(0, 0, 0), false, Qt::DotLine, 2.5);
     chart.addReferences(refs);
     chart.addGoal(o.goalBops, o.goalDistance);
-    chart.save(o.out);
+    std::printf("%s\n", chart.save(o.out).dump().c_str());
 }
 
 void plotFront(const Options &o, const core::StudyStore &store, const std::vector<Reference> &refs)
@@ -445,7 +458,7 @@ void plotFront(const Options &o, const core::StudyStore &store, const std::vecto
     chart.addLine("Pareto front (" + std::to_string(front.size()) + ")", front, QColor(214, 39, 40), true);
     chart.addReferences(refs);
     chart.addGoal(o.goalBops, o.goalDistance);
-    chart.save(o.out);
+    std::printf("%s\n", chart.save(o.out).dump().c_str());
 }
 
 } // namespace
