@@ -199,9 +199,17 @@ void ScreenshotTour::buildSteps()
                            auto *panel = w->findChild<SearchPanel *>();
                            panel->flush();
                            const bool running = panel->searchJob()->isRunning();
-                           return (running && panel->paretoChart()->pointCount() >= 7
-                                   && panel->searchJob()->status().busy > 0)
+                           const bool shoot = (running && panel->paretoChart()->pointCount() >= 7
+                                               && panel->searchJob()->status().busy > 0)
                                || (!running && !panel->demoJob()->isRunning() && panel->paretoChart()->pointCount() > 0);
+                           if (!shoot || panel->frontIds().empty())
+                               return false;
+                           // The inspector shows the front's most accurate trial.
+                           if (panel->inspector()->trialId() != panel->frontIds().front()) {
+                               panel->selectTrial(panel->frontIds().front());
+                               return false;
+                           }
+                           return true;
                        },
                        QStringLiteral("studio-search-live.png"), 240000});
     m_steps.push_back({QStringLiteral("search live stop"), [w]() {

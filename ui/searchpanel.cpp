@@ -379,6 +379,8 @@ void SearchPanel::buildRunRow(QWidget *page, QVBoxLayout *v)
                      tr("Trials trained at once (one LibTorch thread each)"));
     m_population = spin("runPopulation", 2, 100000, settings.value(QStringLiteral("search/run_population"), 20).toInt(),
                         tr("NSGA-II population size"));
+    m_batch = spin("runBatch", 1, 1 << 20, settings.value(QStringLiteral("search/run_batch"), 256).toInt(),
+                   tr("Training batch size of every trial (braggnac search --batch)"));
     row->addWidget(m_dataEdit, 2);
     row->addWidget(browseData);
     row->addWidget(new QLabel(tr("study"), page));
@@ -392,6 +394,8 @@ void SearchPanel::buildRunRow(QWidget *page, QVBoxLayout *v)
     row->addWidget(m_workers);
     row->addWidget(new QLabel(tr("population"), page));
     row->addWidget(m_population);
+    row->addWidget(new QLabel(tr("batch"), page));
+    row->addWidget(m_batch);
     m_start = new QPushButton(tr("Start"), page);
     m_start->setObjectName(QStringLiteral("startSearch"));
     m_start->setShortcut(QKeySequence(QStringLiteral("Ctrl+R")));
@@ -497,15 +501,17 @@ void SearchPanel::buildRunRow(QWidget *page, QVBoxLayout *v)
                      std::clamp(settings.value(QStringLiteral("demo/search_trials"), 12).toInt(), 1, 10000),
                      std::clamp(settings.value(QStringLiteral("demo/search_epochs"), 2).toInt(), 1, 1000),
                      std::clamp(settings.value(QStringLiteral("demo/search_workers"), 2).toInt(), 1, 64),
-                     std::clamp(settings.value(QStringLiteral("demo/search_population"), 6).toInt(), 2, 1000));
+                     std::clamp(settings.value(QStringLiteral("demo/search_population"), 6).toInt(), 2, 1000),
+                     std::clamp(settings.value(QStringLiteral("demo/search_batch"), 64).toInt(), 1, 65536));
         startSearch();
     });
     updateRunControls();
 }
 
 void SearchPanel::setRunInputs(const QString &dataPath, const QString &studyPath, int trials, int epochs, int workers,
-                               int population)
+                               int population, int batch)
 {
+    m_batch->setValue(batch);
     m_dataEdit->setText(dataPath);
     m_studyEdit->setText(studyPath);
     m_trials->setValue(trials);
@@ -532,10 +538,11 @@ bool SearchPanel::startSearch()
     p.search.population = m_population->value();
     p.search.seed = 1;
     p.workers = m_workers->value();
-    // The recipe `braggnac search` uses without recipe flags: defaults, seed 1, one LibTorch
+    // The recipe `braggnac search` uses with only --batch: defaults, seed 1, one LibTorch
     // thread per worker.
     p.recipe.seed = 1;
     p.recipe.threads = 1;
+    p.recipe.batchSize = m_batch->value();
     QString error;
     if (!m_run->start(p, *space, &error)) {
         showError(tr("Search"), error);
@@ -548,6 +555,7 @@ bool SearchPanel::startSearch()
     settings.setValue(QStringLiteral("search/run_epochs"), p.search.epochs);
     settings.setValue(QStringLiteral("search/run_workers"), p.workers);
     settings.setValue(QStringLiteral("search/run_population"), p.search.population);
+    settings.setValue(QStringLiteral("search/run_batch"), p.recipe.batchSize);
     m_runEnd.clear();
     m_tabs->setCurrentIndex(1);
     return true;
@@ -580,7 +588,8 @@ void SearchPanel::updateRunControls()
                        || m_demoJob->isRunning());
     for (QWidget *w : {static_cast<QWidget *>(m_dataEdit), static_cast<QWidget *>(m_studyEdit),
                        static_cast<QWidget *>(m_trials), static_cast<QWidget *>(m_epochs),
-                       static_cast<QWidget *>(m_workers), static_cast<QWidget *>(m_population)})
+                       static_cast<QWidget *>(m_workers), static_cast<QWidget *>(m_population),
+                       static_cast<QWidget *>(m_batch)})
         w->setEnabled(idle);
 }
 

@@ -9,7 +9,7 @@
 // study file; space JSON with errors) are shown with the file and the core's reason, and the
 // panel stays usable.
 // Running a search here (the "Run" row of the Study tab): a patch file, the editor's current
-// space, trials, epochs, workers, population and a study file; Start runs SearchJob (core
+// space, trials, epochs, workers, population, batch size and a study file; Start runs SearchJob (core
 // runSearch, the study file `braggnac search` writes) and attaches the live view to its study;
 // Pause holds new trials (running ones finish), Resume continues, Stop cancels the running
 // trials (requeued; finished ones kept); Start on an existing study file resumes it (as the
@@ -74,7 +74,7 @@ public:
     void stopSearch();
     /// The Run row's inputs (tests and the demo fill them).
     void setRunInputs(const QString &dataPath, const QString &studyPath, int trials, int epochs, int workers,
-                      int population);
+                      int population, int batch = 256);
     /// Simulates the demo patches and starts the demo search (see the header comment).
     void startDemo();
     /// The demo's folder ("" before startDemo()).
@@ -185,6 +185,7 @@ private:
     QSpinBox *m_epochs = nullptr;
     QSpinBox *m_workers = nullptr;
     QSpinBox *m_population = nullptr;
+    QSpinBox *m_batch = nullptr;
     QPushButton *m_start = nullptr;
     QPushButton *m_pause = nullptr;
     QPushButton *m_stop = nullptr;
