@@ -99,9 +99,13 @@ struct Requant {
     bool saturate = true;
     int width = 16;
     std::int32_t maxRaw = 0, minRaw = 0, upHi = 0, upLo = 0;
+    /// Round-half-up as (v + 2^(s-1)) >> s: when |v| <= bound and bound + 2^(s-1) < 2^31 the
+    /// addition cannot wrap and equals the bit formula (floor(v / 2^s + 1/2) either way).
+    bool addRound = false;
 };
 
-Requant makeRequant(int fracIn, const FixedFormat &out)
+/// bound: the largest |v| the op can produce (< 0: unknown, e.g. a wrapping accumulator).
+Requant makeRequant(int fracIn, const FixedFormat &out, i128 bound = -1)
 {
     Requant r;
     r.shift = fracIn - out.fraction();
@@ -110,6 +114,8 @@ Requant makeRequant(int fracIn, const FixedFormat &out)
     r.width = out.width;
     r.maxRaw = std::int32_t(out.maxRaw());
     r.minRaw = std::int32_t(out.minRaw());
+    r.addRound = r.round && r.shift > 0 && r.shift <= 30 && bound >= 0
+        && bound + (i128(1) << (r.shift - 1)) < (i128(1) << 31);
     if (r.shift < 0) {
         const int up = -r.shift;
         if (up >= 40) {
@@ -392,6 +398,7 @@ bool FixedEngine::Impl::compile()
             d.accWrap = acc >= 1 && acc <= 31 ? acc : 0;
             const bool modular = acc >= 1 && acc <= 32;
             d.tapBegin.push_back(0);
+            i128 maxBound = 0;
             for (std::int64_t co = 0; co < cout; ++co) {
                 const i128 bal = alignTo(b[std::size_t(co)], q.bias.fraction(), fp, q.bias.rounding);
                 i128 bound = bal < 0 ? -bal : bal;
@@ -414,11 +421,12 @@ bool FixedEngine::Impl::compile()
                     return refuse(op.name + ": an exact sum can reach " + std::to_string(double(bound))
                                   + " (more than 31 bits) with accumulator " + std::to_string(acc)
                                   + "; the int32 kernels would not be exact");
+                maxBound = std::max(maxBound, bound);
                 d.bias.push_back(std::int32_t(std::uint32_t(std::uint64_t(bal))));
                 d.tapBegin.push_back(std::int32_t(d.tapW.size()));
             }
             d.pairs = std::int64_t(d.tapW.size());
-            d.rq = makeRequant(fp, out);
+            d.rq = makeRequant(fp, out, d.accWrap || modular ? i128(-1) : maxBound);
             nonZeroMacs += d.nonZero * d.outP;
             described.push_back(op.name + ": int16-pair dot (" + std::to_string(d.pairs) + " of "
                                 + std::to_string(d.densePairs) + " weight pairs non-zero, "
@@ -435,7 +443,7 @@ bool FixedEngine::Impl::compile()
         bool elt = false;
         if (op.kind == OpKind::Activation && op.act == Activation::ReLU) {
             e.kind = EltKind::Relu;
-            e.rq = makeRequant(fx.fraction(), out);
+            e.rq = makeRequant(fx.fraction(), out, i128(1) << (fx.width - 1));
             elt = true;
         } else if (op.kind == OpKind::Activation && op.act == Activation::LeakyReLU) {
             const FixedFormat &sf = q.internal.at("slope");
