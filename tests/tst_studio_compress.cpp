@@ -5,7 +5,8 @@
 // re-running its bit width) equal core::quantisedCost of the saved folder, its validation
 // distance the fixed engine's (evaluateQuantised). Saving over a non-empty folder writes
 // nothing until confirmed; bad options and unlabelled data give errors naming the field / file
-// and leave the panel usable; a run can be cancelled.
+// and leave the panel usable; a run can be cancelled; the main window registers the stage after
+// Search and hands models over (Search -> Compress -> Export).
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -33,6 +34,9 @@
 #include "core/sim/simulator.h"
 #include "ui/chartview.h"
 #include "ui/compresspanel.h"
+#include "ui/exportpanel.h"
+#include "ui/mainwindow.h"
+#include "ui/searchpanel.h"
 #include "ui/job.h"
 #include "ui/studiocontext.h"
 #include "ui/tableexport.h"
@@ -96,6 +100,7 @@ private Q_SLOTS:
     void overwriteAsksFirst();
     void badInputKeepsPanelUsable();
     void cancel();
+    void mainWindowWiring();
 
 private:
     QString path(const QString &name) const { return m_dir.filePath(name); }
@@ -346,6 +351,30 @@ void TestStudioCompress::cancel()
     QVERIFY(panel.statusText().contains(QStringLiteral("cancelled")));
     QVERIFY(panel.findChild<QPushButton *>(QStringLiteral("compressButton"))->isEnabled());
     QVERIFY(!panel.findChild<QPushButton *>(QStringLiteral("saveSelectedButton"))->isEnabled());
+}
+
+void TestStudioCompress::mainWindowWiring()
+{
+    // The stages are registered after Search, and the hand-overs: Search's "Use this model" ->
+    // the model folder to compress; a saved compressed model -> the model folder to export.
+    ui::MainWindow window;
+    const QStringList keys = window.stageKeys();
+    QVERIFY(keys.indexOf(QStringLiteral("search")) >= 0);
+    QCOMPARE(keys.indexOf(QStringLiteral("compress")), keys.indexOf(QStringLiteral("search")) + 1);
+    QCOMPARE(keys.indexOf(QStringLiteral("export")), keys.indexOf(QStringLiteral("compress")) + 1);
+    auto *search = window.findChild<ui::SearchPanel *>();
+    auto *compress = window.findChild<ui::CompressPanel *>();
+    auto *exporter = window.findChild<ui::ExportPanel *>();
+    QVERIFY(search && compress && exporter);
+    window.setStage(QStringLiteral("compress"));
+    QCOMPARE(window.currentStage(), QStringLiteral("compress"));
+    const QString trial = path(QStringLiteral("study.models/trial-3"));
+    Q_EMIT search->useModelRequested(trial);
+    QCOMPARE(compress->modelFolder(), trial);
+    const QString saved = path(QStringLiteral("nac8.model"));
+    Q_EMIT compress->modelSaved(saved);
+    QCOMPARE(exporter->modelFolder(), saved);
+    QCOMPARE(exporter->outputFolder(), path(QStringLiteral("nac8-hls")));
 }
 
 QTEST_MAIN(TestStudioCompress)
