@@ -33,6 +33,9 @@ records = load_json("records.json")
 target, target_source = open(os.path.join(work, "target.txt")).read().split()
 target = float(target)
 floor = [json.loads(l) for l in open(os.path.join(work, "floor.jsonl")) if l.strip()]
+variants = []
+for p in sorted(glob.glob(os.path.join(work, "variant-*.json"))):
+    variants.append(json.load(open(p)))
 agree = {}
 for p in sorted(glob.glob(os.path.join(work, "agree-b*.json"))):
     b = int(os.path.basename(p)[len("agree-b"):-len(".json")])
@@ -77,8 +80,8 @@ w(f"3. For each bit width: `braggnac compress nac.model DATA --out nac-bB.model 
   "float model, QAT fine-tune (round 0), then R rounds of global L1 pruning of 20 % of the remaining weights "
   "with a QAT fine-tune after each. Every record is measured with the integer reference (the exact fixed-point "
   "network) and stored in the study as it is measured (`braggnac study compress.db --compress`). The target "
-  f"({target:.4f} px = 1.05x the validation distance of `{os.path.basename(target_source).split('.')[0]}`) only "
-  "decides which record each run saves as its folder.")
+  "(1.05x the validation distance of float `braggnn`, or of float `nac` for the runs started before `braggnn` "
+  "had finished training; per run below) only decides which record each run saves as its folder.")
 w("4. `bench/bench_compress` on each saved folder: the fake-quantised LibTorch forward (what QAT trains) "
   "against the integer reference on every test patch, raw output integers compared one by one; "
   "integer-reference throughput on 1 and 2 threads beside LibTorch float inference of the same weights.")
@@ -111,7 +114,10 @@ w("")
 runs_note = []
 for b in sorted(by_bits):
     run, recs = by_bits[b]
-    runs_note.append(f"{b} bits: rounds 0-{max(r['round'] for r in recs)} ({'finished' if run['finished'] else 'stopped before the end: records so far'})")
+    o = run.get("options") or {}
+    runs_note.append(f"{b} bits: rounds 0-{max(r['round'] for r in recs)} of {o.get('prune_rounds', '?')} "
+                     f"(target {o.get('target_distance', float('nan')):.4f} px; "
+                     f"{'finished' if run['finished'] else 'stopped before the end: the records it had'})")
 w("Rounds measured: " + "; ".join(runs_note) + ".")
 w("")
 if os.path.exists(png):
@@ -174,22 +180,43 @@ for b in sorted({f["bits"] for f in floor}):
     row = {f["sparsity"]: f for f in floor if f["bits"] == b}
     w(f"| {b} | " + " | ".join(f"{row[s]['bops']:.3e} ({br_bops / row[s]['bops']:.0f}x)" for s in sps) + " |")
 w("")
+f6 = {f["sparsity"]: f for f in floor if f["bits"] == 6}
+need = f6[0.8]["bops"] / goal_b if 0.8 in f6 else float("nan")
 w(f"1000x ({goal_b:.4e} BOPs) is out of reach for `nac` above 2 bits even at 99 % zeros. What would close it:")
 w("")
 w("- **Fewer MACs, not only fewer non-zero weights.** Structured pruning that removes whole channels removes "
   "their MACs (and the next layer's inputs from them); today `--structured` still counts a removed channel as "
   "zeros, i.e. keeps its addition terms. Counting removed channels as absent, or a smaller searched network "
-  "(at 6 bits and 80 % zeros a network needs about 4x fewer MACs than `nac` to reach 1000x), is the way there.")
+  f"(at 6 bits and 80 % zeros `nac` is {need:.1f}x above the goal, so a network with about {need:.1f}x fewer MACs "
+  "of the same shape would reach 1000x), is the way there.")
 w("- **Per-layer bits**: the addition terms scale with `b_a + b_w`; the stem and the two wide convs hold most "
   "MACs, so lower bits there (the library takes any per-layer `QuantSpec`; the verb gives every layer the same "
   "width) pay off most.")
-w("- **Accuracy at low bits** (below): every layer, including the network's output, is B bits wide in this "
-  "run. The output centre is in [0, 1] x 11 px, so at B bits its step is 11 px / 2^(B-2) (calibration gives it "
-  "2 integer bits: `floor(log2 max) + 2 + margin 1` with max < 1): 2.75 px at 4 bits, 0.69 px at 6, 0.17 px at 8. A wide output format costs no BOPs "
-  "(BOPs count the weights' and inputs' widths, not the output's) and would remove that floor; and more QAT "
-  "epochs per round (1 here) let the fixed-point network recover more of the float accuracy (the 8-bit series "
-  "improves over its first rounds while it is being pruned).")
+w("- **Accuracy of the fixed-point network** is the other half: no record comes near the float distances "
+  "(below).")
 w("")
+if variants:
+    w("### What limits the fixed-point accuracy (QAT variants)")
+    w("")
+    w("`bench/bench_compress_variant --model nac.model --data DATA --bits B [--output-bits W] [--margin M] "
+      "[--epochs E]`: one calibration + QAT fine-tune from the float `nac` exactly as `compress` does for round 0 "
+      "(same calibration rows, seed, optimiser), with one change each; no pruning. Every layer is B bits "
+      "wide except where stated. The network output is a centre in [0, 1] (x 11 px): with the calibrated 2 "
+      "integer bits (`floor(log2 max) + 2 + margin 1`) its step is 11 px / 2^(B-2), 2.75 px at 4 bits, "
+      "0.69 px at 6, 0.17 px at 8; `--output-bits 16` widens only that format, which costs no BOPs (BOPs "
+      "count the widths of weights and inputs, not of an op's own output).")
+    w("")
+    w("| bits | output bits | margin | QAT epochs | validation px | test px | standard BOPs |")
+    w("|---|---|---|---|---|---|---|")
+    for v in sorted(variants, key=lambda v: (v["bits"], v["output_bits"], -v["margin"], v["epochs"])):
+        w(f"| {v['bits']} | {v['output_bits']} | {v['margin']} | {v['epochs']} | {v['validation']:.4f} | "
+          f"{v['test']:.4f} | {v['bops']:.4e} |")
+    base = [r for b, r in all_recs if b == 8 and r["round"] == 0]
+    if base:
+        w("")
+        w(f"(For comparison, the compress run's 8-bit round 0, the same calibration and one epoch with every "
+          f"format 8 bits wide: validation {base[0]['validation']:.4f} px, test {base[0]['test']:.4f} px.)")
+    w("")
 if agree:
     w("## Fake-quantised forward vs integer reference")
     w("")
