@@ -326,6 +326,12 @@ void TestStudioCompress::badInputKeepsPanelUsable()
     QVERIFY(!panel.isBusy());
     closeBoxes(&panel);
 
+    // A trial source (the main window passes the Search inspector's folder).
+    const QString trialFolder = path(QStringLiteral("trial-7.model"));
+    panel.setTrialSource([trialFolder]() { return trialFolder; });
+    QVERIFY(panel.useSelectedTrial());
+    QCOMPARE(panel.modelFolder(), trialFolder);
+
     // Back to the studio model: it runs.
     panel.useStudioModel();
     QSignalSpy finished(&panel, &ui::CompressPanel::compressFinished);
@@ -371,6 +377,15 @@ void TestStudioCompress::mainWindowWiring()
     const QString trial = path(QStringLiteral("study.models/trial-3"));
     Q_EMIT search->useModelRequested(trial);
     QCOMPARE(compress->modelFolder(), trial);
+    // "Selected Search trial" reads the Search inspector: none selected yet.
+    QSignalSpy errors(compress, &ui::CompressPanel::errorOccurred);
+    auto *fromSearch = compress->findChild<QPushButton *>(QStringLiteral("selectedTrialButton"));
+    QVERIFY(fromSearch && !fromSearch->isHidden());
+    fromSearch->click();
+    QCOMPARE(errors.count(), 1);
+    QVERIFY(errors.first().first().toString().contains(QStringLiteral("no Search trial")));
+    QCOMPARE(compress->modelFolder(), trial);
+    closeBoxes(compress);
     const QString saved = path(QStringLiteral("nac8.model"));
     Q_EMIT compress->modelSaved(saved);
     QCOMPARE(exporter->modelFolder(), saved);

@@ -193,7 +193,15 @@ void CompressPanel::buildUi()
     folderRow->addWidget(m_folderSource);
     folderRow->addWidget(m_folderEdit, 1);
     folderRow->addWidget(m_folderBrowse);
-    sourceForm->addRow(m_studioSource);
+    m_trialButton = new QPushButton(tr("Selected Search trial"));
+    m_trialButton->setObjectName(QStringLiteral("selectedTrialButton"));
+    m_trialButton->setToolTip(tr("Compress the model folder of the trial selected in the Search stage's inspector"));
+    m_trialButton->setVisible(false);
+    connect(m_trialButton, &QPushButton::clicked, this, &CompressPanel::useSelectedTrial);
+    auto *studioRow = new QHBoxLayout;
+    studioRow->addWidget(m_studioSource, 1);
+    studioRow->addWidget(m_trialButton);
+    sourceForm->addRow(studioRow);
     sourceForm->addRow(folderRow);
     m_modelInfo = new QLabel;
     m_modelInfo->setObjectName(QStringLiteral("modelInfo"));
@@ -437,6 +445,24 @@ void CompressPanel::setModelFolder(const QString &folder)
 QString CompressPanel::modelFolder() const
 {
     return m_folder;
+}
+
+void CompressPanel::setTrialSource(std::function<QString()> source)
+{
+    m_trialSource = std::move(source);
+    m_trialButton->setVisible(bool(m_trialSource));
+}
+
+bool CompressPanel::useSelectedTrial()
+{
+    const QString folder = m_trialSource ? m_trialSource() : QString();
+    if (folder.isEmpty()) {
+        showError(tr("compress: no Search trial with a model folder is selected (select one in the Search stage's "
+                     "trial table or chart)"));
+        return false;
+    }
+    setModelFolder(folder);
+    return true;
 }
 
 QString CompressPanel::datasetName() const
@@ -1052,6 +1078,7 @@ void CompressPanel::updateButtons()
     m_folderSource->setEnabled(!busy);
     m_folderEdit->setEnabled(!busy);
     m_folderBrowse->setEnabled(!busy);
+    m_trialButton->setEnabled(!busy);
 }
 
 void CompressPanel::showError(const QString &message)

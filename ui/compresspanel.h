@@ -3,7 +3,8 @@
 // (core::compressModel, the same run as `braggnac compress`) on context->dataset(), in a Job with
 // progress and cancel. The model is the studio's (context->model(): trained or loaded in
 // Train / Evaluate, or a Search trial's "Use this model") or a model folder chosen here
-// (setModelFolder, also what the main window calls for Search's "Use this model").
+// (setModelFolder, also what the main window calls for Search's "Use this model"), or the trial
+// selected in the Search stage's inspector ("Selected Search trial", setTrialSource).
 // Records arrive one per (bits, round) from the worker through a locked queue drained every
 // 40 ms into the table (CSV export) and the chart (standard BOPs on a log axis against the
 // validation distance, one curve per bit width, the float start model and braggnn float32 as
@@ -15,6 +16,7 @@
 // reproduced) and saved only when the re-run reproduces the record exactly (else an error).
 // An existing folder is replaced only after the user confirmed it. Errors are emitted as
 // errorOccurred("<file>: <core's reason>") and shown in a non-modal box. GUI thread only.
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -61,6 +63,11 @@ public:
     void setModelFolder(const QString &folder);
     /// The folder to compress, or empty when the studio's model is used.
     QString modelFolder() const;
+    /// Where "Selected Search trial" takes its model folder from (the main window passes the
+    /// Search stage's inspector); returns "" when no trial with a model is selected.
+    void setTrialSource(std::function<QString()> source);
+    /// Compress the selected Search trial's model folder (false and errorOccurred when none).
+    bool useSelectedTrial();
 
     /// The options as the form holds them; false with `error` naming the field when invalid.
     bool readOptions(core::CompressOptions &options, QString *error) const;
@@ -139,6 +146,8 @@ private:
     QRadioButton *m_folderSource = nullptr;
     QLineEdit *m_folderEdit = nullptr;
     QPushButton *m_folderBrowse = nullptr;
+    QPushButton *m_trialButton = nullptr;
+    std::function<QString()> m_trialSource;
     QLabel *m_modelInfo = nullptr;
     QLabel *m_datasetInfo = nullptr;
     QLineEdit *m_bitsGrid = nullptr;

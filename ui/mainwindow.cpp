@@ -59,6 +59,7 @@
 #include "ui/studiocontext.h"
 #include "ui/tableexport.h"
 #include "ui/trainpanel.h"
+#include "ui/trialinspector.h"
 
 // Resources of a static library must be registered by name, at global scope.
 static void initStudioResources()
@@ -164,6 +165,7 @@ MainWindow::MainWindow(QWidget *parent)
     // Search's "Use this model" also becomes the model to compress; a saved compressed model the
     // model to export.
     connect(searchPanel, &SearchPanel::useModelRequested, compressPanel, &CompressPanel::setModelFolder);
+    compressPanel->setTrialSource([searchPanel]() { return searchPanel->inspector()->modelFolder(); });
     connect(compressPanel, &CompressPanel::modelSaved, exportPanel, &ExportPanel::setModelFolder);
     // The tabs show their own error boxes; announce their errors too.
     connect(m_datasetPanel, &DatasetPanel::errorOccurred, this, &MainWindow::errorShown);
