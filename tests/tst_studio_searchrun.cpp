@@ -493,6 +493,38 @@ private Q_SLOTS:
             QVERIFY(t.bestParams.contains("learning_rate"));
         }
 
+        // Retraining a trial of the tune study applies its sampled hyper-parameters.
+        {
+            QSignalSpy tuneAttached(&panel, &ui::SearchPanel::studyAttached);
+            panel.attachStudy(t.studyPath);
+            QTRY_COMPARE_WITH_TIMEOUT(tuneAttached.count(), 1, 10000);
+            const StoreRows tuneRows = readRows(t.studyPath);
+            std::int64_t tid = 0;
+            for (const auto &[rid, rec] : tuneRows.byId)
+                if (rec.state == core::TrialState::Complete)
+                    tid = rid;
+            QVERIFY(tid != 0);
+            const core::TrialRecord &rec = tuneRows.byId.at(tid);
+            panel.selectTrial(tid);
+            QTRY_COMPARE_WITH_TIMEOUT(panel.inspector()->trialId(), tid, 10000);
+            panel.inspector()->retrainEpochsBox()->setValue(1);
+            QSignalSpy again(panel.trialActions(), &ui::TrialActions::finished);
+            QSignalSpy failed(panel.trialActions(), &ui::TrialActions::failed);
+            panel.inspector()->retrainButton()->click();
+            QTRY_VERIFY_WITH_TIMEOUT(again.count() + failed.count() == 1, 60000);
+            QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.at(0).at(0).toString()));
+            QFile recipeFile(QDir(panel.trialActions()->lastResult().modelFolder).filePath(QStringLiteral("recipe.json")));
+            QVERIFY(recipeFile.open(QIODevice::ReadOnly));
+            const auto recipe = nlohmann::json::parse(recipeFile.readAll().toStdString());
+            QCOMPARE(recipe["learning_rate"].get<double>(), rec.hyperParams["learning_rate"].get<double>());
+            QCOMPARE(recipe["optimizer"].get<std::string>(), rec.hyperParams["optimizer"].get<std::string>());
+            QCOMPARE(recipe["epochs"].get<int>(), 1);
+            panel.attachStudy(study);
+            QTRY_VERIFY_WITH_TIMEOUT(panel.watcher()->trials().size() == rows.byId.size(), 10000);
+            panel.selectTrial(id);
+            QTRY_COMPARE_WITH_TIMEOUT(panel.inspector()->trialId(), id, 10000);
+        }
+
         // Cancel: a long retrain stops, nothing is written.
         panel.inspector()->retrainEpochsBox()->setValue(500);
         const QString cancelled = panel.retrainFolderFor(trial.number);

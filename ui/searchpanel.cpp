@@ -36,6 +36,8 @@
 #include "core/io/patchdataset.h"
 #include "core/nn/searchrunner.h"
 #include "core/search/driver.h"
+#include "core/search/tpe.h"
+#include "core/search/tune.h"
 #include "core/sim/simulator.h"
 #include "ui/chartview.h"
 #include "ui/errors.h"
@@ -694,8 +696,17 @@ core::TrainOptions SearchPanel::studyRecipe(const core::TrialRecord &trial) cons
     const nlohmann::json &options = m_watcher->info().options;
     if (options.is_object() && options.contains("recipe") && options["recipe"].is_object())
         recipe = core::TrainOptions::fromJson(options["recipe"], m_watcher->path().toStdString() + ": recipe");
-    if (trial.hyperParams.is_object() && !trial.hyperParams.empty())
-        recipe = core::applyHyperParams(recipe, trial.hyperParams);
+    if (trial.hyperParams.is_object() && !trial.hyperParams.empty()) {
+        const core::StudyInfo &info = m_watcher->info();
+        const std::string source = m_watcher->path().toStdString() + ": trial " + std::to_string(trial.number);
+        if (info.kind == core::StudyKind::Tune && info.space.is_object() && info.space.contains("tune")) {
+            // A tune study stores the sampled parameters by the names of its space.
+            const std::vector<core::HyperParam> space = core::tuneSpaceFromJson(info.space["tune"], source);
+            recipe = core::applyHyperParams(recipe, core::tuneRunnerParams(core::paramSetFromJson(space, trial.hyperParams, source)));
+        } else {
+            recipe = core::applyHyperParams(recipe, trial.hyperParams);
+        }
+    }
     return recipe;
 }
 
