@@ -46,6 +46,7 @@
 #include "ui/paretochart.h"
 #include "ui/searchjob.h"
 #include "ui/searchpanel.h"
+#include "ui/spaceeditor.h"
 #include "ui/studiocontext.h"
 #include "ui/studywatcher.h"
 #include "ui/trialactions.h"
@@ -376,6 +377,53 @@ private Q_SLOTS:
         for (const auto &[id, t] : resumed.byId)
             if (core::isFinished(t.state))
                 QCOMPARE(cliRows.byId.at(id).values, t.values);
+    }
+
+    // Bad input: a missing patch file, a file that is not a study, a space with errors: the
+    // message names the file (or the space) and the reason, nothing is written, the panel stays
+    // usable.
+    void badInputRefused()
+    {
+        ui::StudioContext context;
+        ui::SearchPanel panel(&context);
+        QSignalSpy errors(&panel, &ui::SearchPanel::errorOccurred);
+
+        const QString missing = m_dir.filePath(QStringLiteral("no-such-patches.h5"));
+        panel.setRunInputs(missing, m_dir.filePath(QStringLiteral("bad1.db")), 2, 1, 1, 2);
+        QVERIFY(!panel.startSearch());
+        QCOMPARE(errors.count(), 1);
+        QVERIFY2(errors.at(0).at(0).toString().contains(missing), qPrintable(errors.at(0).at(0).toString()));
+        QVERIFY(!QFile::exists(m_dir.filePath(QStringLiteral("bad1.db"))));
+        QVERIFY(!panel.searchJob()->isRunning());
+
+        const QString foreign = m_dir.filePath(QStringLiteral("foreign.db"));
+        {
+            QFile f(foreign);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("not a study at all\n");
+        }
+        QSignalSpy failed(panel.searchJob(), &ui::SearchJob::failed);
+        panel.setRunInputs(m_data, foreign, 2, 1, 1, 2);
+        QVERIFY(panel.startSearch()); // the store is opened on the worker
+        QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 30000);
+        const QString why = failed.at(0).at(0).toString();
+        QVERIFY2(why.contains(foreign), qPrintable(why));
+        QVERIFY(!panel.searchJob()->isRunning());
+        QVERIFY(panel.startButton()->isEnabled());
+        QFile f(foreign);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(f.readAll(), QByteArray("not a study at all\n"));
+
+        nlohmann::json bad = panel.spaceEditor()->currentJson();
+        bad["stem"]["kernel"] = {4};
+        panel.spaceEditor()->setSpaceJson(bad);
+        QVERIFY(!panel.spaceEditor()->space());
+        const int before = errors.count();
+        panel.setRunInputs(m_data, m_dir.filePath(QStringLiteral("bad2.db")), 2, 1, 1, 2);
+        QVERIFY(!panel.startSearch());
+        QVERIFY(errors.count() > before);
+        QVERIFY2(errors.last().at(0).toString().contains(QStringLiteral("space")), qPrintable(errors.last().at(0).toString()));
+        QVERIFY(!QFile::exists(m_dir.filePath(QStringLiteral("bad2.db"))));
     }
 
     // Colour classes: generations in at most kBuckets ranges, fidelity levels by name.

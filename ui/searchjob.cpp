@@ -125,9 +125,14 @@ bool SearchJob::start(const SearchRunParams &params, const core::SearchSpace &sp
     try {
         p.search.validate("search");
         p.recipe.validate("search recipe");
-        const std::filesystem::path parent = std::filesystem::path(p.studyPath.toStdString()).parent_path();
+        const std::string data = p.dataPath.toStdString(), study = p.studyPath.toStdString();
+        if (!std::filesystem::is_regular_file(data))
+            throw core::InputError(core::fileMessage(data, "no such file (the patch dataset)"));
+        if (std::filesystem::is_directory(study))
+            throw core::InputError(core::fileMessage(study, "is a folder, not a study file"));
+        const std::filesystem::path parent = std::filesystem::path(study).parent_path();
         if (!parent.empty() && !std::filesystem::is_directory(parent))
-            throw core::InputError(p.studyPath.toStdString() + ": folder '" + parent.string() + "' does not exist");
+            throw core::InputError(core::fileMessage(study, "its folder '" + parent.string() + "' does not exist"));
     } catch (const std::exception &e) {
         return refuse(QString::fromStdString(e.what()));
     }
