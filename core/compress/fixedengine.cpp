@@ -292,7 +292,6 @@ struct FixedEngine::Impl {
 
     explicit Impl(IntegerReference r) : ref(std::move(r)) {}
 
-    const FixedFormat &fmtOfTensorInput(const PlanOp &op, int which = 0) const { return ref.format(op.inputs[std::size_t(which)]); }
     bool compile();
     void runBlock(const float *patches, std::size_t count, std::vector<std::uint16_t> &ws, std::int64_t *out) const;
     void runLane(const Step &s, std::uint16_t *ws, unsigned laneMask = 0xffffu) const;
