@@ -3,8 +3,9 @@
 // for braggnn, nac, random specs (every layer kind), a pruned network, at 4-12 bits, with
 // saturating integer bits, wrap / truncate modes and narrow (wrapping) accumulators, on every
 // instruction set this CPU has, on 1 and 2 threads and a patch count that is not a multiple of
-// the 16-patch block; the hand-computed tiny network; the whole-network fallback (16 bits) and
-// the count of non-zero MACs of a pruned network.
+// the 16-patch block; formats at the ends of the range (their ops' exact fallbacks); the
+// hand-computed tiny network; the whole-network fallback (16 bits) and the count of non-zero
+// MACs of a pruned network.
 #include <cmath>
 #include <random>
 
@@ -222,6 +223,56 @@ private Q_SLOTS:
                                                   .arg(bad).arg(want.size()).arg(FixedEngine::isaName(isa)).arg(threads)));
             }
             QCOMPARE(engine.predict(p.data(), n, 2), ref.predict(p.data(), n, 1));
+        }
+    }
+
+    void edgeFormats()
+    {
+        // Formats at the ends of the allowed range send single ops to their exact fallbacks:
+        // an input with 32 fraction bits that wraps (quantised in double, as the reference), a
+        // LeakyReLU slope with 28 fraction bits (x << 28 overflows int32: lane by lane), a
+        // residual Add of 40 and fewer fraction bits (lane by lane), layer norms whose beta
+        // alignment overflows int64 in every lane (the 128-bit path); conv / dense sums wrap at
+        // 32 bits. Still bit-exact.
+        for (const char *name : {"braggnn", "nac"}) {
+            const LayerPlan plan = LayerPlan::lower(builtinArch(name));
+            const NamedTensors w = randomWeights(plan, 31);
+            const auto calib = peakPatches(32, 11, 9);
+            QuantSpec q = calibratedQuantSpec(plan, w, calib.data(), 32, 8);
+            q.input = {12, -20, Rounding::RoundHalfUp, Overflow::Wrap};
+            for (const PlanOp &op : plan.ops)
+                if (op.kind == OpKind::Conv || op.kind == OpKind::Linear)
+                    q.ops.at(op.name).accumulator = 32; // biases aligned to 2^-37 and finer wrap, as the reference's
+            int leaky = 0, adds = 0;
+            for (const PlanOp &op : plan.ops) {
+                if (op.kind == OpKind::Activation && op.act == Activation::LeakyReLU) {
+                    q.ops.at(op.name).internal.at("slope") = {8, -20};
+                    ++leaky;
+                }
+                if (op.kind == OpKind::LayerNorm) {
+                    q.ops.at(op.name).weight = {8, -30};
+                    q.ops.at(op.name).bias = {8, 24, Rounding::Truncate};
+                }
+                adds += op.kind == OpKind::Add;
+            }
+            if (std::string(name) == "braggnn")
+                q.ops.at("features.stem.conv").output = {8, -32};
+            const IntegerReference ref(plan, w, q);
+            const auto p = peakPatches(std::string(name) == "braggnn" ? 20 : 50, 11, 12);
+            const std::size_t n = p.size() / 121;
+            const auto want = ref.forwardRaw(p.data(), n, 1);
+            for (FixedEngine::Isa isa : isas()) {
+                const FixedEngine e(plan, w, q, isa);
+                QVERIFY2(e.vectorised(), e.fallbackReason().c_str());
+                QCOMPARE(e.forwardRaw(p.data(), n, 2), want);
+                int laneAct = 0, laneAdd = 0;
+                for (const auto &d : e.describe()) {
+                    laneAct += d.find("lane by lane with the integer reference's arithmetic (activation)") != std::string::npos;
+                    laneAdd += d.find("lane by lane with the integer reference's arithmetic (add)") != std::string::npos;
+                }
+                QCOMPARE(laneAct, leaky);
+                QCOMPARE(laneAdd, adds);
+            }
         }
     }
 
