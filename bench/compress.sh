@@ -12,8 +12,9 @@
 # run per bit width; delete a file to redo that step). Environment: BUILD (build folder, default
 # build), WORK (outputs, default $BUILD/compress-bench), N (patches, 30000), TRAIN_EPOCHS (50),
 # BITS ("4 5 6 7 8"), ROUNDS (pruning rounds per bit width, 10), FRACTION (0.2),
-# EPOCHS_PER_ROUND (1), THREADS (1), SPEED_N (patches of the throughput runs, 4000), OUT (the
-# markdown, default docs/benchmarks/compress.md), PNG (docs/images/compress-front.png).
+# EPOCHS_PER_ROUND (1), MARGIN (--calibration-margin, 1; another margin names its files
+# nac-bB-mM.*), THREADS (1), OUT (the markdown, default docs/benchmarks/compress.md), PNG
+# (docs/images/compress-front.png).
 # Every heavy step runs under nice -n 19 (the development machine is shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +27,9 @@ BITS=${BITS:-"4 5 6 7 8"}
 ROUNDS=${ROUNDS:-10}
 FRACTION=${FRACTION:-0.2}
 EPOCHS_PER_ROUND=${EPOCHS_PER_ROUND:-1}
+MARGIN=${MARGIN:-1}
+M=""; [ "$MARGIN" = 1 ] || M="-m$MARGIN"
 THREADS=${THREADS:-1}
-SPEED_N=${SPEED_N:-4000}
 OUT=${OUT:-docs/benchmarks/compress.md}
 PNG=${PNG:-docs/images/compress-front.png}
 STAGES=${STAGES:-"data train compress agree plot report"}
@@ -62,9 +64,6 @@ if has train; then
   done
 fi
 
-# The braggnn reference: its validation and test mean distance (px) and float32 BOPs.
-ref() { $PY -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j[sys.argv[2]]["mean"] if sys.argv[2] != "bops" else j["bops"])' "$@"; }
-
 if has compress; then
   # One compress run per bit width (re-runnable per width), all records in one study file. The
   # chosen folder of each run is the smallest BOPs whose validation distance is within 1.05x
@@ -77,14 +76,14 @@ if has compress; then
   PARALLEL=${PARALLEL:-2}
   run_bits() {
     local b=$1
-    [ -f "$WORK/nac-b$b.json" ] && return 0
-    log "compress nac at $b bits, $ROUNDS rounds of $FRACTION, $EPOCHS_PER_ROUND epoch(s) per round"
-    rm -rf "$WORK/nac-b$b.model"
-    $NICE "$B" compress "$WORK/nac.model" "$DATA" --out "$WORK/nac-b$b.model" --bits "$b" \
+    [ -f "$WORK/nac-b$b$M.json" ] && return 0
+    log "compress nac at $b bits, $ROUNDS rounds of $FRACTION, $EPOCHS_PER_ROUND epoch(s) per round, margin $MARGIN"
+    rm -rf "$WORK/nac-b$b$M.model"
+    $NICE "$B" compress "$WORK/nac.model" "$DATA" --out "$WORK/nac-b$b$M.model" --bits "$b" \
       --prune-rounds "$ROUNDS" --prune-fraction "$FRACTION" --epochs-per-round "$EPOCHS_PER_ROUND" \
-      --target-distance "$TARGET" --study "$DB" --threads "$THREADS" --seed 1 --json \
-      >"$WORK/nac-b$b.json.part" 2>"$WORK/nac-b$b.log"
-    mv "$WORK/nac-b$b.json.part" "$WORK/nac-b$b.json"
+      --calibration-margin "$MARGIN" --target-distance "$TARGET" --study "$DB" --threads "$THREADS" --seed 1 \
+      --json >"$WORK/nac-b$b$M.json.part" 2>"$WORK/nac-b$b$M.log"
+    mv "$WORK/nac-b$b$M.json.part" "$WORK/nac-b$b$M.json"
   }
   running=0
   for b in $BITS; do
@@ -99,15 +98,17 @@ BC="$BUILD/bench/bench_compress"
 if has agree; then
   # Agreement (fake-quantised QAT forward vs integer reference, every test patch) of each bit
   # width's saved (chosen) folder; throughput of the integer reference (1 and 2 threads) beside
-  # LibTorch float of the same weights on the first SPEED_N patches.
+  # LibTorch float of the same weights on the same patches.
   [ -x "$BC" ] || { echo "compress.sh: $BC missing: configure $BUILD with -DBRAGGNAC_BUILD_BENCH=ON and build bench_compress" >&2; exit 2; }
-  for b in $BITS; do
-    [ -f "$WORK/nac-b$b.json" ] || continue
-    [ -f "$WORK/agree-b$b.json" ] && continue
-    log "agreement and throughput: $b bits"
-    $NICE "$BC" --model "$WORK/nac-b$b.model" --data "$DATA" --split test --threads 1,2 --repeats 3 \
-      >"$WORK/agree-b$b.json.part"
-    mv "$WORK/agree-b$b.json.part" "$WORK/agree-b$b.json"
+  for f in "$WORK"/nac-b*.json; do
+    [ -f "$f" ] || continue
+    name=$(basename "$f" .json)         # nac-bB or nac-bB-mM
+    tag=${name#nac-}
+    [ -f "$WORK/agree-$tag.json" ] && continue
+    log "agreement and throughput: $name.model"
+    $NICE "$BC" --model "$WORK/$name.model" --data "$DATA" --split test --threads 1,2 --repeats 3 \
+      >"$WORK/agree-$tag.json.part"
+    mv "$WORK/agree-$tag.json.part" "$WORK/agree-$tag.json"
   done
 fi
 

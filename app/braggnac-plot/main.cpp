@@ -8,8 +8,8 @@
 //   braggnac-plot front --study S.db --out P.png [--ref LABEL=MODEL]... [same chart options]
 //
 // compress: every compress record stored in the study (braggnac compress --study), standard BOPs
-// (log axis) against mean distance, one curve per bit width in round order (a later run's
-// record replaces an earlier one with the same bits and round), the non-dominated records
+// (log axis) against mean distance, one curve per bit width (and calibration margin) in round
+// order (a later run's record replaces an earlier one with the same bits and round), the non-dominated records
 // joined, reference points (--ref: a float model folder, its metrics.json test / validation
 // mean and float32 cost), and the goal as dashed lines. front: a search study's trials
 // (validation distance = objective "distance", BOPs = objective "bops"), the study's Pareto
@@ -394,14 +394,20 @@ private:
 
 void plotCompress(const Options &o, const core::StudyStore &store, const std::vector<Reference> &refs)
 {
-    // (bits, round) -> point; later runs replace earlier ones.
-    std::map<int, std::map<int, Point>> byBits;
-    for (const core::CompressRun &run : store.compressRuns())
+    // (bits, calibration margin) -> round -> point; later runs replace earlier ones. A series is
+    // one bit width at one margin (the run's options; 1 when absent, compress's default).
+    std::map<std::pair<int, int>, std::map<int, Point>> byBits;
+    for (const core::CompressRun &run : store.compressRuns()) {
+        const nlohmann::json &opt = run.info.options;
+        const int margin = opt.is_object() && opt.contains("margin") && opt["margin"].is_number_integer()
+            ? opt["margin"].get<int>()
+            : 1;
         for (const core::CompressRecordRow &r : run.records) {
             const double d = o.metric == "test" ? r.test : r.validation;
             if (std::isfinite(d) && r.bops > 0)
-                byBits[r.bits][r.round] = {r.bops, d};
+                byBits[{r.bits, margin}][r.round] = {r.bops, d};
         }
+    }
     if (byBits.empty())
         throw core::InputError(core::fileMessage(o.study, "no compress records with a " + o.metric
                                                               + " distance (run braggnac compress --study " + o.study + ")"));
@@ -409,13 +415,15 @@ void plotCompress(const Options &o, const core::StudyStore &store, const std::ve
     chart.setYTitle(o.metric + " mean distance (px, integer reference)");
     std::vector<Point> all;
     std::size_t k = 0;
-    for (const auto &[bits, rounds] : byBits) {
+    for (const auto &[key, rounds] : byBits) {
         std::vector<Point> pts;
         for (const auto &[round, p] : rounds)
             pts.push_back(p);
         all.insert(all.end(), pts.begin(), pts.end());
-        chart.addLine(std::to_string(bits) + " bits (rounds 0-" + std::to_string(rounds.rbegin()->first) + ")", pts,
-                      kPalette[k++ % 10], true);
+        const std::string margin = key.second == 1 ? std::string() : ", margin " + std::to_string(key.second);
+        chart.addLine(std::to_string(key.first) + " bits" + margin + " (rounds 0-" + std::to_string(rounds.rbegin()->first)
+                          + ")",
+                      pts, kPalette[k++ % 10], true);
     }
     chart.addLine("front of all records", paretoFront(all), QColor(0, 0, 0), false, Qt::DotLine, 2.5);
     chart.addReferences(refs);

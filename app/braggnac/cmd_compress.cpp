@@ -48,6 +48,9 @@ void declareCompress(VerbSpec &v)
     v.option("batch", "N", "fine-tuning batch size").integer(1, 1 << 20).defaultValue("256");
     v.option("calibration-patches", "N", "training patches for the integer-bit calibration")
         .integer(1, 1 << 24).defaultValue("1024");
+    v.option("calibration-margin", "M", "extra integer bits of the calibrated activation formats (0: just the observed range)")
+        .integer(0, 16)
+        .defaultValue("1");
     v.option("study", "S.db", "store every record in this study file (an existing study, or a new compress study); "
                               "default: the study the model folder came from (S.models/trial-N beside S.db), if any");
 }
@@ -130,6 +133,7 @@ int runCompress(const Args &args)
     o.train.threads = args.threads();
     o.train.seed = args.seed(1);
     o.calibrationPatches = int(args.getInt("calibration-patches", 1024));
+    o.margin = int(args.getInt("calibration-margin", 1));
     auto [studyPath, sourceTrial] = studyOfModel(modelPath);
     if (args.has("study")) {
         const std::string given = args.get("study");
