@@ -758,14 +758,16 @@ void FixedEngine::Impl::runLayerNorm(const Step &s, std::uint16_t *ws) const
         runLane(s, ws, slow);
 }
 
-void FixedEngine::Impl::runBlock(const float *patches, std::size_t count, std::vector<std::uint16_t> &ws,
+void FixedEngine::Impl::runBlock(const float *patches, std::size_t count, std::vector<std::uint16_t> &buf,
                                  std::int64_t *out) const
 {
     const int s = ref.plan().spec.inputSize;
     const std::size_t area = std::size_t(s) * std::size_t(s);
-    if (ws.size() != wordsPerBlock * kWordU16)
-        ws.assign(wordsPerBlock * kWordU16, 0); // odd-channel pad halves stay 0 (or a harmless value)
-    std::fill(ws.begin(), ws.begin() + std::ptrdiff_t(tensors[0].words() * kWordU16), std::uint16_t(0));
+    // The workspace, 64-byte aligned (a word is one cache line: no load splits across two).
+    if (buf.size() != wordsPerBlock * kWordU16 + kWordU16)
+        buf.assign(wordsPerBlock * kWordU16 + kWordU16, 0); // odd-channel pad halves stay 0 (or a harmless value)
+    std::uint16_t *ws = buf.data() + ((64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64) / 2;
+    std::fill(ws, ws + tensors[0].words() * kWordU16, std::uint16_t(0));
     // Input: normalised and quantised exactly as the reference; lanes past `count` stay 0 (a
     // constant patch normalises to 0 as well).
     if (fastInput) {
@@ -792,24 +794,24 @@ void FixedEngine::Impl::runBlock(const float *patches, std::size_t count, std::v
         switch (st.type) {
         case StepType::Alias: break;
         case StepType::Dot:
-            kernels.dot(dots[std::size_t(st.index)], ws.data() + tensors[std::size_t(st.in0)].offset * kWordU16,
-                        ws.data() + tensors[std::size_t(st.out)].offset * kWordU16);
+            kernels.dot(dots[std::size_t(st.index)], ws + tensors[std::size_t(st.in0)].offset * kWordU16,
+                        ws + tensors[std::size_t(st.out)].offset * kWordU16);
             break;
         case StepType::Elt:
-            kernels.elt(elts[std::size_t(st.index)], ws.data() + tensors[std::size_t(st.in0)].offset * kWordU16,
-                        st.in1 >= 0 ? ws.data() + tensors[std::size_t(st.in1)].offset * kWordU16 : nullptr,
-                        ws.data() + tensors[std::size_t(st.out)].offset * kWordU16);
+            kernels.elt(elts[std::size_t(st.index)], ws + tensors[std::size_t(st.in0)].offset * kWordU16,
+                        st.in1 >= 0 ? ws + tensors[std::size_t(st.in1)].offset * kWordU16 : nullptr,
+                        ws + tensors[std::size_t(st.out)].offset * kWordU16);
             break;
         case StepType::Lane:
             if (fastNorm[std::size_t(st.op)])
-                runLayerNorm(st, ws.data());
+                runLayerNorm(st, ws);
             else
-                runLane(st, ws.data());
+                runLane(st, ws);
             break;
         }
     }
     const TensorInfo &t = tensors[std::size_t(opTensor.back())];
-    const std::uint16_t *o = ws.data() + t.offset * kWordU16;
+    const std::uint16_t *o = ws + t.offset * kWordU16;
     for (std::size_t l = 0; l < count; ++l) {
         out[2 * l] = std::int16_t(o[2 * l]);
         out[2 * l + 1] = std::int16_t(o[2 * l + 1]);
