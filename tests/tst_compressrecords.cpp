@@ -306,7 +306,7 @@ private Q_SLOTS:
         fs::create_directories(fromStudy.parent_path());
         fs::copy(model, fromStudy, fs::copy_options::recursive);
         r = runCli({"compress", q(fromStudy.string()), q(data), "--out", q(file("t3.model")), "--bits", "8", "--threads",
-                    "1", "--json", "--quiet"},
+                    "1", "--calibration-margin", "0", "--json", "--quiet"},
                    300000);
         QVERIFY2(r.exitCode == 0, r.err.constData());
         QCOMPARE(parseJson(r.out).at("compress_run").get<int>(), 2);
@@ -314,6 +314,8 @@ private Q_SLOTS:
         const json two = parseJson(r.out);
         QCOMPARE(two.at("compress_runs").size(), std::size_t(2));
         QCOMPARE(two["compress_runs"][1].at("source_trial").get<int>(), 3);
+        QCOMPARE(two["compress_runs"][1].at("options").at("margin").get<int>(), 0);
+        QCOMPARE(two["compress_runs"][0].at("options").at("margin").get<int>(), 1);
         QCOMPARE(two["compress_runs"][1].at("records").size(), std::size_t(1));
         QCOMPARE(two["compress_runs"][1]["records"][0].at("bits").get<int>(), 8);
 
@@ -356,19 +358,20 @@ private Q_SLOTS:
         const json drawn = parseJson(p.readAllStandardOutput());
         QCOMPARE(drawn.at("width").get<int>(), 900);
         QCOMPARE(drawn.at("height").get<int>(), 600);
-        // Run 1: 6 and 8 bits x rounds 0-1; run 2 (trial 3): 8 bits round 0 replaces run 1's.
+        // Run 1: 6 and 8 bits x rounds 0-1; run 2 (trial 3, margin 0): its own series.
         std::map<std::string, int> series;
         for (const auto &e : drawn.at("series"))
             series[e.at("name").get<std::string>()] = e.at("points").get<int>();
         QCOMPARE(series.at("6 bits (rounds 0-1)"), 2);
         QCOMPARE(series.at("8 bits (rounds 0-1)"), 2);
+        QCOMPARE(series.at("8 bits, margin 0 (rounds 0-0)"), 1);
         QCOMPARE(series.count("goal: 1/1000 of the first reference's BOPs"), std::size_t(1));
         QCOMPARE(series.count("goal: 1.05x the first reference's distance"), std::size_t(1));
         int refs = 0;
         for (const auto &[name, n] : series)
             refs += name.rfind("nac (float32: ", 0) == 0 && n == 1;
         QCOMPARE(refs, 1);
-        QVERIFY(series.at("front of all records") >= 1 && series.at("front of all records") <= 4);
+        QVERIFY(series.at("front of all records") >= 1 && series.at("front of all records") <= 5);
         // The x axis spans whole decades around the records, the goal and the float reference.
         const double xmin = drawn["x_range"][0].get<double>(), xmax = drawn["x_range"][1].get<double>();
         QCOMPARE(xmin, 1e6);
@@ -383,6 +386,27 @@ private Q_SLOTS:
         };
         QCOMPARE(be32(16), std::uint32_t(900));
         QCOMPARE(be32(20), std::uint32_t(600));
+        // A later run's record replaces an earlier one with the same bits and round.
+        const std::string dup = file("dup.db");
+        {
+            StudyStore st = StudyStore::createOrOpen(dup, makeStudy());
+            const std::int64_t a = st.beginCompressRun({});
+            st.addCompressRecord(a, row(8, 0, 0.0, 2e7, 100, 2.0, 2.0));
+            st.addCompressRecord(a, row(8, 1, 0.2, 1e7, 90, 5.0, 5.0));
+            st.finishCompressRun(a, 0, "");
+            const std::int64_t b = st.beginCompressRun({});
+            st.addCompressRecord(b, row(8, 1, 0.2, 1.5e7, 90, 1.0, 1.0));
+        }
+        p.start(q(plot.string()), {"compress", "--study", q(dup), "--out", q(file("dup.png"))});
+        QVERIFY(p.waitForFinished(60000));
+        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+        const json dupDrawn = parseJson(p.readAllStandardOutput());
+        QCOMPARE(dupDrawn.at("series")[0].at("name").get<std::string>(), std::string("8 bits (rounds 0-1)"));
+        QCOMPARE(dupDrawn.at("series")[0].at("points").get<int>(), 2);
+        QCOMPARE(dupDrawn.at("y_range")[1].get<double>(), 2.0 * 1.05); // 5.0 was replaced by 1.0
+        QCOMPARE(dupDrawn.at("x_range")[0].get<double>(), 1e7);
+        QCOMPARE(dupDrawn.at("x_range")[1].get<double>(), 1e8);
+
         // The front chart of a study without trials: exit 2 naming the file, nothing written.
         p.start(q(plot.string()), {"front", "--study", q(study), "--out", q(file("front.png"))});
         QVERIFY(p.waitForFinished(60000));
