@@ -710,8 +710,16 @@ void FixedEngine::Impl::runLayerNorm(const Step &s, std::uint16_t *ws) const
             for (int l = 0; l < kLanes; ++l)
                 sum[l] += std::int16_t(x[2 * l]);
         }
+    // divRound(num, m) round-half-up = floor((2 num + m) / 2m), in int64 (|num| < 2^53 here).
+    auto divRoundHalfUp = [](std::int64_t num, std::int64_t den) {
+        const std::int64_t n2 = 2 * num + den, d2 = 2 * den;
+        std::int64_t q = n2 / d2;
+        if (n2 % d2 != 0 && n2 < 0)
+            --q;
+        return q;
+    };
     for (int l = 0; l < kLanes; ++l)
-        mean[l] = std::int64_t(divRound(sum[l], m, Rounding::RoundHalfUp));
+        mean[l] = divRoundHalfUp(sum[l], m);
     for (std::int64_t c = 0; c < ti.C; ++c)
         for (std::int64_t p = 0; p < ti.P; ++p) {
             const std::uint16_t *x = ws + at(ti, c, p);
@@ -722,7 +730,7 @@ void FixedEngine::Impl::runLayerNorm(const Step &s, std::uint16_t *ws) const
         }
     unsigned slow = 0;
     for (int l = 0; l < kLanes; ++l) {
-        std::int64_t var = std::int64_t(divRound(sq[l], m, Rounding::RoundHalfUp)) + epsRaw[std::size_t(s.op)];
+        std::int64_t var = divRoundHalfUp(sq[l], m) + epsRaw[std::size_t(s.op)];
         if (var < 1)
             var = 1;
         const int msb = 64 - __builtin_clzll(std::uint64_t(var));
