@@ -307,8 +307,14 @@ private:
     void onEpoch(const EpochReport &report)
     {
         auto it = m_running.find(report.id);
-        if (it == m_running.end() || m_cancel.isCancelled()) {
+        if (it == m_running.end()) {
             m_executor.decide(report.id, false);
+            return;
+        }
+        if (m_cancel.isCancelled()) {
+            // Stopping: the trial is cancelled right after this batch and requeued (as in
+            // the search driver); "stop" here would store it as pruned at a partial fidelity.
+            m_executor.decide(report.id, true);
             return;
         }
         m_store.reportEpoch(report.id, report.epoch, report.value, report.metrics);
