@@ -44,6 +44,7 @@
 #include "core/common/error.h"
 #include "core/compress/intref.h"
 #include "core/compress/quantspec.h"
+#include "core/hls/hlscheck.h"
 #include "core/hls/hlsexport.h"
 #include "core/io/patchdataset.h"
 #include "core/nn/model.h"
@@ -586,51 +587,22 @@ bool ExportPanel::exportTo(const QString &givenFolder, bool confirmed)
         }
         const core::IntegerReference ref(plan, model->namedParameters(), spec);
         std::size_t n = 0;
-        if (data && nWanted > 0) {
-            if (data->patchSize != plan.spec.inputSize)
-                throw core::InputError(core::fileMessage(dataName, "patches are " + std::to_string(data->patchSize) + " x "
-                                                                       + std::to_string(data->patchSize) + ", the model takes "
-                                                                       + std::to_string(plan.spec.inputSize)));
-            const std::size_t area = std::size_t(data->patchSize) * std::size_t(data->patchSize);
-            n = std::min(nWanted, data->patches.size() / area);
-            if (n == 0)
-                throw core::InputError(core::fileMessage(dataName, "no patches"));
-        }
+        if (data && nWanted > 0)
+            n = core::hlsCheckPatchCount(*data, plan.spec.inputSize, nWanted, dataName); // before anything is written
         monitor.check();
         monitor.report(0.05, "writing the HLS project " + outPath);
         outcome->estimate = core::exportHls(ref, opt, outPath, force, n ? data->patches.data() : nullptr, n);
         outcome->defaultPrecision = opt.defaultPrecision;
         if (n == 0)
             return;
-        monitor.check();
-        monitor.report(0.15, "C simulation: building and running " + outPath + "/build_csim.sh (g++)");
-        const core::FixedFormat &fo = ref.format(int(plan.ops.size()) - 1);
-        const std::vector<std::int64_t> csim = core::runCsim(outPath, fo);
-        monitor.check();
-        monitor.report(0.9, "comparing with the integer reference");
-        // The comparison of `braggnac export-hls --check` (app/braggnac/cmd_export_hls.cpp).
-        const std::vector<std::int64_t> expect = ref.forwardRaw(data->patches.data(), n);
-        std::size_t mismatches = 0;
-        for (std::size_t k = 0; k < expect.size(); ++k)
-            mismatches += k >= csim.size() || csim[k] != expect[k];
-        if (csim.size() > expect.size())
-            mismatches += csim.size() - expect.size();
+        // The check of `braggnac export-hls --check` (core/hls/hlscheck.h); cancel ends the C simulation.
+        const core::HlsCheck result = core::checkHlsExport(outPath, ref, *data, n, monitor.sub(0.15, 1.0), dataName);
         Check &c = outcome->check;
         c.present = true;
-        c.patches = n;
-        c.outputs = expect.size();
-        c.mismatches = mismatches;
-        c.meanDistance = std::numeric_limits<double>::quiet_NaN();
-        if (!data->centers.empty() && csim.size() >= expect.size()) {
-            const double s = plan.spec.inputSize;
-            double sum = 0;
-            for (std::size_t p = 0; p < n; ++p) {
-                const double r = fo.toDouble(csim[2 * p]) * s - data->centers[2 * p];
-                const double col = fo.toDouble(csim[2 * p + 1]) * s - data->centers[2 * p + 1];
-                sum += std::sqrt(r * r + col * col);
-            }
-            c.meanDistance = sum / double(n);
-        }
+        c.patches = result.patches;
+        c.outputs = result.outputs;
+        c.mismatches = result.mismatches;
+        c.meanDistance = result.meanDistance.value_or(std::numeric_limits<double>::quiet_NaN());
         monitor.report(1, "done");
     });
     if (!started)
@@ -646,7 +618,7 @@ bool ExportPanel::exportTo(const QString &givenFolder, bool confirmed)
 void ExportPanel::cancel()
 {
     if (m_job->isRunning()) {
-        m_status->setText(tr("Cancelling (a running C simulation finishes first)..."));
+        m_status->setText(tr("Cancelling (a running C simulation is stopped)..."));
         m_job->cancel();
     }
 }

@@ -1,9 +1,9 @@
 #pragma once
 // The Export stage: "Export to HLS..." in one click. Writes the Vitis-HLS project of a model
-// (core::exportHls, hls4ml layout) and, with a check dataset, runs its g++ C simulation
-// (core::runCsim) and compares it output by output with the integer reference, as
-// `braggnac export-hls --check DATA --n N` does; all in a Job (progress, cancel between the
-// steps: the C simulation itself runs to its end once started). The model is the studio's
+// (core::exportHls, hls4ml layout) and, with a check dataset, runs the check of
+// `braggnac export-hls --check DATA --n N` (core::checkHlsExport: the g++ C simulation compared
+// output by output with the integer reference); all in a Job (progress; cancel stops it at any
+// step, a running C simulation included: its processes are ended and no check is shown). The model is the studio's
 // (context->model()) or a model folder (setModelFolder; the Compress stage hands over what it
 // saved); a model that was never quantised is exported at ap_fixed<16,6> and the panel says so.
 // Options: reuse factor, clock, part (core's part table), output folder (default: beside the

@@ -1,6 +1,5 @@
 // braggnac export-hls: a Vitis-HLS project (hls4ml layout) of a (quantised) model, with an
 // optional bit-exact C simulation check against the integer reference and an analytic estimate.
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -11,6 +10,7 @@
 #include "core/common/error.h"
 #include "core/compress/intref.h"
 #include "core/compress/quantspec.h"
+#include "core/hls/hlscheck.h"
 #include "core/hls/hlsexport.h"
 #include "core/io/patchdataset.h"
 #include "core/nn/model.h"
@@ -69,14 +69,7 @@ int runExportHls(const Args &args)
     std::size_t n = 0;
     if (!checkPath.empty()) {
         data = core::readPatchDataset(checkPath);
-        if (data.patchSize != plan.spec.inputSize)
-            throw core::InputError(core::fileMessage(checkPath, "patches are " + std::to_string(data.patchSize) + " x "
-                                                                    + std::to_string(data.patchSize) + ", the model takes "
-                                                                    + std::to_string(plan.spec.inputSize)));
-        const std::size_t area = std::size_t(data.patchSize) * std::size_t(data.patchSize);
-        n = std::min(nWanted, data.patches.size() / area);
-        if (n == 0)
-            throw core::InputError(core::fileMessage(checkPath, "no patches"));
+        n = core::hlsCheckPatchCount(data, plan.spec.inputSize, nWanted, checkPath); // before anything is written
     }
     const core::HlsEstimate est = core::exportHls(ref, opt, out, args.force(), n ? data.patches.data() : nullptr, n);
     if (opt.defaultPrecision)
@@ -88,29 +81,11 @@ int runExportHls(const Args &args)
     j["estimate"] = est.toJson();
     int rc = 0;
     if (n > 0) {
-        const core::FixedFormat &fo = ref.format(int(plan.ops.size()) - 1);
-        const std::vector<std::int64_t> csim = core::runCsim(out, fo);
-        const std::vector<std::int64_t> expect = ref.forwardRaw(data.patches.data(), n);
-        std::size_t mismatches = 0;
-        for (std::size_t k = 0; k < expect.size(); ++k)
-            mismatches += k >= csim.size() || csim[k] != expect[k];
-        if (csim.size() != expect.size())
-            mismatches += csim.size() > expect.size() ? csim.size() - expect.size() : 0;
-        nlohmann::json check = {{"n", n}, {"outputs", expect.size()}, {"mismatches", mismatches}};
-        if (!data.centers.empty() && csim.size() >= expect.size()) {
-            const double s = plan.spec.inputSize;
-            double sum = 0;
-            for (std::size_t p = 0; p < n; ++p) {
-                const double r = fo.toDouble(csim[2 * p]) * s - data.centers[2 * p];
-                const double c = fo.toDouble(csim[2 * p + 1]) * s - data.centers[2 * p + 1];
-                sum += std::sqrt(r * r + c * c);
-            }
-            check["mean_distance"] = sum / double(n);
-        } else {
-            check["mean_distance"] = nullptr;
-        }
-        j["check"] = check;
-        if (mismatches)
+        // core/hls/hlscheck.h: the C simulation (Ctrl-C ends it) against the integer reference.
+        const core::HlsCheck check = core::checkHlsExport(out, ref, data, n, makeMonitor(args, "export-hls"), checkPath);
+        endProgress();
+        j["check"] = check.toJson();
+        if (!check.passed())
             rc = 1;
     }
     if (args.json()) {

@@ -1,6 +1,10 @@
 #include "core/hls/hlsexport.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +12,10 @@
 #include <fstream>
 #include <sstream>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/common/error.h"
@@ -626,33 +634,172 @@ HlsEstimate exportHls(const IntegerReference &ref, const HlsOptions &options, co
     return est;
 }
 
-std::vector<std::int64_t> runCsim(const std::string &dir, const FixedFormat &outputFormat, const std::string &apTypes)
+namespace {
+
+double secondsNow()
 {
-    const fs::path d(dir);
-    const fs::path log = d / "csim_build.log";
-    std::string cmd;
-    if (!apTypes.empty())
-        cmd += "AP_TYPES='" + apTypes + "' ";
-    cmd += "sh '" + (d / "build_csim.sh").string() + "' > '" + log.string() + "' 2>&1";
-    const int rc = std::system(cmd.c_str());
-    std::ifstream res(d / "tb_data" / "csim_results.log");
-    if (rc != 0 && !res) {
-        std::ifstream l(log);
-        std::stringstream ss;
-        ss << l.rdbuf();
-        std::string text = ss.str();
-        if (text.size() > 4000)
-            text = text.substr(text.size() - 4000);
-        throw Error("C simulation failed (" + log.string() + "):\n" + text);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// True while a process of process group `pgid` other than a zombie exists (Linux: /proc; elsewhere
+/// kill(-pgid, 0), which counts zombies too).
+bool groupRunning(pid_t pgid)
+{
+    std::error_code ec;
+    fs::directory_iterator it("/proc", ec);
+    if (ec)
+        return ::kill(-pgid, 0) == 0;
+    for (const fs::directory_entry &e : it) {
+        const std::string name = e.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        std::ifstream f(e.path() / "stat");
+        std::string stat;
+        if (!std::getline(f, stat))
+            continue;
+        const std::size_t close = stat.rfind(')');
+        if (close == std::string::npos)
+            continue;
+        std::istringstream rest(stat.substr(close + 1));
+        char state = 0;
+        long ppid = 0, pgrp = 0;
+        if (rest >> state >> ppid >> pgrp && pgrp == long(pgid) && state != 'Z' && state != 'X')
+            return true;
     }
+    return false;
+}
+
+void waitGroupGone(pid_t pgid, double seconds)
+{
+    const double until = secondsNow() + seconds;
+    while (groupRunning(pgid) && secondsNow() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+/// Ends the process group led by the (unreaped) child `pid`: SIGTERM, a grace period, SIGKILL;
+/// then reaps the leader. The leader is reaped last so that its process group id cannot be reused
+/// while it is signalled.
+void endGroup(pid_t pid)
+{
+    ::kill(-pid, SIGTERM);
+    waitGroupGone(pid, 1.0);
+    ::kill(-pid, SIGKILL);
+    waitGroupGone(pid, 5.0);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+}
+
+std::string describeStatus(int status)
+{
+    if (WIFEXITED(status))
+        return "exit status " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) {
+        const char *name = ::strsignal(WTERMSIG(status));
+        return "killed by signal " + std::to_string(WTERMSIG(status)) + (name ? std::string(" (") + name + ")" : std::string());
+    }
+    return "status " + std::to_string(status);
+}
+
+std::string fileTail(const fs::path &p, std::size_t max)
+{
+    std::ifstream l(p);
+    std::stringstream ss;
+    ss << l.rdbuf();
+    std::string text = ss.str();
+    if (text.size() > max)
+        text = "..." + text.substr(text.size() - max);
+    return text;
+}
+
+} // namespace
+
+std::vector<std::int64_t> runCsim(const std::string &dir, const FixedFormat &outputFormat, const std::string &apTypes,
+                                  const Monitor &monitor)
+{
+    monitor.check();
+    const fs::path d = fs::absolute(dir);
+    const fs::path script = d / "build_csim.sh";
+    const fs::path log = d / "csim_build.log";
+    const fs::path results = d / "tb_data" / "csim_results.log";
+    if (!fs::is_regular_file(script))
+        throw InputError(fileMessage(script.string(), "missing: not an HLS export folder (braggnac export-hls)"));
+    // An earlier run's results are never read as this run's.
+    std::error_code ec;
+    fs::remove(results, ec);
+
+    // The environment, with AP_TYPES replaced when given.
+    std::vector<std::string> env;
+    for (char **e = environ; e && *e; ++e)
+        if (apTypes.empty() || std::string(*e).rfind("AP_TYPES=", 0) != 0)
+            env.emplace_back(*e);
+    if (!apTypes.empty())
+        env.push_back("AP_TYPES=" + apTypes);
+    std::vector<char *> envp;
+    for (std::string &e : env)
+        envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::string sh = "/bin/sh", scriptArg = script.string();
+    char *argv[] = {sh.data(), scriptArg.data(), nullptr};
+
+    // build_csim.sh in its own process group (so cancelling ends g++ and the testbench with it),
+    // stdin from /dev/null, stdout and stderr to csim_build.log, default signal dispositions.
+    posix_spawn_file_actions_t files;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&files);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&files, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&files, 1, 2);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGCHLD})
+        sigaddset(&defaults, sig);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = -1;
+    const int spawned = ::posix_spawn(&pid, sh.c_str(), &files, &attr, argv, envp.data());
+    posix_spawn_file_actions_destroy(&files);
+    posix_spawnattr_destroy(&attr);
+    if (spawned != 0)
+        throw Error("C simulation: cannot start /bin/sh " + script.string() + ": " + std::strerror(spawned));
+
+    int status = 0;
+    for (;;) {
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
+            const int err = errno;
+            endGroup(pid);
+            throw Error("C simulation: waiting for " + script.string() + ": " + std::strerror(err));
+        }
+        if (monitor.cancelled()) {
+            endGroup(pid);
+            fs::remove(results, ec); // a partial result is never reported
+            throw CancelledError();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+
+    std::ifstream res(results);
+    // The testbench exits 1 on a mismatch after writing its results: those are compared by the caller.
+    if (status != 0 && !res)
+        throw Error("C simulation failed: " + script.string() + " ended with " + describeStatus(status) + " (log "
+                    + log.string() + "):\n" + fileTail(log, 4000));
     std::vector<std::int64_t> raw;
     double v;
     while (res >> v) {
         const double scaled = std::ldexp(v, outputFormat.fraction());
         raw.push_back(std::int64_t(std::llround(scaled)));
         if (double(raw.back()) != scaled)
-            throw Error(fileMessage((d / "tb_data" / "csim_results.log").string(), "a value is not in the output format"));
+            throw Error(fileMessage(results.string(), "a value is not in the output format"));
     }
+    if (!res.eof())
+        throw Error(fileMessage(results.string(), "not a list of numbers (value " + std::to_string(raw.size() + 1) + ")"));
     return raw;
 }
 

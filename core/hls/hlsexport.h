@@ -6,17 +6,26 @@
 // Contract:
 //  - exportHls writes into a temporary folder beside `out`, then renames it to `out`: nothing
 //    half-written. An existing non-empty `out` is replaced only with force; else InputError
-//    naming it. Errors: InputError "unsupported layer: <op> (<kind>); use an FPGA-friendly
-//    space ..." for an op the templates do not implement (GELU, LayerNorm, attention), and for
-//    bad options (reuse factor < 1, clock <= 0, unknown part, io type other than io_parallel).
-//  - The C simulation (runCsim) runs the export's build_csim.sh with /bin/sh and g++; it throws
-//    Error with the script's output when the build or run fails.
+//    naming it. Every op of a lowered plan is exported (conv, dense, folded batch norm, ReLU,
+//    LeakyReLU, GELU and layer norm with their tables, the attention block with its exponential
+//    and reciprocal tables, residual add, flatten). InputError "unsupported layer: <op>
+//    (<kind>): ..." only where the formats do not fit the templates' integer arithmetic (a GELU
+//    table input wider than 16 bits, softmax or layer-norm intermediates beyond 62 bits, an
+//    accumulator beyond 127 bits, an activation "none" op), and for bad options (reuse factor < 1,
+//    clock <= 0, unknown part, io type other than io_parallel).
+//  - The C simulation (runCsim) runs the export's build_csim.sh with /bin/sh (posix_spawn) in
+//    its own process group, stdout and stderr to <dir>/csim_build.log, and polls the monitor:
+//    on cancel the group gets SIGTERM, then SIGKILL after 1 s, no child is left running, a
+//    partial tb_data/csim_results.log is removed and CancelledError is thrown. A failed build or
+//    run without results throws Error naming the exit status (or signal) with the log's tail.
+//    The comparison with the integer reference is core/hls/hlscheck.h.
 //  - Thread-safety: free functions over plain values; distinct output folders may be exported
 //    concurrently.
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/common/progress.h"
 #include "core/compress/intref.h"
 #include "core/hls/hlsestimate.h"
 
@@ -48,7 +57,8 @@ HlsEstimate exportHls(const IntegerReference &ref, const HlsOptions &options, co
 /// Runs `dir`/build_csim.sh and returns the raw outputs it wrote to tb_data/csim_results.log
 /// (n * outputs values, in the output op's format). `apTypes`: a folder with Xilinx's
 /// ap_fixed.h (AP_TYPES), or empty for the export's own header.
+/// `monitor`: cancellation while it builds and runs (see above); called from the calling thread.
 std::vector<std::int64_t> runCsim(const std::string &dir, const FixedFormat &outputFormat,
-                                  const std::string &apTypes = {});
+                                  const std::string &apTypes = {}, const Monitor &monitor = {});
 
 } // namespace braggnac::core
