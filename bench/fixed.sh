@@ -134,6 +134,10 @@ integer reference's folded and quantised weights) once:
   BatchNorm (folded) and Flatten are aliases of their input.
 - **Input.** The trainer's min-max normalisation and the input quantisation in float SIMD
   (q * 2^F, floor and x - floor(x) are exact in float for q in [0, 1]), as the reference.
+- **Not built**: an int8 path (`vpdpbusd`, 4 int8 products per lane) for formats of at most 8
+  bits; every width up to 16 runs in int16 pairs. The limit table below shows the int8 loop at
+  twice the int16 rate; the measured rates are bound by the per-output overhead, so the gain
+  would be smaller.
 - **Tested** bit for bit against the integer reference (`tests/tst_fixedengine.cpp`): braggnn,
   nac, 14 random specs (every layer kind), pruned networks, 4 to 12 bits, saturating integer
   bits, wrap / truncate modes, narrow wrapping accumulators, every instruction set of the CPU,
@@ -205,11 +209,12 @@ for m, label in nets:
         row += f" {lim:,.0f} | {got:,.0f} | {100 * got / lim:.0f} % |"
     L.append(row)
 L.append("")
-L.append("Where the rest goes (a `perf record` of `bench_fixed --fixed-only` on (c), 1 thread, when this page was "
-         "first written): the conv / dense kernels take about 63 % of the cycles, of which about half are the "
-         "`vpdpwssd` themselves and the rest the requantisation epilogue (shift, round, saturate, pack, store of "
-         "every output) and loop overhead, which small fan-ins (a 1-channel stem, 2-channel 3x3 convs) cannot "
-         "amortise; the input normalisation and quantisation about 11 %; the elementwise ops about 3 %. The "
+L.append("Where the rest goes (a `perf record` of the whole `bench_fixed --fixed-only` process on (c), 1 thread, "
+         "at the engine commit above): the conv / dense kernels take about 50 % of the cycles, of which about half "
+         "are the `vpdpwssd` themselves and the rest the requantisation epilogue (shift, round, saturate, pack, "
+         "store of every output) and loop overhead, which small fan-ins (a 1-channel stem, 2-channel 3x3 convs) "
+         "cannot amortise; the input normalisation, quantisation and transposition into lanes about 18 %; the "
+         "elementwise ops about 4 %; most of the rest is the process's start-up (dynamic linking of LibTorch). The "
          "first conv reads a 1-channel input, so half of each of its int16 pairs is a zero pad, and the "
          "full-width position grid computes (Win - Wo) / Win of its columns for nothing. For nac the two "
          "feature-map layer norms (1,568 and 200 values per patch, int64 per lane) dominate. On 2 threads the "
