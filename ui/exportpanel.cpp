@@ -603,6 +603,7 @@ bool ExportPanel::exportTo(const QString &givenFolder, bool confirmed)
         c.outputs = result.outputs;
         c.mismatches = result.mismatches;
         c.meanDistance = result.meanDistance.value_or(std::numeric_limits<double>::quiet_NaN());
+        c.firstMismatches = result.firstMismatches;
         monitor.report(1, "done");
     });
     if (!started)
@@ -640,6 +641,15 @@ void ExportPanel::showOutcome(const Outcome &o)
                         .arg(o.check.outputs);
         if (std::isfinite(o.check.meanDistance))
             checkText += tr("; mean distance to the labels %1 px").arg(o.check.meanDistance, 0, 'f', 4);
+        for (std::size_t i = 0; i < std::min<std::size_t>(3, o.check.firstMismatches.size()); ++i) {
+            const core::HlsMismatch &m = o.check.firstMismatches[i];
+            checkText += (i == 0 ? tr("\nFirst mismatches: ") : QStringLiteral("; "))
+                         + tr("patch %1 output %2: expected %3, got %4")
+                               .arg(m.patch)
+                               .arg(m.output)
+                               .arg(m.expected, 0, 'g', 10)
+                               .arg(m.got ? QString::number(*m.got, 'g', 10) : tr("nothing"));
+        }
         m_checkLabel->setStyleSheet(o.check.mismatches == 0 ? QStringLiteral("color: #1a7f37; font-weight: bold;")
                                                             : QStringLiteral("color: #c62828; font-weight: bold;"));
     } else {
@@ -775,6 +785,10 @@ void ExportPanel::onJobCancelled()
 {
     m_outcome.reset();
     m_progress->setValue(0);
+    // An earlier check no longer describes the output folder: never shown as this export's.
+    m_check = Check{};
+    m_checkLabel->setText(tr("No C simulation check: the export was cancelled."));
+    m_checkLabel->setStyleSheet(QString());
     m_status->setText(tr("Export cancelled"));
     updateButtons();
     Q_EMIT exportCancelled();

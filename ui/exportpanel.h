@@ -3,12 +3,12 @@
 // (core::exportHls, hls4ml layout) and, with a check dataset, runs the check of
 // `braggnac export-hls --check DATA --n N` (core::checkHlsExport: the g++ C simulation compared
 // output by output with the integer reference); all in a Job (progress; cancel stops it at any
-// step, a running C simulation included: its processes are ended and no check is shown). The model is the studio's
-// (context->model()) or a model folder (setModelFolder; the Compress stage hands over what it
-// saved); a model that was never quantised is exported at ap_fixed<16,6> and the panel says so.
+// step, a running C simulation included: its processes are ended and no check is shown). The
+// model is the studio's (context->model()) or a model folder (setModelFolder; the Compress stage
+// hands over what it saved); a model that was never quantised is exported at ap_fixed<16,6> and the panel says so.
 // Options: reuse factor, clock, part (core's part table), output folder (default: beside the
 // model folder), check on N patches of context->dataset(). Shows the check (patches,
-// mismatching outputs, mean distance to the labels) and the analytic resource / latency
+// mismatching outputs and the first few, mean distance to the labels) and the analytic resource / latency
 // estimate per layer and in total against the part's capacity (table with CSV export, bars
 // with PNG/SVG export). An existing non-empty output folder is replaced only after the user
 // confirmed it (or with exportTo(..., true)); an output folder holding the model or the check
@@ -16,10 +16,12 @@
 // window stays usable. GUI thread only.
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include <QString>
 #include <QWidget>
 
+#include "core/hls/hlscheck.h"
 #include "core/hls/hlsestimate.h"
 
 class QBarCategoryAxis;
@@ -51,6 +53,7 @@ public:
         bool present = false;
         std::size_t patches = 0, outputs = 0, mismatches = 0;
         double meanDistance = 0; // px, NaN when the data are unlabelled
+        std::vector<core::HlsMismatch> firstMismatches; // core::checkHlsExport's first ones
     };
 
     explicit ExportPanel(StudioContext *context, QWidget *parent = nullptr);
