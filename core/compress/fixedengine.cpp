@@ -282,6 +282,7 @@ struct FixedEngine::Impl {
     std::vector<DotStep> dots;
     InputStep input;
     bool fastInput = false; // input quantisation in float (InputStep)
+    bool pixelPairs = false; // input word p = (pixel p, pixel p + 1): see compile()
     std::vector<EltStep> elts;
     std::vector<std::string> described;
     std::size_t wordsPerBlock = 0;
@@ -344,6 +345,14 @@ bool FixedEngine::Impl::compile()
     // Tensors: 0 = input {1, S, S}; each op with its own output gets one, aliases share.
     TensorInfo in = shapeInfo({1, plan.spec.inputSize, plan.spec.inputSize});
     tensors.push_back(in);
+    // A 1-channel input read only by a Conv (the stem) is stored as pixel pairs, word p =
+    // (pixel p, pixel p + 1), so the conv pairs horizontally adjacent taps instead of padding
+    // every pair with a zero channel.
+    pixelPairs = true;
+    for (std::size_t i = 0; i < nops; ++i)
+        for (std::size_t k = 0; k < plan.ops[i].inputs.size(); ++k)
+            if (plan.ops[i].inputs[k] < 0 && (i != 0 || k != 0 || plan.ops[i].kind != OpKind::Conv))
+                pixelPairs = false;
     opTensor.assign(nops, 0);
     auto tensorOfInput = [&](int index) { return index < 0 ? 0 : opTensor[std::size_t(index)]; };
     tables.resize(nops);
@@ -401,13 +410,16 @@ bool FixedEngine::Impl::compile()
             for (std::int64_t co = 0; co < cout; ++co) {
                 const i128 bal = alignTo(b[std::size_t(co)], q.bias.fraction(), fp, q.bias.rounding);
                 i128 bound = bal < 0 ? -bal : bal;
+                const bool pix = st.in0 == 0 && pixelPairs; // pairs (kx, kx + 1) of the one channel
                 for (std::int64_t cp = 0; 2 * cp < cin; ++cp)
                     for (std::int64_t ky = 0; ky < kh; ++ky)
-                        for (std::int64_t kx = 0; kx < kw; ++kx) {
+                        for (std::int64_t kx = 0; kx < kw; kx += pix ? 2 : 1) {
                             auto wAt = [&](std::int64_t ci) -> std::int64_t {
                                 return ci < cin ? w[std::size_t(((co * cin + ci) * kh + ky) * kw + kx)] : 0;
                             };
-                            const std::int64_t wl = wAt(2 * cp), wh = wAt(2 * cp + 1);
+                            const std::int64_t wl = wAt(2 * cp);
+                            const std::int64_t wh = pix ? (kx + 1 < kw ? w[std::size_t((co * kh + ky) * kw + kx + 1)] : 0)
+                                                        : wAt(2 * cp + 1);
                             ++d.densePairs;
                             if (wl == 0 && wh == 0)
                                 continue; // pruned (or quantised to zero): skipped
@@ -427,7 +439,8 @@ bool FixedEngine::Impl::compile()
             d.pairs = std::int64_t(d.tapW.size());
             d.rq = makeRequant(fp, out, d.accWrap || modular ? i128(-1) : maxBound);
             nonZeroMacs += d.nonZero * d.outP;
-            described.push_back(op.name + ": int16-pair dot (" + std::to_string(d.pairs) + " of "
+            described.push_back(op.name + ": int16-pair dot" + (st.in0 == 0 && pixelPairs ? " over pixel pairs" : "")
+                                + " (" + std::to_string(d.pairs) + " of "
                                 + std::to_string(d.densePairs) + " weight pairs non-zero, "
                                 + std::to_string(d.nonZero * d.outP) + " MACs)");
             st.type = StepType::Dot;
@@ -782,21 +795,33 @@ void FixedEngine::Impl::runBlock(const float *patches, std::size_t count, std::v
         std::int32_t raw[4096];
         std::vector<std::int32_t> big;
         std::int32_t *r = raw;
-        if (area > 4096) {
-            big.resize(area);
+        if (area + 1 > 4096) {
+            big.resize(area + 1);
             r = big.data();
         }
         for (std::size_t l = 0; l < count; ++l) {
             kernels.input(input, patches + l * area, r);
-            for (std::size_t k = 0; k < area; ++k)
-                ws[k * kWordU16 + 2 * l] = std::uint16_t(std::uint32_t(r[k]));
+            if (pixelPairs) {
+                r[area] = 0; // the pair partner of the last pixel
+                for (std::size_t k = 0; k < area; ++k) {
+                    const std::uint32_t word = (std::uint32_t(r[k]) & 0xffffu) | (std::uint32_t(r[k + 1]) << 16);
+                    std::memcpy(ws + k * kWordU16 + 2 * l, &word, sizeof word);
+                }
+            } else {
+                for (std::size_t k = 0; k < area; ++k)
+                    ws[k * kWordU16 + 2 * l] = std::uint16_t(std::uint32_t(r[k]));
+            }
         }
     } else {
         const auto norm = normalisePatchesCpu(patches, count, s);
         const FixedFormat &fin = ref.spec().input;
         for (std::size_t l = 0; l < count; ++l)
-            for (std::size_t k = 0; k < area; ++k)
-                ws[k * kWordU16 + 2 * l] = std::uint16_t(std::uint64_t(fin.quantise(norm[l * area + k])));
+            for (std::size_t k = 0; k < area; ++k) {
+                const auto v = std::uint16_t(std::uint64_t(fin.quantise(norm[l * area + k])));
+                ws[k * kWordU16 + 2 * l] = v;
+                if (pixelPairs && k > 0)
+                    ws[(k - 1) * kWordU16 + 2 * l + 1] = v;
+            }
     }
     for (const Step &st : steps) {
         switch (st.type) {
