@@ -3,7 +3,8 @@
 // and the numbers `braggnac export-hls --check --json` prints (patches, outputs, mismatches, mean
 // distance), and that distance is the integer reference's own; the JSON round trip; a changed bias
 // is reported as mismatches of output 0 exactly where the C simulation's log differs; a broken
-// build names the exit status and the compiler's message; a dataset of the wrong size is refused.
+// build names the exit status and the compiler's message; a dataset of the wrong size, or an
+// export whose testbench holds another number of patches, is refused.
 // Cancellation: cancelling while g++ compiles the C simulation (in-process, and SIGINT to the CLI)
 // ends it with CancelledError / status 1, leaves no process of the build running (checked in
 // /proc by an environment marker every child inherits), no results file, no binary, and the same
@@ -260,6 +261,13 @@ private Q_SLOTS:
                  QStringLiteral("empty.h5: no patches"));
         QCOMPARE(hlsCheckPatchCount(m_patches, 11, 1000, "p.h5"), m_patches.size());
         QCOMPARE(hlsCheckPatchCount(m_patches, 11, 7, "p.h5"), std::size_t(7));
+        // An export whose testbench holds other patches than the check's.
+        const std::string out = exportFresh("other-n");
+        QCOMPARE(inputErrorMessage([&] { checkHlsExport(out, *m_ref, m_patches, m_n - 1); }),
+                 QString::fromStdString(out + "/tb_data/tb_input_features.dat: holds " + std::to_string(m_n)
+                                        + " patches, the check is on " + std::to_string(m_n - 1)
+                                        + "; export with the check's patches"));
+        QVERIFY(!fs::exists(out + "/csim_build.log")); // nothing was run
     }
 
     void changedBiasListed()

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -110,6 +111,20 @@ HlsCheck checkHlsExport(const std::string &dir, const IntegerReference &ref, con
     if (hlsCheckPatchCount(data, plan.spec.inputSize, n, dataName) != n)
         throw InputError(fileMessage(dataName, "holds " + std::to_string(data.size()) + " patches, the check asked for "
                                                    + std::to_string(n)));
+    {
+        // The testbench simulates every line of its input file: it must hold exactly these n patches.
+        const std::string tbInput = dir + "/tb_data/tb_input_features.dat";
+        std::ifstream f(tbInput);
+        if (!f)
+            throw InputError(fileMessage(tbInput, "missing: not an HLS export with testbench data (braggnac export-hls --check)"));
+        std::size_t lines = 0;
+        std::string line;
+        while (std::getline(f, line))
+            lines += !line.empty();
+        if (lines != n)
+            throw InputError(fileMessage(tbInput, "holds " + std::to_string(lines) + " patches, the check is on "
+                                                      + std::to_string(n) + "; export with the check's patches"));
+    }
     const FixedFormat &fo = ref.format(int(plan.ops.size()) - 1);
     const std::size_t nout = std::size_t(plan.output().outElements());
 

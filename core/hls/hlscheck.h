@@ -8,7 +8,8 @@
 //  - hlsCheckPatchCount validates a check dataset against the network before anything is written:
 //    InputError "<dataName>: patches are A x A, the model takes B" or "<dataName>: no patches".
 //  - checkHlsExport runs `dir`/build_csim.sh (the export must have been written by exportHls with
-//    the first n patches of `data` as its testbench data) and compares its outputs with
+//    the first n patches of `data` as its testbench data; InputError naming
+//    tb_data/tb_input_features.dat when it is missing or holds another number of patches) and compares its outputs with
 //    ref.forwardRaw on those patches. It is cancellable while the C simulation builds and runs
 //    (monitor.cancel: the build's process group is ended, CancelledError thrown, no result); a
 //    failed build throws Error with the exit status and the tail of <dir>/csim_build.log.
