@@ -134,6 +134,8 @@ if has report; then
     done
   done >"$WORK/floor.jsonl"
   LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-  $PY bench/compress_report.py "$WORK" "$OUT" "$PNG" "$LOAD" "BITS=\"$BITS\" ROUNDS=$ROUNDS FRACTION=$FRACTION EPOCHS_PER_ROUND=$EPOCHS_PER_ROUND N=$N TRAIN_EPOCHS=$TRAIN_EPOCHS"
+  # RUNS: the runs that filled WORK, for the page (';'-separated; default: this invocation's settings).
+  RUNS=${RUNS:-"BITS=\"$BITS\" ROUNDS=$ROUNDS FRACTION=$FRACTION EPOCHS_PER_ROUND=$EPOCHS_PER_ROUND MARGIN=$MARGIN N=$N TRAIN_EPOCHS=$TRAIN_EPOCHS bench/compress.sh"}
+  $PY bench/compress_report.py "$WORK" "$OUT" "$PNG" "$LOAD" "$RUNS"
   log "wrote $OUT"
 fi

@@ -50,7 +50,7 @@ goal_b = br_bops / 1000
 
 # The latest run per (bit width, calibration margin) that has records (finished or not).
 def label(key):
-    return f"{key[0]}" if key[1] == 1 else f"{key[0]} (margin {key[1]})"
+    return f"{key[0]} bits" if key[1] == 1 else f"{key[0]} bits, margin {key[1]}"
 
 
 by_bits = {}
@@ -121,7 +121,7 @@ runs_note = []
 for b in sorted(by_bits):
     run, recs = by_bits[b]
     o = run.get("options") or {}
-    runs_note.append(f"{label(b)} bits: rounds 0-{max(r['round'] for r in recs)} of {o.get('prune_rounds', '?')} "
+    runs_note.append(f"{label(b)}: rounds 0-{max(r['round'] for r in recs)} of {o.get('prune_rounds', '?')} "
                      f"(target {o.get('target_distance', float('nan')):.4f} px; "
                      f"{'finished' if run['finished'] else 'stopped before the end: the records it had'})")
 w("Rounds measured: " + "; ".join(runs_note) + ".")
@@ -158,18 +158,18 @@ w("")
 if within:
     b, r = min(within, key=lambda x: x[1]["bops"])
     ok = r["bops"] <= goal_b
-    w(f"- Records within {goal_d:.4f} px: the cheapest is {label(b)} bits round {r['round']} at {r['bops']:.4e} BOPs "
+    w(f"- Records within {goal_d:.4f} px: the cheapest is {label(b)}, round {r['round']} at {r['bops']:.4e} BOPs "
       f"({br_bops / r['bops']:.0f}x fewer than float32 braggnn): goal **{'met' if ok else 'not met'}**.")
 else:
     w(f"- **Goal not met: no record reaches {goal_d:.4f} px** (1.05x braggnn's test distance).")
 if best_acc:
     b, r = best_acc
-    w(f"- The most accurate record: {label(b)} bits round {r['round']}, test {r['test']:.4f} px "
+    w(f"- The most accurate record: {label(b)}, round {r['round']}, test {r['test']:.4f} px "
       f"({r['test'] / br_test:.2f}x braggnn, {r['test'] / train['nac']['test']['mean']:.2f}x float nac) at "
       f"{r['bops']:.4e} BOPs ({br_bops / r['bops']:.0f}x fewer than braggnn).")
 if cheapest:
     b, r = cheapest
-    w(f"- The fewest BOPs: {label(b)} bits round {r['round']}, {r['bops']:.4e} BOPs ({br_bops / r['bops']:.0f}x fewer; "
+    w(f"- The fewest BOPs: {label(b)}, round {r['round']}, {r['bops']:.4e} BOPs ({br_bops / r['bops']:.0f}x fewer; "
       f"the goal needs {goal_b:.4e}, {r['bops'] / goal_b:.2f}x fewer still), test {fmt(r['test'], '.4f')} px.")
 w("")
 w("### The BOPs floor of `nac` in the standard convention")
@@ -198,8 +198,11 @@ w("- **Fewer MACs, not only fewer non-zero weights.** Structured pruning that re
 w("- **Per-layer bits**: the addition terms scale with `b_a + b_w`; the stem and the two wide convs hold most "
   "MACs, so lower bits there (the library takes any per-layer `QuantSpec`; the verb gives every layer the same "
   "width) pay off most.")
-w("- **Accuracy of the fixed-point network** is the other half: no record comes near the float distances "
-  "(below).")
+low = [r["test"] / br_test for k, r in all_recs if k[0] <= 8 and r["test"] is not None]
+w("- **Accuracy of the fixed-point network at low bits** is the other half: at 8 bits or fewer no record comes "
+  f"within {min(low):.1f}x of `braggnn`'s distance (calibration margin 1, one QAT epoch per round). The variants "
+  "below measure the levers: calibrating with margin 0 (one more fraction bit everywhere), more QAT epochs, "
+  "and (much less) a wider output format.")
 w("")
 if variants:
     w("### What limits the fixed-point accuracy (QAT variants)")
@@ -238,14 +241,23 @@ if agree:
     w("The integer reference is the scalar, obviously-exact engine (`core/compress/intref.*`); engineer "
       "\"fixed\" is building the faster fixed-point engine (`core/compress/fixedengine.*`), not measured here. "
       "LibTorch float runs the same weights in float32. Median of 3 passes after a warm-up, test split, "
-      "on the loaded machine (nice 19): ratios within a row mean more than absolute numbers.")
+      "on the loaded machine (nice 19): ratios within a row mean more than absolute numbers, and rows measured "
+      "at different times saw different loads (here the 5-8 bit folders ran at a load average of about 10-13, "
+      "the 10 and 12 bit ones later at about 5-8; on a loaded 2-core machine the second thread often does not "
+      "help, and LibTorch's second OpenMP thread even slows it down).")
     w("")
     w("| bits | integer reference, 1 thread | integer reference, 2 threads | LibTorch float, 1 thread | LibTorch float, 2 threads |")
     w("|---|---|---|---|---|")
+    ratios = []
     for b in sorted(agree):
         a = agree[b]
         i, t = a["intref_patches_per_s"], a["torch_float_patches_per_s"]
+        ratios.append(t.get("1", 0) / max(i.get("1", 1), 1))
         w(f"| {label(b)} | {i.get('1', 0):,.0f} | {i.get('2', 0):,.0f} | {t.get('1', 0):,.0f} | {t.get('2', 0):,.0f} |")
+    w("")
+    w(f"On one thread LibTorch float is {min(ratios):.1f}-{max(ratios):.1f}x faster than the integer reference "
+      "(which runs every op in scalar int64/int128 code to be obviously exact); the fixed-point engine is meant "
+      "to close that.")
     w("")
 w("## Reproduce")
 w("")
@@ -263,7 +275,7 @@ summary = ["## In short", ""]
 if within:
     b, r = min(within, key=lambda x: x[1]["bops"])
     summary.append(f"- Within 1.05x `braggnn`'s test distance ({goal_d:.4f} px), the fewest standard BOPs reached: "
-                   f"**{br_bops / r['bops']:.0f}x fewer than float32 `braggnn`** ({label(b)} bits, round {r['round']}, "
+                   f"**{br_bops / r['bops']:.0f}x fewer than float32 `braggnn`** ({label(b)}, round {r['round']}, "
                    f"{r['sparsity'] * 100:.0f} % zeros, {r['bops']:.3e} BOPs, test {r['test']:.4f} px). The goal is "
                    f"1000x: **{'met' if r['bops'] <= goal_b else 'not met'}**"
                    + ("" if r["bops"] <= goal_b else f", {r['bops'] / goal_b:.1f}x short") + ".")
@@ -271,9 +283,9 @@ else:
     summary.append(f"- **No record reaches 1.05x `braggnn`'s test distance ({goal_d:.4f} px)**: the goal is not met.")
 if best_acc:
     b, r = best_acc
-    summary.append(f"- Most accurate record: {label(b)} bits round {r['round']}, {r['test']:.4f} px "
+    summary.append(f"- Most accurate record: {label(b)}, round {r['round']}, {r['test']:.4f} px "
                    f"({r['test'] / br_test:.2f}x `braggnn`) at {br_bops / r['bops']:.0f}x fewer BOPs; fewest BOPs: "
-                   f"{label(cheapest[0])} bits round {cheapest[1]['round']}, {br_bops / cheapest[1]['bops']:.0f}x fewer, "
+                   f"{label(cheapest[0])}, round {cheapest[1]['round']}, {br_bops / cheapest[1]['bops']:.0f}x fewer, "
                    f"{fmt(cheapest[1]['test'], '.4f')} px.")
 if 2 in {f["bits"] for f in floor}:
     f2 = max((f for f in floor if f["bits"] == 3), key=lambda f: f["sparsity"])
