@@ -112,8 +112,10 @@ integer reference's folded and quantised weights) once:
 
 - **Layout.** Patches run in blocks of 16, one patch per 32-bit SIMD lane. Every tensor is
   stored as int16 channel pairs: word (c / 2, position) holds channels c and c + 1 of the 16
-  patches (64 bytes, one AVX-512 register). Formats wider than 16 bits are not compiled (the
-  whole network then runs through the integer reference, and the engine says why).
+  patches (64 bytes, one AVX-512 register, 64-byte aligned); the 1-channel input is stored as
+  pixel pairs instead, word p = (pixel p, pixel p + 1), so the first conv pairs horizontally
+  adjacent taps. Formats wider than 16 bits are not compiled (the whole network then runs
+  through the integer reference, and the engine says why).
 - **Conv and Linear** become lists of non-zero weight pairs per output channel (a Linear is a
   valid conv whose kernel covers its whole input; pruned pairs are skipped, not multiplied).
   Each pair is one `vpdpwssd` (AVX-512 VNNI: 16 lanes x 2 int16 multiply-adds into int32) or
@@ -215,10 +217,9 @@ L.append("Where the rest goes (a `perf record` of the whole `bench_fixed --fixed
          "store of every output) and loop overhead, which small fan-ins (a 1-channel stem, 2-channel 3x3 convs) "
          "cannot amortise; the input normalisation, quantisation and transposition into lanes about 18 %; the "
          "elementwise ops about 4 %; most of the rest is the process's start-up (dynamic linking of LibTorch). The "
-         "first conv reads a 1-channel input, so half of each of its int16 pairs is a zero pad, and the "
-         "full-width position grid computes (Win - Wo) / Win of its columns for nothing. For nac the two "
+         "full-width position grid computes (Win - Wo) / Win of a conv's columns for nothing. For nac the two "
          "feature-map layer norms (1,568 and 200 values per patch, int64 per lane) dominate. On 2 threads the "
-         "wall-clock rate hardly moves because the machine's other users (load average above 10 on 2 cores) "
+         "wall-clock rate hardly moves because the machine's other users (the load averages above, on 2 cores) "
          "take the second core; the per-CPU-second rate stays the same, so the kernels themselves scale.\n")
 goal = summary.get(("searched-q7p", "fixed-avx512-vnni", 2), float("nan"))
 cpu2 = med([next(x["result"]["median_per_cpu_s"] for x in B["searched-q7p"][r - 1]["runs"]

@@ -7,7 +7,9 @@
 //
 // How it computes (the plan is chosen once, at construction):
 //  - Patches run in blocks of 16, one patch per 32-bit SIMD lane. Every tensor is stored as
-//    int16 channel pairs: word (c / 2, position) holds channels c and c + 1 of the 16 patches.
+//    int16 channel pairs: word (c / 2, position) holds channels c and c + 1 of the 16 patches
+//    (64-byte aligned); the 1-channel input read only by the stem conv as pixel pairs, word p
+//    = (pixel p, pixel p + 1), so the stem pairs horizontally adjacent taps.
 //  - Conv and Linear (a Linear is a valid conv whose kernel covers its whole input) are lists
 //    of non-zero weight pairs per output channel (pruned weights are skipped, not multiplied):
 //    each pair is one vpdpwssd (AVX-512 VNNI) or vpmaddwd + vpaddd (AVX2) over 16 patches,
