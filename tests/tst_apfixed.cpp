@@ -201,7 +201,7 @@ private Q_SLOTS:
                             for (ap_o_mode o : kOModes)
                                 for (std::int64_t raw = -(1 << (w1 - 1)); raw < (1 << (w1 - 1)); ++raw) {
                                     const int f1 = w1 - i1, f2 = w2 - i2, d = f2 - f1;
-                                    const std::int64_t num = d >= 0 ? raw << d : raw;
+                                    const std::int64_t num = d >= 0 ? raw * (std::int64_t(1) << d) : raw;
                                     const std::int64_t den = d >= 0 ? 1 : (std::int64_t(1) << -d);
                                     const std::int64_t want = modelStore(num, den, w2, true, q, o);
                                     const i128 got = ap_detail::convert(raw, f1, w2, f2, true, q, o);
@@ -225,7 +225,7 @@ private Q_SLOTS:
                         for (ap_o_mode o : {AP_WRAP, AP_SAT})
                             for (std::int64_t raw = -(1 << (w1 - 1)); raw < (1 << (w1 - 1)); ++raw) {
                                 const int f1 = 2, f2 = w2 - i2, d = f2 - f1;
-                                const std::int64_t num = d >= 0 ? raw << d : raw;
+                                const std::int64_t num = d >= 0 ? raw * (std::int64_t(1) << d) : raw;
                                 const std::int64_t den = d >= 0 ? 1 : (std::int64_t(1) << -d);
                                 QCOMPARE(qint64(ap_detail::convert(raw, f1, w2, f2, false, q, o)),
                                          qint64(modelStore(num, den, w2, false, q, o)));

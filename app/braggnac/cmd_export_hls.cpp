@@ -2,6 +2,7 @@
 // optional bit-exact C simulation check against the integer reference and an analytic estimate.
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -82,7 +83,17 @@ int runExportHls(const Args &args)
     int rc = 0;
     if (n > 0) {
         // core/hls/hlscheck.h: the C simulation (Ctrl-C ends it) against the integer reference.
-        const core::HlsCheck check = core::checkHlsExport(out, ref, data, n, makeMonitor(args, "export-hls"), checkPath);
+        core::HlsCheck check;
+        try {
+            check = core::checkHlsExport(out, ref, data, n, makeMonitor(args, "export-hls"), checkPath);
+        } catch (const core::CancelledError &) {
+            // The project is already complete in `out` (written and renamed before the check);
+            // the generic "nothing written" would be wrong here.
+            endProgress();
+            std::cerr << "braggnac export-hls: interrupted during the C-simulation check; the project in " << out
+                      << " is written but unchecked (run export-hls --check again, or build_csim.sh there)\n";
+            return 1;
+        }
         endProgress();
         j["check"] = check.toJson();
         if (!check.passed())

@@ -174,7 +174,7 @@ inline i128 from_double(double x, int f, ap_q_mode q, bool &huge)
 inline i128 integer_part(i128 raw, int f)
 {
     if (f <= 0)
-        return raw << (-f);
+        return raw * ((i128)1 << (-f)); // not raw << -f: a negative raw would be undefined before C++20
     return shift_right(raw, f, AP_TRN_ZERO);
 }
 
