@@ -1,4 +1,5 @@
 #include "core/compress/fixedengine.h"
+#include "core/compress/intrefops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,46 +18,10 @@ namespace braggnac::core {
 
 namespace {
 
-using i128 = __int128;
+using intref_detail::alignTo;
+using intref_detail::i128;
 constexpr int kLanes = 16;        // patches per block (one per int32 lane)
 constexpr int kWordU16 = 2 * kLanes; // uint16 values per word (16 lanes x channel pair)
-
-// ---- the integer reference's arithmetic (intref.cpp), for the lane-by-lane ops -------------------
-
-i128 divRound(i128 num, i128 den, Rounding r)
-{
-    if (r == Rounding::RoundHalfUp) {
-        num = 2 * num + den;
-        den = 2 * den;
-    }
-    i128 q = num / den;
-    if ((num % den != 0) && (num < 0))
-        --q;
-    return q;
-}
-
-i128 alignUp(i128 raw, int from, int to) { return raw * (i128(1) << (to - from)); }
-
-i128 alignTo(i128 raw, int from, int to, Rounding r)
-{
-    if (to >= from)
-        return alignUp(raw, from, to);
-    const int shift = from - to;
-    if (r == Rounding::RoundHalfUp)
-        raw += i128(1) << (shift - 1);
-    return raw >> shift;
-}
-
-i128 wrapBits(i128 v, int bits)
-{
-    if (bits <= 0 || bits >= 127)
-        return v;
-    const i128 m = (i128(1) << bits);
-    i128 low = v & (m - 1);
-    if (low & (i128(1) << (bits - 1)))
-        low -= m;
-    return low;
-}
 
 /// FixedFormat::requantise(raw, fracIn) for |raw| < 2^62, in int64 (same result).
 inline std::int64_t requant64(std::int64_t raw, int fracIn, const FixedFormat &out)
@@ -562,129 +527,34 @@ void FixedEngine::Impl::runLane(const Step &s, std::uint16_t *ws, unsigned laneM
         switch (op.kind) {
         case OpKind::Activation: {
             const std::size_t m = y.size();
-            if (op.act == Activation::ReLU) {
-                for (std::size_t j = 0; j < m; ++j)
-                    y[j] = out.requantise(std::max<std::int64_t>(x[j], 0), fx.fraction());
-            } else if (op.act == Activation::LeakyReLU) {
-                const int fs = spec.ops.at(op.name).internal.at("slope").fraction();
-                const std::int64_t slope = slopes[std::size_t(s.op)];
-                for (std::size_t j = 0; j < m; ++j) {
-                    const i128 v = x[j] >= 0 ? alignUp(x[j], 0, fs) : i128(x[j]) * slope;
-                    y[j] = out.requantise(v, fx.fraction() + fs);
-                }
-            } else {
-                const auto &t = tables[std::size_t(s.op)];
-                const std::int64_t lo = fx.minRaw();
-                for (std::size_t j = 0; j < m; ++j)
-                    y[j] = t[std::size_t(x[j] - lo)];
-            }
+            if (op.act == Activation::ReLU)
+                intref_detail::reluOp(x, y.data(), m, fx, out);
+            else if (op.act == Activation::LeakyReLU)
+                intref_detail::leakyReluOp(x, y.data(), m, fx, out, spec.ops.at(op.name).internal.at("slope").fraction(),
+                                           slopes[std::size_t(s.op)]);
+            else
+                intref_detail::geluOp(x, y.data(), m, fx, tables[std::size_t(s.op)]);
             break;
         }
-        case OpKind::LayerNorm: {
-            const OpQuant &q = spec.ops.at(op.name);
-            const FixedFormat &rf = q.internal.at("rstd");
-            const std::int64_t m = op.outElements();
-            const int f = fx.fraction();
-            i128 sum = 0;
-            for (std::int64_t j = 0; j < m; ++j)
-                sum += x[j];
-            const i128 mean = divRound(sum, m, Rounding::RoundHalfUp);
-            i128 sq = 0;
-            for (std::int64_t j = 0; j < m; ++j) {
-                const i128 dj = x[j] - mean;
-                sq += dj * dj;
-            }
-            i128 var = divRound(sq, m, Rounding::RoundHalfUp) + epsRaw[std::size_t(s.op)];
-            if (var < 1)
-                var = 1;
-            int msb = 0;
-            for (i128 v = var; v > 0; v >>= 1)
-                ++msb;
-            int shift = msb - kRstdTableBits;
-            if (shift & 1)
-                ++shift;
-            const i128 mant = shift >= 0 ? (var >> shift) : (var << -shift);
-            const std::int64_t t = tables[std::size_t(s.op)][std::size_t(mant - (i128(1) << (kRstdTableBits - 2)))];
-            const int e = (shift + kRstdTableBits) / 2 - f;
-            const auto &g = ref.weightsRaw(op.name);
-            const auto &b = ref.biasRaw(op.name);
-            const int fp = f + rf.fraction() + q.weight.fraction() + e;
-            for (std::int64_t j = 0; j < m; ++j) {
-                i128 v = (i128(x[j]) - mean) * t * g[std::size_t(j)];
-                v += alignTo(b[std::size_t(j)], q.bias.fraction(), fp, q.bias.rounding);
-                y[std::size_t(j)] = out.requantise(v, fp);
-            }
+        case OpKind::LayerNorm:
+            intref_detail::layerNormOp(x, y.data(), op.outElements(), fx, spec.ops.at(op.name), tables[std::size_t(s.op)],
+                                       epsRaw[std::size_t(s.op)], ref.weightsRaw(op.name), ref.biasRaw(op.name));
             break;
-        }
-        case OpKind::MatMulQK: {
-            const std::int64_t *phi = x2v.data();
-            const FixedFormat &fphi = ref.format(op.inputs[1]);
-            const int fp = fx.fraction() + fphi.fraction();
-            const std::int64_t h = op.attentionChannels, hw = op.outShape[0];
-            for (std::int64_t r = 0; r < hw; ++r)
-                for (std::int64_t c = 0; c < hw; ++c) {
-                    i128 sum = 0;
-                    for (std::int64_t ch = 0; ch < h; ++ch)
-                        sum += i128(x[ch * hw + r]) * phi[ch * hw + c];
-                    y[std::size_t(r * hw + c)] = out.requantise(wrapBits(sum, acc), fp);
-                }
+        case OpKind::MatMulQK:
+            intref_detail::matMulQKOp(x, x2v.data(), y.data(), op.attentionChannels, op.outShape[0], fx,
+                                      ref.format(op.inputs[1]), acc, out);
             break;
-        }
-        case OpKind::Softmax: {
-            const OpQuant &q = spec.ops.at(op.name);
-            const FixedFormat &ef = q.internal.at("exp");
-            const FixedFormat &rf = q.internal.at("reciprocal");
-            const auto &t = tables[std::size_t(s.op)];
-            const std::int64_t rows = op.outShape[0], cols = op.outShape[1];
-            std::vector<std::int64_t> e(static_cast<std::size_t>(cols), 0);
-            for (std::int64_t r = 0; r < rows; ++r) {
-                const std::int64_t *xr = x + r * cols;
-                const std::int64_t mx = *std::max_element(xr, xr + cols);
-                i128 sum = 0;
-                for (std::int64_t c = 0; c < cols; ++c) {
-                    e[std::size_t(c)] = t[std::size_t(mx - xr[c])];
-                    sum += e[std::size_t(c)];
-                }
-                std::int64_t recip;
-                if (sum <= 0) {
-                    recip = rf.maxRaw();
-                } else {
-                    const int sh = ef.fraction() + rf.fraction();
-                    i128 num = 1, den = sum;
-                    if (sh >= 0)
-                        num = i128(1) << sh;
-                    else
-                        den = den << (-sh);
-                    recip = rf.overflowRaw(divRound(num, den, rf.rounding));
-                }
-                const int fp = ef.fraction() + rf.fraction();
-                for (std::int64_t c = 0; c < cols; ++c)
-                    y[std::size_t(r * cols + c)] = out.requantise(i128(e[std::size_t(c)]) * recip, fp);
-            }
+        case OpKind::Softmax:
+            intref_detail::softmaxOp(x, y.data(), op.outShape[0], op.outShape[1], spec.ops.at(op.name),
+                                     tables[std::size_t(s.op)]);
             break;
-        }
-        case OpKind::MatMulSV: {
-            const std::int64_t *g = x2v.data();
-            const FixedFormat &fg = ref.format(op.inputs[1]);
-            const int fp = fx.fraction() + fg.fraction();
-            const std::int64_t h = op.outShape[0], hw = op.outShape[1] * op.outShape[2];
-            for (std::int64_t c = 0; c < h; ++c)
-                for (std::int64_t r = 0; r < hw; ++r) {
-                    i128 sum = 0;
-                    for (std::int64_t j = 0; j < hw; ++j)
-                        sum += i128(x[r * hw + j]) * g[c * hw + j];
-                    y[std::size_t(c * hw + r)] = out.requantise(wrapBits(sum, acc), fp);
-                }
+        case OpKind::MatMulSV:
+            intref_detail::matMulSVOp(x, x2v.data(), y.data(), op.outShape[0], op.outShape[1] * op.outShape[2], fx,
+                                      ref.format(op.inputs[1]), acc, out);
             break;
-        }
-        case OpKind::Add: {
-            const std::int64_t *x2 = x2v.data();
-            const FixedFormat &f2 = ref.format(op.inputs[1]);
-            const int fp = std::max(fx.fraction(), f2.fraction());
-            for (std::size_t j = 0; j < y.size(); ++j)
-                y[j] = out.requantise(alignUp(x[j], fx.fraction(), fp) + alignUp(x2[j], f2.fraction(), fp), fp);
+        case OpKind::Add:
+            intref_detail::addOp(x, x2v.data(), y.data(), y.size(), fx, ref.format(op.inputs[1]), out);
             break;
-        }
         default: throw Error("fixed engine: op " + op.name + " has no lane-by-lane path");
         }
         for (std::int64_t c = 0; c < to.C; ++c)
@@ -743,17 +613,10 @@ void FixedEngine::Impl::runLayerNorm(const Step &s, std::uint16_t *ws) const
         }
     unsigned slow = 0;
     for (int l = 0; l < kLanes; ++l) {
-        std::int64_t var = divRoundHalfUp(sq[l], m) + epsRaw[std::size_t(s.op)];
-        if (var < 1)
-            var = 1;
-        const int msb = 64 - __builtin_clzll(std::uint64_t(var));
-        int shift = msb - kRstdTableBits;
-        if (shift & 1)
-            ++shift;
-        const std::int64_t mant = shift >= 0 ? (var >> shift) : (var << -shift);
-        t[l] = table[std::size_t(mant - (std::int64_t(1) << (kRstdTableBits - 2)))];
-        const int e = (shift + kRstdTableBits) / 2 - f;
-        fp[l] = f + rf.fraction() + q.weight.fraction() + e;
+        const intref_detail::RstdLookup r =
+            intref_detail::rstdLookup(divRoundHalfUp(sq[l], m) + epsRaw[std::size_t(s.op)], table, f);
+        t[l] = r.t;
+        fp[l] = f + rf.fraction() + q.weight.fraction() + r.e;
         bsh[l] = fp[l] - q.bias.fraction(); // beta: << bsh, or rounded >> -bsh
         if ((bsh[l] >= 0 && biasBits[std::size_t(s.op)] + bsh[l] > 60) || bsh[l] < -62)
             slow |= 1u << l;

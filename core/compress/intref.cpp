@@ -1,4 +1,5 @@
 #include "core/compress/intref.h"
+#include "core/compress/intrefops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,50 +12,10 @@ namespace braggnac::core {
 
 namespace {
 
-using i128 = __int128;
-
-
-/// floor(num / den) or round-half-up(num / den) for den > 0.
-i128 divRound(i128 num, i128 den, Rounding r)
-{
-    if (r == Rounding::RoundHalfUp) {
-        num = 2 * num + den;
-        den = 2 * den;
-    }
-    i128 q = num / den;
-    if ((num % den != 0) && (num < 0))
-        --q; // C++ division truncates toward zero: make it floor
-    return q;
-}
-
-/// raw with `from` fraction bits re-expressed with `to` >= from fraction bits (exact).
-i128 alignUp(i128 raw, int from, int to)
-{
-    return raw * (i128(1) << (to - from));
-}
-
-/// raw with `from` fraction bits expressed with `to` fraction bits, rounding with `r` when bits
-/// are dropped; no overflow step.
-i128 alignTo(i128 raw, int from, int to, Rounding r)
-{
-    if (to >= from)
-        return alignUp(raw, from, to);
-    const int shift = from - to;
-    if (r == Rounding::RoundHalfUp)
-        raw += i128(1) << (shift - 1);
-    return raw >> shift;
-}
-
-i128 wrapBits(i128 v, int bits)
-{
-    if (bits <= 0 || bits >= 127)
-        return v;
-    const i128 m = (i128(1) << bits);
-    i128 low = v & (m - 1);
-    if (low & (i128(1) << (bits - 1)))
-        low -= m;
-    return low;
-}
+using intref_detail::alignTo;
+using intref_detail::alignUp;
+using intref_detail::i128;
+using intref_detail::wrapBits;
 
 double gelu(double x)
 {
@@ -337,136 +298,33 @@ void IntegerReference::Impl::run(const std::int64_t *input, std::vector<std::vec
         case OpKind::Flatten: std::copy(x, x + y.size(), y.begin()); break;
         case OpKind::Activation: {
             const std::size_t m = y.size();
-            if (op.act == Activation::ReLU) {
-                for (std::size_t j = 0; j < m; ++j)
-                    y[j] = out.requantise(std::max<std::int64_t>(x[j], 0), fx.fraction());
-            } else if (op.act == Activation::LeakyReLU) {
-                const FixedFormat &sf = spec.ops.at(op.name).internal.at("slope");
-                const int fs = sf.fraction();
-                const std::int64_t slope = slopes[i];
-                for (std::size_t j = 0; j < m; ++j) {
-                    const i128 v = x[j] >= 0 ? alignUp(x[j], 0, fs) : i128(x[j]) * slope;
-                    y[j] = out.requantise(v, fx.fraction() + fs);
-                }
-            } else { // GELU: table over the input format
-                const auto &t = tables[i];
-                const std::int64_t lo = fx.minRaw();
-                for (std::size_t j = 0; j < m; ++j)
-                    y[j] = t[std::size_t(x[j] - lo)];
-            }
+            if (op.act == Activation::ReLU)
+                intref_detail::reluOp(x, y.data(), m, fx, out);
+            else if (op.act == Activation::LeakyReLU)
+                intref_detail::leakyReluOp(x, y.data(), m, fx, out,
+                                           spec.ops.at(op.name).internal.at("slope").fraction(), slopes[i]);
+            else // GELU: table over the input format
+                intref_detail::geluOp(x, y.data(), m, fx, tables[i]);
             break;
         }
-        case OpKind::LayerNorm: {
-            // Exact sums; mean rounded to the input format; variance exact at 2F fraction bits plus
-            // eps; 1/sqrt from a table over the variance's 12-bit mantissa and an even exponent.
-            const OpQuant &q = spec.ops.at(op.name);
-            const FixedFormat &rf = q.internal.at("rstd");
-            const std::int64_t m = op.outElements();
-            const int f = fx.fraction();
-            i128 sum = 0;
-            for (std::int64_t j = 0; j < m; ++j)
-                sum += x[j];
-            const i128 mean = divRound(sum, m, Rounding::RoundHalfUp);
-            i128 sq = 0;
-            for (std::int64_t j = 0; j < m; ++j) {
-                const i128 dj = x[j] - mean;
-                sq += dj * dj;
-            }
-            i128 var = divRound(sq, m, Rounding::RoundHalfUp) + epsRaw[i];
-            if (var < 1)
-                var = 1;
-            int msb = 0;
-            for (i128 v = var; v > 0; v >>= 1)
-                ++msb;
-            int shift = msb - kRstdTableBits;
-            if (shift & 1)
-                ++shift;
-            const i128 mant = shift >= 0 ? (var >> shift) : (var << -shift);
-            const std::int64_t t = tables[i][std::size_t(mant - (i128(1) << (kRstdTableBits - 2)))];
-            const int e = (shift + kRstdTableBits) / 2 - f; // rstd = t 2^-(Fr + e)
-            const auto &g = weights[i];
-            const auto &b = biases[i];
-            const int fp = f + rf.fraction() + q.weight.fraction() + e;
-            for (std::int64_t j = 0; j < m; ++j) {
-                i128 v = (i128(x[j]) - mean) * t * g[std::size_t(j)];
-                v += alignTo(b[std::size_t(j)], q.bias.fraction(), fp, q.bias.rounding);
-                y[std::size_t(j)] = out.requantise(v, fp);
-            }
+        case OpKind::LayerNorm:
+            intref_detail::layerNormOp(x, y.data(), op.outElements(), fx, spec.ops.at(op.name), tables[i], epsRaw[i],
+                                       weights[i], biases[i]);
             break;
-        }
-        case OpKind::MatMulQK: {
-            // scores[i][j] = sum_c theta[c][i] phi[c][j], c = 0 .. h-1.
-            const std::int64_t *phi = in(op.inputs[1]);
-            const FixedFormat &fphi = inputFormat(op, 1);
-            const int fp = fx.fraction() + fphi.fraction();
-            const std::int64_t h = op.attentionChannels, hw = op.outShape[0];
-            for (std::int64_t r = 0; r < hw; ++r)
-                for (std::int64_t c = 0; c < hw; ++c) {
-                    i128 s = 0;
-                    for (std::int64_t ch = 0; ch < h; ++ch)
-                        s += i128(x[ch * hw + r]) * phi[ch * hw + c];
-                    y[std::size_t(r * hw + c)] = out.requantise(wrapBits(s, acc), fp);
-                }
+        case OpKind::MatMulQK: // scores[i][j] = sum_c theta[c][i] phi[c][j], c = 0 .. h-1.
+            intref_detail::matMulQKOp(x, in(op.inputs[1]), y.data(), op.attentionChannels, op.outShape[0], fx,
+                                      inputFormat(op, 1), acc, out);
             break;
-        }
-        case OpKind::Softmax: {
-            const OpQuant &q = spec.ops.at(op.name);
-            const FixedFormat &ef = q.internal.at("exp");
-            const FixedFormat &rf = q.internal.at("reciprocal");
-            const auto &t = tables[i];
-            const std::int64_t rows = op.outShape[0], cols = op.outShape[1];
-            std::vector<std::int64_t> e{};
-            e.resize(std::size_t(cols));
-            for (std::int64_t r = 0; r < rows; ++r) {
-                const std::int64_t *xr = x + r * cols;
-                const std::int64_t mx = *std::max_element(xr, xr + cols);
-                i128 sum = 0;
-                for (std::int64_t c = 0; c < cols; ++c) {
-                    e[std::size_t(c)] = t[std::size_t(mx - xr[c])];
-                    sum += e[std::size_t(c)];
-                }
-                // 1 / sum: sum has F_e fraction bits, so 1/sum = 2^(F_e + F_r) / sum raw.
-                std::int64_t recip;
-                if (sum <= 0) {
-                    recip = rf.maxRaw();
-                } else {
-                    const int sh = ef.fraction() + rf.fraction();
-                    i128 num = 1, den = sum;
-                    if (sh >= 0)
-                        num = i128(1) << sh;
-                    else
-                        den = den << (-sh);
-                    recip = rf.overflowRaw(divRound(num, den, rf.rounding));
-                }
-                const int fp = ef.fraction() + rf.fraction();
-                for (std::int64_t c = 0; c < cols; ++c)
-                    y[std::size_t(r * cols + c)] = out.requantise(i128(e[std::size_t(c)]) * recip, fp);
-            }
+        case OpKind::Softmax:
+            intref_detail::softmaxOp(x, y.data(), op.outShape[0], op.outShape[1], spec.ops.at(op.name), tables[i]);
             break;
-        }
-        case OpKind::MatMulSV: {
-            // y[c][i] = sum_j att[i][j] g[c][j], j = 0 .. HW-1.
-            const std::int64_t *g = in(op.inputs[1]);
-            const FixedFormat &fg = inputFormat(op, 1);
-            const int fp = fx.fraction() + fg.fraction();
-            const std::int64_t h = op.outShape[0], hw = op.outShape[1] * op.outShape[2];
-            for (std::int64_t c = 0; c < h; ++c)
-                for (std::int64_t r = 0; r < hw; ++r) {
-                    i128 s = 0;
-                    for (std::int64_t j = 0; j < hw; ++j)
-                        s += i128(x[r * hw + j]) * g[c * hw + j];
-                    y[std::size_t(c * hw + r)] = out.requantise(wrapBits(s, acc), fp);
-                }
+        case OpKind::MatMulSV: // y[c][i] = sum_j att[i][j] g[c][j], j = 0 .. HW-1.
+            intref_detail::matMulSVOp(x, in(op.inputs[1]), y.data(), op.outShape[0], op.outShape[1] * op.outShape[2],
+                                      fx, inputFormat(op, 1), acc, out);
             break;
-        }
-        case OpKind::Add: {
-            const std::int64_t *x2 = in(op.inputs[1]);
-            const FixedFormat &f2 = inputFormat(op, 1);
-            const int fp = std::max(fx.fraction(), f2.fraction());
-            for (std::size_t j = 0; j < y.size(); ++j)
-                y[j] = out.requantise(alignUp(x[j], fx.fraction(), fp) + alignUp(x2[j], f2.fraction(), fp), fp);
+        case OpKind::Add:
+            intref_detail::addOp(x, in(op.inputs[1]), y.data(), y.size(), fx, inputFormat(op, 1), out);
             break;
-        }
         }
     }
 }
