@@ -1,5 +1,6 @@
 // TIFF frames through libtiff: single or multi-page, 8/16/32-bit (un)signed integers, 32/64-bit
 // float, any compression libtiff decodes, strips or tiles. One frame per page.
+#include <algorithm>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
@@ -111,9 +112,10 @@ public:
     explicit TiffSource(const std::string &path) : m_path(path)
     {
         {
-            std::ifstream probe(path, std::ios::binary);
+            std::ifstream probe(path, std::ios::binary | std::ios::ate);
             if (!probe)
                 throw InputError(fileMessage(path, "cannot open file (missing or unreadable)"));
+            m_fileSize = std::uint64_t(std::max<std::streamoff>(std::streamoff(probe.tellg()), 0));
         }
         TiffLock lock;
         m_tif = TIFFOpen(path.c_str(), "r");
@@ -251,11 +253,49 @@ private:
                                                      + std::to_string(p.format)
                                                      + "; expected integer or float"));
         }
+        checkStoredBytes(p, where);
         return p;
+    }
+
+    // The bytes a page claims (width x height x sample size) against the bytes its strips or
+    // tiles store, before the frame is allocated: uncompressed data must all be there, and no
+    // codec libtiff reads expands data by more than about 2,730:1 (LZW; deflate at most
+    // 1,032:1), so a page claiming more than 4,096 x its stored bytes (+ 1 MiB) is corrupt.
+    // Stored bytes beyond the end of the file mean a truncated file.
+    void checkStoredBytes(const PageInfo &p, const std::string &where) const
+    {
+        const bool tiled = TIFFIsTiled(m_tif) != 0;
+        const std::uint64_t pieces = tiled ? std::uint64_t(TIFFNumberOfTiles(m_tif))
+                                           : std::uint64_t(TIFFNumberOfStrips(m_tif));
+        std::uint64_t *counts = nullptr;
+        if (!TIFFGetField(m_tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &counts)
+            || !counts || pieces == 0)
+            throw InputError(fileMessage(m_path, where + " has no " + (tiled ? "tile" : "strip")
+                                                     + " byte counts" + libtiffText()));
+        std::uint64_t stored = 0;
+        for (std::uint64_t i = 0; i < pieces; ++i)
+            stored = counts[i] > m_fileSize ? m_fileSize + 1 : std::min(stored + counts[i], m_fileSize + 1);
+        const std::uint64_t need = std::uint64_t(p.width) * p.height * (p.bits / 8);
+        std::uint16_t compression = COMPRESSION_NONE;
+        TIFFGetFieldDefaulted(m_tif, TIFFTAG_COMPRESSION, &compression);
+        std::string what;
+        if (stored > m_fileSize)
+            what = "stores more bytes than the file holds (" + std::to_string(m_fileSize) + ")";
+        else if (compression == COMPRESSION_NONE && stored < need)
+            what = "stores " + std::to_string(stored) + " bytes, uncompressed";
+        else if (need > 4096 * stored + (std::uint64_t(1) << 20))
+            what = "stores " + std::to_string(stored) + " compressed bytes, more than 4096:1 below that";
+        if (!what.empty())
+            throw InputError(fileMessage(m_path, where + " claims " + std::to_string(p.height) + " x "
+                                                     + std::to_string(p.width) + " pixels of "
+                                                     + std::to_string(p.bits) + " bits ("
+                                                     + std::to_string(need) + " bytes) but " + what
+                                                     + "; the file is truncated or corrupt"));
     }
 
     std::string m_path;
     TIFF *m_tif = nullptr;
+    std::uint64_t m_fileSize = 0;
     PageInfo m_first;
     int m_pages = 0;
 };
