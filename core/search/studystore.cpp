@@ -1640,6 +1640,20 @@ Stmt &bindFinite(Stmt &s, int i, double v)
     return std::isfinite(v) ? s.bind(i, v) : s.bindNull(i);
 }
 
+// The record count of compress run `run`, which must exist and not be finished (`finishedText`
+// completes the error "compress run N<finishedText>"). Inside the caller's write transaction.
+int openRunRecordCount(const StudyStore::Impl &impl, std::int64_t run, const char *finishedText)
+{
+    Stmt q(impl, "SELECT finished, (SELECT COUNT(*) FROM compress_records WHERE run_id = ?1) "
+                 "FROM compress_runs WHERE id = ?1");
+    q.bind(1, run);
+    if (!q.step())
+        throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + " does not exist"));
+    if (q.i32(0) != 0)
+        throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + finishedText));
+    return q.i32(1);
+}
+
 } // namespace
 
 std::int64_t StudyStore::beginCompressRun(const CompressRunInfo &run)
@@ -1669,18 +1683,7 @@ void StudyStore::addCompressRecord(std::int64_t run, const CompressRecordRow &r)
     Impl &impl = *m_impl;
     requireCompressTables(impl);
     WriteTx tx(impl);
-    int count = 0;
-    {
-        Stmt q(impl, "SELECT finished, (SELECT COUNT(*) FROM compress_records WHERE run_id = ?1) "
-                     "FROM compress_runs WHERE id = ?1");
-        q.bind(1, run);
-        if (!q.step())
-            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + " does not exist"));
-        if (q.i32(0) != 0)
-            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run)
-                                                        + " is finished: no more records"));
-        count = q.i32(1);
-    }
+    const int count = openRunRecordCount(impl, run, " is finished: no more records");
     {
         Stmt q(impl, "SELECT COUNT(*) FROM compress_records WHERE run_id = ? AND bits = ? AND round = ?");
         q.bind(1, run).bind(2, r.bits).bind(3, r.round);
@@ -1710,19 +1713,11 @@ void StudyStore::finishCompressRun(std::int64_t run, int chosen, const std::stri
     Impl &impl = *m_impl;
     requireCompressTables(impl);
     WriteTx tx(impl);
-    {
-        Stmt q(impl, "SELECT finished, (SELECT COUNT(*) FROM compress_records WHERE run_id = ?1) "
-                     "FROM compress_runs WHERE id = ?1");
-        q.bind(1, run);
-        if (!q.step())
-            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + " does not exist"));
-        if (q.i32(0) != 0)
-            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + " is already finished"));
-        if (chosen < 0 || chosen >= q.i32(1))
-            throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + ": chosen record "
-                                                        + std::to_string(chosen) + " out of range (it has "
-                                                        + std::to_string(q.i32(1)) + " records)"));
-    }
+    const int count = openRunRecordCount(impl, run, " is already finished");
+    if (chosen < 0 || chosen >= count)
+        throw InputError(fileMessage(impl.path, "compress run " + std::to_string(run) + ": chosen record "
+                                                    + std::to_string(chosen) + " out of range (it has "
+                                                    + std::to_string(count) + " records)"));
     {
         Stmt u(impl, "UPDATE compress_runs SET finished = 1, chosen = ?, model_path = ? WHERE id = ?");
         u.bind(1, chosen);
