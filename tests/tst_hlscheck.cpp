@@ -39,6 +39,7 @@
 #include "core/io/patchdataset.h"
 #include "core/nn/model.h"
 #include "core/sim/simulator.h"
+#include "tests/hlstestutil.h"
 #include "tests/testutil.h"
 
 using namespace braggnac::core;
@@ -49,28 +50,6 @@ namespace {
 
 const char *kMarkerName = "BRAGGNAC_HLSCHECK_MARKER";
 
-/// conv 6 (k3, batch norm, ReLU) -> conv 8 (k3, batch norm, LeakyReLU) -> dense 16 (ReLU) -> out.
-ArchSpec friendlySpec()
-{
-    ArchSpec s;
-    s.name = "friendly";
-    s.inputSize = 11;
-    s.stem = {6, 3, Norm::Batch, Activation::ReLU};
-    BlockSpec b;
-    b.type = BlockType::Conv;
-    b.layers = {{8, 3, Norm::Batch, Activation::LeakyReLU}};
-    s.blocks = {b};
-    s.head = {{16, Norm::None, Activation::ReLU}};
-    return s;
-}
-
-std::string readText(const fs::path &p)
-{
-    std::ifstream f(p);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
 
 struct Proc {
     long pid = 0;
