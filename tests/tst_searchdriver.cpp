@@ -160,6 +160,15 @@ private Q_SLOTS:
             QVERIFY(s.front[i - 1].values[0] <= s.front[i].values[0]);
         QVERIFY(s.hypervolume > 0);
         QCOMPARE(int(s.front.size()), int(studyFront(trials).size()));
+        // Store writes are timed: per new trial at least one claimNext (empty), its enqueue and
+        // claim, five epoch reports and its complete(); claimNext calls that found nothing to
+        // start while a generation waited come on top.
+        QVERIFY2(s.storeWrites.count >= 30 * (3 + 5 + 1), qPrintable(QString::number(s.storeWrites.count)));
+        QVERIFY(s.storeWrites.medianMs > 0);
+        QVERIFY(s.storeWrites.medianMs <= s.storeWrites.p99Ms);
+        QVERIFY(s.storeWrites.p99Ms <= s.storeWrites.maxMs);
+        QVERIFY(s.storeWrites.totalMs >= s.storeWrites.maxMs);
+        QVERIFY(s.storeWrites.totalMs >= s.storeWrites.medianMs * s.storeWrites.count / 2);
     }
 
     void ashaPrunesAndTheFrontIsAtTopFidelity()

@@ -264,6 +264,11 @@ int runSearch(const Args &args)
                    {"exhausted", summary.exhausted},
                    {"front", front},
                    {"hypervolume", summary.hypervolume},
+                   {"store_writes", {{"count", summary.storeWrites.count},
+                                     {"median_ms", summary.storeWrites.medianMs},
+                                     {"p99_ms", summary.storeWrites.p99Ms},
+                                     {"max_ms", summary.storeWrites.maxMs},
+                                     {"total_ms", summary.storeWrites.totalMs}}},
                    {"seconds", summary.seconds}});
     }
     if (human) {

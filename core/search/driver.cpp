@@ -293,6 +293,40 @@ struct Running {
     double best = std::numeric_limits<double>::infinity();
 };
 
+// Times one store write (RAII: from construction to the end of the enclosing statement block).
+class WriteTimer {
+public:
+    explicit WriteTimer(std::vector<double> &sink) : m_sink(sink), m_t0(std::chrono::steady_clock::now()) {}
+    ~WriteTimer()
+    {
+        m_sink.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m_t0).count());
+    }
+    WriteTimer(const WriteTimer &) = delete;
+    WriteTimer &operator=(const WriteTimer &) = delete;
+
+private:
+    std::vector<double> &m_sink;
+    std::chrono::steady_clock::time_point m_t0;
+};
+
+StoreWriteStats writeStats(std::vector<double> ms)
+{
+    StoreWriteStats s;
+    s.count = static_cast<int>(ms.size());
+    if (ms.empty())
+        return s;
+    std::sort(ms.begin(), ms.end());
+    const auto at = [&ms](double q) {
+        return ms[std::min(ms.size() - 1, static_cast<std::size_t>(std::ceil(q * static_cast<double>(ms.size())) - 1))];
+    };
+    s.medianMs = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+    s.p99Ms = at(0.99);
+    s.maxMs = ms.back();
+    for (double v : ms)
+        s.totalMs += v;
+    return s;
+}
+
 class SearchRun {
 public:
     SearchRun(const SearchSpace &space, StudyStore &store, Executor &executor,
@@ -336,6 +370,7 @@ public:
         summary.front = studyFront(m_store);
         summary.hypervolume = studyHypervolume(summary.front, m_options);
         summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        summary.storeWrites = writeStats(m_writeMs);
         return summary;
     }
 
@@ -398,7 +433,11 @@ private:
             const StateCounts c = m_store.counts();
             if (finished(c) + c.running >= m_options.trials)
                 return;
-            std::optional<TrialRecord> claimed = m_store.claimNext(hostName(), 0);
+            std::optional<TrialRecord> claimed;
+            {
+                WriteTimer w(m_writeMs);
+                claimed = m_store.claimNext(hostName(), 0);
+            }
             if (!claimed) {
                 std::vector<ArchSpec> genomes = m_nsga.ask(1);
                 if (genomes.empty())
@@ -409,7 +448,11 @@ private:
                 request.specHash = m_problem.key(spec);
                 request.budget = m_options.epochs;
                 request.generation = m_nsga.generation();
-                const EnqueueResult e = m_store.enqueue(request);
+                EnqueueResult e;
+                {
+                    WriteTimer w(m_writeMs);
+                    e = m_store.enqueue(request);
+                }
                 m_known.insert(request.specHash);
                 if (!e.inserted) {
                     // The store already held this spec (another writer): leave the optimiser's
@@ -417,6 +460,7 @@ private:
                     m_nsga.tellFailed(spec);
                     continue;
                 }
+                WriteTimer w(m_writeMs);
                 claimed = m_store.claim(e.id, hostName(), 0);
             }
             Running r;
@@ -462,7 +506,10 @@ private:
             m_executor.decide(report.id, true);
             return;
         }
-        m_store.reportEpoch(report.id, report.epoch, report.value, report.metrics);
+        {
+            WriteTimer w(m_writeMs);
+            m_store.reportEpoch(report.id, report.epoch, report.value, report.metrics);
+        }
         if (std::isfinite(report.value))
             it->second.best = std::min(it->second.best, report.value);
         bool keep = true;
@@ -479,7 +526,10 @@ private:
         Running r = std::move(it->second);
         m_running.erase(it);
         if (result.status == TaskStatus::Cancelled) {
-            m_store.requeue(result.id);
+            {
+                WriteTimer w(m_writeMs);
+                m_store.requeue(result.id);
+            }
             ++m_requeued;
             return;
         }
@@ -500,13 +550,22 @@ private:
             }
         }
         if (!failure.empty()) {
-            m_store.fail(result.id, failure.empty() ? "failed" : failure, outcome.host, outcome.rank);
+            {
+                WriteTimer w(m_writeMs);
+                m_store.fail(result.id, failure.empty() ? "failed" : failure, outcome.host, outcome.rank);
+            }
             m_nsga.tellFailed(r.spec);
         } else if (result.status == TaskStatus::Pruned) {
-            m_store.prune(result.id, outcome, result.reason);
+            {
+                WriteTimer w(m_writeMs);
+                m_store.prune(result.id, outcome, result.reason);
+            }
             m_nsga.tell(r.spec, outcome.values, nsgaFidelity(TrialState::Pruned, outcome.fidelity));
         } else {
-            m_store.complete(result.id, outcome);
+            {
+                WriteTimer w(m_writeMs);
+                m_store.complete(result.id, outcome);
+            }
             m_nsga.tell(r.spec, outcome.values, nsgaFidelity(TrialState::Complete, outcome.fidelity));
         }
         ++m_finishedThisRun;
@@ -555,6 +614,7 @@ private:
     std::map<std::int64_t, Running> m_running;
     int m_requeued = 0;
     int m_finishedThisRun = 0;
+    std::vector<double> m_writeMs; // every store write's duration this run (ms)
     std::chrono::steady_clock::time_point m_start;
 };
 

@@ -88,6 +88,17 @@ struct SearchCallbacks {
     std::function<void(const ArchSpec &spec, nlohmann::json &cost)> extendCost;
 };
 
+/// How long the driver's writes to the study store took in one run (every claim, enqueue,
+/// epoch report, complete / prune / fail / requeue: each one SQLite transaction on the
+/// driver's thread, so under MPI these are rank 0's writes for all ranks). Milliseconds.
+struct StoreWriteStats {
+    int count = 0;
+    double medianMs = 0;
+    double p99Ms = 0;
+    double maxMs = 0;
+    double totalMs = 0;
+};
+
 struct SearchSummary {
     StateCounts counts;
     int recovered = 0;        // running trials requeued at start (an earlier run died)
@@ -97,6 +108,7 @@ struct SearchSummary {
     double seconds = 0;
     std::vector<TrialRecord> front; // studyFront at the end
     double hypervolume = 0;
+    StoreWriteStats storeWrites;
 };
 
 /// A finished task's result as the store records it (values left empty): metrics, cost,
