@@ -3,12 +3,13 @@
 // for bench/fit_scipy.py to score against the truth (bench/fit.sh runs both, docs/benchmarks/fit.md).
 //
 //   bench_fit --out PATCHES.h5 [--n 20000] [--repeats 5] [--seed 1] [--threads 1,2]
-//             [--modes two-peak,mask,ignore] [--regime realistic|easy] [--poisson-weights]
+//             [--modes two-peak,mask,ignore] [--regime realistic|easy] [--unweighted]
 //             [--no-write]
 //
 // Writes the simulated patches (PatchSimOptions::realistic() or ::easy(), with /truth/*,
 // /flags/neighbour) plus, per neighbour mode M, /bench/M/params [N,10], /bench/M/converged,
-// /bench/M/status, /bench/M/center_stderr [N,2], /bench/M/iterations, /bench/M/rms, and the
+// /bench/M/status, /bench/M/peaks (1 or 2), /bench/M/center_stderr [N,2], /bench/M/iterations,
+// /bench/M/rms, and the
 // noise limit /bench/crlb [N,2] (row, col; crlb.h, pixel-integrated when the regime is) and
 // /bench/snr to PATCHES.h5; prints one JSON object with the median wall and CPU times per
 // (mode, threads).
@@ -93,11 +94,11 @@ int main(int argc, char **argv)
                                               {"seed", "1"},     {"threads", "1,2"},
                                               {"modes", "two-peak,mask,ignore"},
                                               {"regime", "realistic"}};
-    bool write = true, poisson = false;
+    bool write = true, poisson = FitOptions{}.poissonWeights;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--poisson-weights") {
-            poisson = true;
+        if (a == "--unweighted") {
+            poisson = false; // no Poisson-weighted continuation (FitOptions::poissonWeights)
         } else if (a == "--no-write") {
             write = false;
         } else if (a.rfind("--", 0) == 0 && i + 1 < argc) {
@@ -194,7 +195,7 @@ int main(int argc, char **argv)
                           << " patches/s (" << double(n) / c << " per CPU second)\n";
             }
             std::vector<float> params(n * PseudoVoigt::kParameterCount), iters(n), rms(n), se(n * 2);
-            std::vector<std::uint8_t> conv(n), status(n);
+            std::vector<std::uint8_t> conv(n), status(n), peaks(n);
             std::size_t converged = 0;
             for (std::size_t i = 0; i < n; ++i) {
                 const auto a = fits[i].params.toArray();
@@ -203,6 +204,7 @@ int main(int argc, char **argv)
                 rms[i] = float(fits[i].rms);
                 conv[i] = fits[i].converged;
                 status[i] = std::uint8_t(fits[i].status);
+                peaks[i] = std::uint8_t(fits[i].peaks);
                 se[2 * i] = float(fits[i].rowStderr);
                 se[2 * i + 1] = float(fits[i].colStderr);
                 converged += fits[i].converged;
@@ -215,6 +217,7 @@ int main(int argc, char **argv)
             data.extraFloat[g + "/rms"] = {{nn}, std::move(rms)};
             data.extraFlags[g + "/converged"] = std::move(conv);
             data.extraFlags[g + "/status"] = std::move(status);
+            data.extraFlags[g + "/peaks"] = std::move(peaks);
             data.extraFloat[g + "/center_stderr"] = {{nn, 2ull}, std::move(se)};
         }
         result["timings"] = timings;

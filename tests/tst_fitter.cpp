@@ -111,6 +111,8 @@ private Q_SLOTS:
     void maskHidesBlob();
     void nanPixelsAreMasked();
     void neighbourHandlingReducesError();
+    void twoPeakNeighbourOwnShape();
+    void poissonWeightsLowerBrightError();
     void iterationLimit();
     void threadsGiveIdenticalResults();
     void labelsFollowConvergence();
@@ -354,6 +356,66 @@ void TestFitter::neighbourHandlingReducesError()
     QVERIFY(nTwo > nIgnore);
 }
 
+void TestFitter::twoPeakNeighbourOwnShape()
+{
+    // A narrow, elongated main peak and a broad, Lorentzian-heavy round neighbour 5 px away
+    // (noiseless): the two-peak model gives the neighbour its own widths and mixing, so the
+    // main peak's centre is recovered to < 1e-3 px (a neighbour forced into the main peak's
+    // shape leaves residual structure under the main peak: least squares started at the truth
+    // then ends 0.02 px off); the masked one-peak fit is biased. Only the centre is asserted:
+    // the statistical stop (docs/fitting.md) ends once the centre is known far below its
+    // standard error, before the background / neighbour-tail trade-off is settled.
+    const PseudoVoigt main = peak(3000, 20, 5.2, 4.7, 0.8, 0.6, 0.9, 0.7, 0.3, 0.25);
+    const PseudoVoigt nb = peak(2000, 0, 6.1, 9.6, 2.0, 2.0, 1.8, 1.8, 0.7, 0.0);
+    std::vector<float> img = render(main);
+    nb.render(img.data(), 11, 11, 0, 0, true);
+    FitOptions o;
+    const FitResult two = fitPseudoVoigt(img.data(), 11, o);
+    QVERIFY(two.converged);
+    QCOMPARE(two.peaks, 2);
+    QVERIFY2(centreError(two, main.row, main.col) < 1e-3,
+             qPrintable(QString::number(centreError(two, main.row, main.col))));
+    o.neighbours = NeighbourHandling::Mask;
+    const FitResult one = fitPseudoVoigt(img.data(), 11, o);
+    QCOMPARE(one.peaks, 1);
+    QVERIFY2(centreError(one, main.row, main.col) > 0.01,
+             qPrintable(QString::number(centreError(one, main.row, main.col))));
+}
+
+void TestFitter::poissonWeightsLowerBrightError()
+{
+    // A bright peak over a faint background: pixel variances differ ~100-fold, so the
+    // Poisson-weighted continuation (the default) is measurably more efficient than unweighted
+    // least squares on the same 400 noise realisations (~15 % lower rms; the ratio is stable
+    // because both fit the same data), and it stays unbiased.
+    const PseudoVoigt truth = peak(8000, 15, 5.3, 4.6, 1.1, 0.9, 1.2, 1.0, 0.4, 0.3);
+    const std::vector<float> mean = render(truth);
+    std::mt19937_64 rng(7);
+    std::normal_distribution<double> read(0.0, 3.0);
+    FitOptions weighted, plain;
+    weighted.neighbours = plain.neighbours = NeighbourHandling::Ignore;
+    plain.poissonWeights = false;
+    QVERIFY(weighted.poissonWeights); // the default
+    double sw = 0, sp = 0, bias = 0;
+    const int n = 400;
+    std::vector<float> img(mean.size());
+    for (int t = 0; t < n; ++t) {
+        for (std::size_t k = 0; k < img.size(); ++k)
+            img[k] = float(std::poisson_distribution<long>(mean[k])(rng) + read(rng));
+        const FitResult w = fitPseudoVoigt(img.data(), 11, weighted);
+        const FitResult p = fitPseudoVoigt(img.data(), 11, plain);
+        QVERIFY(w.converged && p.converged);
+        sw += std::pow(centreError(w, truth.row, truth.col), 2);
+        sp += std::pow(centreError(p, truth.row, truth.col), 2);
+        bias += w.params.row - truth.row;
+    }
+    const double ratio = std::sqrt(sw / sp);
+    qInfo("rms centre error weighted / unweighted: %.3f (%.4f px / %.4f px)", ratio,
+          std::sqrt(sw / n), std::sqrt(sp / n));
+    QVERIFY2(ratio < 0.93, qPrintable(QString::number(ratio)));
+    QVERIFY(std::fabs(bias / n) < 3 * std::sqrt(sw / n) / std::sqrt(double(n)));
+}
+
 void TestFitter::iterationLimit()
 {
     // One iteration cannot meet the convergence criteria from a moment start (iterations
@@ -591,7 +653,10 @@ void TestFitter::cliFit()
     const PatchDataset input = simulatePatches(600, noisy(505, 0.2));
     const QString in = dir.filePath("p.h5"), out = dir.filePath("l.h5");
     writePatchDataset(in.toStdString(), input);
-    const CliResult r = runCli({"fit", in, "--out", out, "--threads", "2", "--json"}, 120000);
+    // --poisson-weights: the library default (FitOptions::poissonWeights), which the CLI applies
+    // only when asked.
+    const CliResult r =
+        runCli({"fit", in, "--out", out, "--threads", "2", "--json", "--poisson-weights"}, 120000);
     QVERIFY(r.finished);
     QCOMPARE(r.exitCode, 0);
     const QJsonObject j = QJsonDocument::fromJson(r.out).object();

@@ -23,8 +23,11 @@ namespace braggnac::core {
 namespace {
 
 constexpr int kP = PseudoVoigt::kParameterCount;
-// The two-peak model adds a second peak of the same shape: amplitude, row, col.
-constexpr int kP2 = kP + 3;
+// The two-peak model adds a second, round peak with its own shape: amplitude, row, col, sigma,
+// gamma, eta (docs/fitting.md, "Neighbours").
+constexpr int kP2 = kP + 6;
+// Patches with this many usable pixels or fewer are not fitted.
+constexpr int kMinPixels = 15;
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kMinWidth = 0.3;
 // A fit is a peak only when it lowers chi^2 below that of a flat patch by at least this many
@@ -32,10 +35,15 @@ constexpr double kMinWidth = 0.3;
 // fitted noise.
 constexpr double kSignificance = 36.0;
 // Two-peak stage: tried when a neighbour's basin was masked or the one-peak residual shows
-// structure above this (robust sigmas of a 3x3 mean), kept when the F statistic of its 3 extra
-// parameters exceeds kTwoPeakF.
-constexpr double kResidualStructure = 5.0;
-constexpr double kTwoPeakF = 20.0;
+// structure above this (robust sigmas of a 3x3 mean), kept when the F statistic of its 6 extra
+// parameters exceeds kTwoPeakF (chi^2 lowered by > 60 residual variances).
+constexpr double kResidualStructure = 3.5;
+constexpr double kTwoPeakF = 10.0;
+constexpr double kTwoPeakApart = 2.5; // px between the two fitted centres
+// Statistical stop: the Gauss-Newton decrement, in noise variances, below which a fit is at its
+// minimum (what a full Gauss-Newton step would still change is < 0.22 standard errors along the
+// least determined direction, far less along the centre's).
+constexpr double kDecrementTol = 0.05;
 
 // Pixel data of one patch, pixel-major, padded with weight-0 pixels to a multiple of the widest
 // vector.
@@ -46,6 +54,7 @@ struct Workspace {
     fit::DoubleArray jac[2]; // kP2 columns of `padded`: current and trial Jacobian (weighted)
     fit::DoubleArray res[2]; // weighted residuals
     std::vector<std::uint8_t> use;
+    std::vector<std::uint8_t> validPixels, fitPixels; // per-patch copies of `use` (reused)
     fit::StartScratch scratch;
 
     explicit Workspace(int s) : size(s)
@@ -149,28 +158,23 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
         V deta = amp * (l - g);
         V dtheta = v * mu - u * mv;
         if constexpr (NP == kP2) {
-            const double amp2 = p[10];
-            const double ga2 = amp2 * (1 - eta), la2 = 2 * amp2 * eta;
+            // The neighbour: round, its own widths and mixing (no rotation).
+            const double amp2 = p[10], eta2 = p[15];
+            const double is2 = 1 / (p[13] * p[13]), ig2 = 1 / (p[14] * p[14]);
             const V dr2 = rows[k] - p[11], dc2 = cols[k] - p[12];
-            const V u_ = dr2 * ct + dc2 * st;
-            const V v_ = dc2 * ct - dr2 * st;
-            const V uu = u_ * u_, vv = v_ * v_;
-            const V g2 = fit::expNonPositive<N>((uu * isu2 + vv * isv2) * -0.5);
-            const V l2 = 1.0 / (1.0 + uu * igu2 + vv * igv2);
-            const V shape2 = g2 + eta * (l2 - g2);
-            const V wg2 = ga2 * g2 * w, wl2 = la2 * (l2 * l2) * w;
-            const V mu2 = -(wg2 * isu2 + wl2 * igu2) * u_;
-            const V mv2 = -(wg2 * isv2 + wl2 * igv2) * v_;
+            const V rho2 = dr2 * dr2 + dc2 * dc2;
+            const V g2 = fit::expNonPositive<N>(rho2 * (-0.5 * is2));
+            const V l2 = 1.0 / (1.0 + rho2 * ig2);
+            const V shape2 = g2 + eta2 * (l2 - g2);
+            const V wg2 = (amp2 * (1 - eta2)) * g2 * w, wl2 = (2 * amp2 * eta2) * (l2 * l2) * w;
+            const V q2 = wg2 * is2 + wl2 * ig2; // -2 d model / d rho2 (weighted)
             model += amp2 * shape2;
-            dsu += wg2 * uu;
-            dsv += wg2 * vv;
-            dgu += wl2 * uu;
-            dgv += wl2 * vv;
-            deta += amp2 * (l2 - g2);
-            dtheta += v_ * mu2 - u_ * mv2;
             j[10][k] = w * shape2;
-            j[11][k] = st * mv2 - ct * mu2;
-            j[12][k] = -(st * mu2 + ct * mv2);
+            j[11][k] = q2 * dr2;
+            j[12][k] = q2 * dc2;
+            j[13][k] = wg2 * rho2 * (is2 / p[13]);
+            j[14][k] = wl2 * rho2 * (ig2 / p[14]);
+            j[15][k] = (w * amp2) * (l2 - g2);
         }
         const V r = w * (data[k] - model);
         j[0][k] = w * shape;
@@ -227,12 +231,12 @@ struct Bounds {
 // peak's centre may lie up to S/2 outside the patch (a partly visible neighbour).
 Bounds makeBounds(int size, double ampMin)
 {
-    const double inf = HUGE_VAL;
+    const double inf = HUGE_VAL, w = double(size);
     const double edgeLo = -0.5, edgeHi = size - 0.5, out = 0.5 * size;
     Bounds b{{ampMin, -inf, edgeLo, edgeLo, kMinWidth, kMinWidth, kMinWidth, kMinWidth, 0, -inf,
-              ampMin, edgeLo - out, edgeLo - out},
-             {inf, inf, edgeHi, edgeHi, double(size), double(size), double(size), double(size), 1,
-              inf, inf, edgeHi + out, edgeHi + out}};
+              ampMin, edgeLo - out, edgeLo - out, kMinWidth, kMinWidth, 0},
+             {inf, inf, edgeHi, edgeHi, w, w, w, w, 1, inf, inf, edgeHi + out, edgeHi + out, w, w,
+              1}};
     return b;
 }
 
@@ -298,6 +302,7 @@ struct LmRun {
     double chi2Floor = 0;
     int maxIterations = 100;
     double tol = 1e-8;
+    int used = 0; // pixels in the fit (for the noise variance chi^2 / (used - parameters))
     // Out:
     double chi2 = 0;
     int iterations = 0;
@@ -310,8 +315,11 @@ struct LmRun {
 // update, and bounds by projection plus an active set (a parameter at a bound whose gradient
 // points outwards is held for that step). Converged when an accepted step changes chi^2 by at
 // most tol * chi^2 (relative) and its scaled length is at most sqrt(tol) of the scaled
-// parameter vector (MINPACK's xtol test), or when no step can lower chi^2 and the gradient is
-// orthogonal to the residual (cosine <= sqrt(tol)).
+// parameter vector (MINPACK's xtol test); or, statistically, when an accepted step lowered chi^2
+// by less than one noise variance s^2 = chi^2 / (used - NP) and the Gauss-Newton decrement at
+// the new point (the chi^2 reduction a full Gauss-Newton step would still bring) is at most
+// kDecrementTol s^2: the minimum is then within ~sqrt(kDecrementTol) standard errors; or when no
+// step can lower chi^2 and the gradient is orthogonal to the residual (cosine <= sqrt(tol)).
 template <int NP, int N>
 BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run)
 {
@@ -383,6 +391,24 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
             if (chiSmall && stepSmall) {
                 run.criteriaMet = true;
                 break;
+            }
+            const double s2 = chi2 / std::max(1, run.used - NP);
+            if (run.used > NP && n.chi2 - chi2 <= s2) {
+                const Normal<NP> &c = nrm[cur];
+                bool held[NP];
+                for (int i = 0; i < NP; ++i)
+                    held[i] = (p[i] <= bounds.lo[i] && c.jtr[i] <= 0)
+                        || (p[i] >= bounds.hi[i] && c.jtr[i] >= 0);
+                double gn[NP];
+                if (solveDamped<NP>(c, scale, 1e-9, held, gn)) {
+                    double dec = 0;
+                    for (int i = 0; i < NP; ++i)
+                        dec += gn[i] * c.jtr[i];
+                    if (dec <= kDecrementTol * s2) {
+                        run.criteriaMet = true;
+                        break;
+                    }
+                }
             }
         } else {
             lambda *= nu;
@@ -670,7 +696,7 @@ double residualStructure(Workspace &ws, const LmRun &lm, const double *p)
 }
 
 // Start for a second peak: the maximum of the 3x3-smoothed residual of the one-peak fit, at least
-// 2 px from the fitted centre.
+// 2 px from the fitted centre, with the one-peak fit's mean widths.
 bool neighbourStart(const float *patch, int s, const std::vector<std::uint8_t> &use,
                     const PseudoVoigt &fit1, double *q)
 {
@@ -703,6 +729,11 @@ bool neighbourStart(const float *patch, int s, const std::vector<std::uint8_t> &
     q[10] = std::max(best, patch[at] - fit1.evaluate(at / s, at % s));
     q[11] = at / s;
     q[12] = at % s;
+    // Its shape: the main peak's mean widths and mixing (kept off the eta bounds, where the
+    // active set could hold it).
+    q[13] = std::sqrt(fit1.sigmaU * fit1.sigmaV);
+    q[14] = std::sqrt(fit1.gammaU * fit1.gammaV);
+    q[15] = std::clamp(fit1.eta, 0.1, 0.9);
     return true;
 }
 
@@ -827,11 +858,11 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     if (valid == 0)
         return result;
     out.background = lo;
-    if (valid <= kP2 + 2 || !(hi > lo)) {
+    if (valid <= kMinPixels || !(hi > lo)) {
         centroidEstimate(patch, s, ws.use, lo, out); // too few pixels, or a constant patch
         return result;
     }
-    const std::vector<std::uint8_t> validPixels = ws.use;
+    ws.validPixels = ws.use;
 
     const fit::StartValues start =
         fit::estimateStart(patch, s, ws.use.data(),
@@ -859,6 +890,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     lm.chi2Floor = 1e-13 * flatChi2;
     lm.maxIterations = std::max(1, options.maxIterations);
     lm.tol = options.tolerance > 0 ? options.tolerance : 1e-8;
+    lm.used = used;
     kernel.onePeak(ws, p, lm);
     auto finiteFit = [&](const double *q, const LmRun &run) {
         bool f = std::isfinite(run.chi2);
@@ -909,8 +941,73 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         result.iterations = iterations;
         return result;
     }
-    if (options.poissonWeights && result.status != FitStatus::TooFaint) {
-        // Refit once with weights from the model's variance, then judge that fit.
+    result.iterations = iterations;
+
+    // A second peak (decided on the unweighted one-peak fit): fit both over every valid pixel,
+    // keep the pair when it explains the patch significantly better than one peak (F test on
+    // the extra parameters).
+    const bool tryTwo = options.neighbours == NeighbourHandling::TwoPeak
+        && (start.neighbourPixels > 0 || residualStructure(ws, lm, p) > kResidualStructure);
+    if (tryTwo) {
+        ws.fitPixels = ws.use;
+        ws.use = ws.validPixels;
+        const int used2 = ws.load(patch);
+        const double chi1 = kernel.chi2(ws, p);
+        double q[kP2];
+        std::copy(p, p + kP, q);
+        if (neighbourStart(patch, s, ws.use, toPseudoVoigt(p), q)) {
+            for (int i = kP; i < kP2; ++i)
+                q[i] = std::clamp(q[i], bounds.lo[i], bounds.hi[i]);
+            const double flat2 = flatChi2Of(patch, ws.use);
+            LmRun lm2 = lm;
+            lm2.chi2Floor = 1e-13 * flat2;
+            lm2.used = used2;
+            kernel.twoPeaks(ws, q, lm2);
+            result.iterations += lm2.iterations;
+            bool ok = std::isfinite(lm2.chi2);
+            for (double v : q)
+                ok = ok && std::isfinite(v);
+            constexpr int extra = kP2 - kP;
+            const double f =
+                (chi1 - lm2.chi2) / extra / (lm2.chi2 / std::max(1, used2 - kP2));
+            // Two peaks closer than 2.5 px would split one peak (a bright one, whose core and
+            // wings the model does not quite match, into a narrow and a broad part) or leave the
+            // main one ill-defined: kept only when apart, the second one real and the F test
+            // passes.
+            const double apart = std::hypot(q[11] - q[2], q[12] - q[3]);
+            if (ok && f > kTwoPeakF && q[10] > bounds.lo[10] * (1 + 1e-6) && apart >= kTwoPeakApart) {
+                // The main peak is the one nearer the patch centre; when that is the round
+                // second peak, it is reported with its own shape (theta 0).
+                const double mid = s / 2;
+                const bool swapped = std::hypot(q[11] - mid, q[12] - mid)
+                    < std::hypot(q[2] - mid, q[3] - mid);
+                double qs[kP2];
+                std::copy(q, q + kP2, qs);
+                if (swapped) {
+                    const double main[kP] = {q[10], q[1],  q[11], q[12], q[13],
+                                             q[13], q[14], q[14], q[15], 0.0};
+                    std::copy(main, main + kP, qs);
+                }
+                // When the F test prefers two peaks the one-peak fit is known to be biased, so
+                // the verdict is the two-peak fit's even when that one did not converge.
+                FitResult two = assess(qs, lm2, used2, flat2, kP2, bounds, s);
+                // The main peak's centre standard error (the Jacobian is in the fit's order).
+                if (swapped)
+                    attachStderr(two, ws, lm2, kP2, q, bounds, options, 11, 12);
+                else
+                    attachStderr(two, ws, lm2, kP2, q, bounds, options);
+                two.iterations = result.iterations;
+                two.peaks = 2;
+                return two;
+            }
+        }
+        ws.use = ws.fitPixels;
+        ws.load(patch);
+    }
+
+    if (options.poissonWeights && result.status != FitStatus::TooFaint && !tryTwo) {
+        // Continue from the unweighted fit with weights 1 / sqrt(variance of its model), then
+        // judge that fit.
         poissonReweight(ws, p, options);
         double q[kP2];
         std::copy(p, p + kP2, q);
@@ -918,72 +1015,20 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         const double flatW = flatChi2Weighted(ws);
         lmW.chi2Floor = 1e-13 * flatW;
         kernel.onePeak(ws, q, lmW);
-        iterations += lmW.iterations;
+        result.iterations += lmW.iterations;
         if (finiteFit(q, lmW)) {
             double qq[kP2];
             std::copy(q, q + kP2, qq);
             FitResult wfit = assess(qq, lmW, used, flatW, kP, bounds, s);
             attachStderr(wfit, ws, lmW, kP, q, bounds, options);
             if (wfit.converged || !result.converged) {
+                wfit.iterations = result.iterations;
+                wfit.rms = std::sqrt(lm.chi2 / used);
                 result = wfit;
-                result.rms = std::sqrt(lm.chi2 / used);
-                std::copy(q, q + kP2, p);
             }
         }
-        ws.load(patch); // unit weights again (also makes ws.use/validPixels consistent below)
     }
-    result.iterations = iterations;
-    const bool tryTwo = options.neighbours == NeighbourHandling::TwoPeak
-        && (start.neighbourPixels > 0 || residualStructure(ws, lm, p) > kResidualStructure);
-    if (!tryTwo)
-        return result;
-
-    // A second peak: fit both over every valid pixel, keep the pair when it explains the patch
-    // significantly better than one peak (F test on the 3 extra parameters).
-    ws.use = validPixels;
-    const int used2 = ws.load(patch);
-    const double chi1 = kernel.chi2(ws, p);
-    double q[kP2];
-    std::copy(p, p + kP, q);
-    if (!neighbourStart(patch, s, ws.use, toPseudoVoigt(p), q))
-        return result;
-    for (int i = kP; i < kP2; ++i)
-        q[i] = std::clamp(q[i], bounds.lo[i], bounds.hi[i]);
-    const double flat2 = flatChi2Of(patch, ws.use);
-    LmRun lm2 = lm;
-    lm2.chi2Floor = 1e-13 * flat2;
-    kernel.twoPeaks(ws, q, lm2);
-    result.iterations += lm2.iterations;
-    bool ok = std::isfinite(lm2.chi2);
-    for (double v : q)
-        ok = ok && std::isfinite(v);
-    const double f = (chi1 - lm2.chi2) / 3 / (lm2.chi2 / std::max(1, used2 - kP2));
-    // Two peaks closer than 2 px would split one peak (or leave the main one ill-defined):
-    // kept only when apart, the second one real and the F test passes.
-    const double apart = std::hypot(q[11] - q[2], q[12] - q[3]);
-    if (!(ok && f > kTwoPeakF && q[10] > bounds.lo[10] * (1 + 1e-6) && apart >= 2.0))
-        return result;
-    // The main peak is the one nearer the patch centre.
-    const double mid = s / 2;
-    const bool swapped =
-        std::hypot(q[11] - mid, q[12] - mid) < std::hypot(q[2] - mid, q[3] - mid);
-    double qs[kP2];
-    std::copy(q, q + kP2, qs);
-    if (swapped) {
-        std::swap(qs[0], qs[10]);
-        std::swap(qs[2], qs[11]);
-        std::swap(qs[3], qs[12]);
-    }
-    // When the F test prefers two peaks the one-peak fit is known to be biased, so the verdict
-    // is the two-peak fit's even when that one did not converge.
-    FitResult two = assess(qs, lm2, used2, flat2, kP2, bounds, s);
-    // The main peak's centre standard error (the Jacobian is in the unswapped order).
-    if (swapped)
-        attachStderr(two, ws, lm2, kP2, q, bounds, options, 11, 12);
-    else
-        attachStderr(two, ws, lm2, kP2, q, bounds, options);
-    two.iterations = result.iterations;
-    return two;
+    return result;
 }
 
 void checkSize(int size)

@@ -31,7 +31,9 @@ struct FitOptions {
     /// for the centre's standard error and, with poissonWeights, as least-squares weights.
     double gain = 1;          // counts per detected photon
     double readNoise = 3;     // counts
-    bool poissonWeights = false; // refit once with weights 1 / variance of the first fit's model
+    /// Continue the one-peak fit with weights 1 / sqrt(variance of the unweighted fit's model)
+    /// (not after a two-peak attempt: there unit weights did better, docs/fitting.md).
+    bool poissonWeights = true;
     /// Pixels >= saturation are left out of the fit. < 0: automatic (fitPatches reads each
     /// patch's level from /peaks/saturation when the file has it; fitPseudoVoigt: none);
     /// 0: none.
@@ -61,6 +63,7 @@ struct FitResult {
     int iterations = 0;      // LM iterations (all stages)
     FitStatus status = FitStatus::TooFaint;
     bool converged = false;  // status == Converged
+    int peaks = 1;           // 2 when the two-peak model (a neighbour) was kept
     /// Standard errors of the centre (px): sandwich covariance of the least-squares estimate
     /// under the noise model of FitOptions, scaled by the weighted residual chi^2 per degree of
     /// freedom. +inf when it cannot be computed (singular covariance, too faint).
