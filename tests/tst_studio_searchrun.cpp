@@ -21,6 +21,7 @@
 #include <QFile>
 #include <QJsonDocument>
 #include <QLabel>
+#include <QMessageBox>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -614,6 +615,52 @@ private Q_SLOTS:
         QCOMPARE(data.size(), std::size_t(300));
         QCOMPARE(QFileInfo(panel->watcher()->path()).absoluteFilePath(), QFileInfo(study).absoluteFilePath());
         QTRY_COMPARE_WITH_TIMEOUT(int(panel->watcher()->trials().size()), readRows(study).rows, 10000);
+    }
+
+    // Closing the window while a search runs asks first; "Cancel" keeps it running, "Stop and
+    // Quit" stops it with every finished trial kept and none left running in the study.
+    void closingWhileSearchingAsks()
+    {
+        QSettings settings;
+        settings.setValue(QStringLiteral("demo/search_patches"), 300);
+        settings.setValue(QStringLiteral("demo/search_trials"), 200);
+        settings.setValue(QStringLiteral("demo/search_epochs"), 3);
+        settings.setValue(QStringLiteral("demo/search_workers"), 2);
+        settings.setValue(QStringLiteral("demo/search_population"), 4);
+        ui::MainWindow window;
+        window.show();
+        auto *panel = window.findChild<ui::SearchPanel *>();
+        QVERIFY(panel);
+        QAction *action = window.findChild<QAction *>(QStringLiteral("actionDemoSearch"));
+        QVERIFY(action);
+        action->trigger();
+        const QString study = QDir(panel->demoFolder()).filePath(QStringLiteral("demo-search.db"));
+        QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(study) && readRows(study).finished >= 1, 90000);
+        ui::SearchJob *job = panel->searchJob();
+        QCOMPARE(job->state(), ui::SearchJob::State::Running);
+
+        const auto box = [&window]() { return window.findChild<QMessageBox *>(QStringLiteral("quitWhileBusyBox")); };
+        QVERIFY(!window.close());
+        QTRY_VERIFY(box() && box()->isVisible());
+        QVERIFY2(box()->text().contains(QStringLiteral("Search")), qPrintable(box()->text()));
+        auto *keep = box()->findChild<QAbstractButton *>(QStringLiteral("keepRunningButton"));
+        QVERIFY(keep);
+        keep->click();
+        QTRY_VERIFY(!box());
+        QVERIFY(window.isVisible());
+        QCOMPARE(job->state(), ui::SearchJob::State::Running);
+
+        QVERIFY(!window.close());
+        QTRY_VERIFY(box() && box()->isVisible());
+        auto *quit = box()->findChild<QAbstractButton *>(QStringLiteral("quitButton"));
+        QVERIFY(quit);
+        quit->click();
+        QTRY_VERIFY(!window.isVisible());
+        QTRY_COMPARE_WITH_TIMEOUT(job->state(), ui::SearchJob::State::Idle, 60000);
+        const StoreRows rows = readRows(study);
+        QVERIFY(rows.finished >= 1);
+        QVERIFY(rows.finished < 200);
+        QCOMPARE(rows.running, 0);
     }
 
 private:

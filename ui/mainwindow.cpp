@@ -22,6 +22,7 @@
 #include <QListWidget>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QMimeData>
 #include <QProgressBar>
 #include <QScrollArea>
@@ -680,6 +681,40 @@ void MainWindow::saveSettings() const
 
 void MainWindow::closeEvent(QCloseEvent *event)
 {
+    // Closing while work runs asks first: a search or a training would otherwise lose the
+    // trials and epochs in progress without a word.
+    for (QWidget *page : m_stagePages)
+        trackForeignJobs(page);
+    QStringList running;
+    for (const QPointer<Job> &job : m_tracked)
+        if (job && job->isRunning() && !running.contains(job->title()))
+            running << job->title();
+    if (!running.isEmpty() && !m_quitConfirmed) {
+        event->ignore();
+        if (findChild<QMessageBox *>(QStringLiteral("quitWhileBusyBox")))
+            return; // already asking
+        auto *box = new QMessageBox(QMessageBox::Question, tr("Quit BraggNAC Studio"),
+                                    tr("Still running: %1.\n\nQuit and stop it? Finished work is kept (a search's "
+                                       "finished trials are in its study file; running trials are requeued and "
+                                       "run again when the search is resumed); work in progress is lost.")
+                                        .arg(running.join(QStringLiteral(", "))),
+                                    QMessageBox::NoButton, this);
+        box->setObjectName(QStringLiteral("quitWhileBusyBox"));
+        QPushButton *quit = box->addButton(tr("Stop and Quit"), QMessageBox::DestructiveRole);
+        quit->setObjectName(QStringLiteral("quitButton"));
+        box->addButton(QMessageBox::Cancel)->setObjectName(QStringLiteral("keepRunningButton"));
+        box->setDefaultButton(QMessageBox::Cancel);
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        box->setWindowModality(Qt::WindowModal);
+        connect(box, &QMessageBox::buttonClicked, this, [this, quit](QAbstractButton *button) {
+            if (button != quit)
+                return;
+            m_quitConfirmed = true;
+            QTimer::singleShot(0, this, &QWidget::close);
+        });
+        box->open();
+        return;
+    }
     saveSettings();
     for (const QPointer<Job> &job : m_tracked)
         if (job && job->isRunning())

@@ -126,6 +126,7 @@ private:
     void updateTitle();
 
     StudioContext *m_context;
+    bool m_quitConfirmed = false; // the user chose "Stop and Quit" while work was running
     QListWidget *m_stageList = nullptr;
     QStackedWidget *m_stages = nullptr;
     QHash<QString, QWidget *> m_stagePages;
