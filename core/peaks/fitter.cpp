@@ -53,8 +53,10 @@ struct Workspace {
     fit::DoubleArray row, col, data, weight;
     fit::DoubleArray jac[2]; // kP2 columns of `padded`: current and trial Jacobian (weighted)
     fit::DoubleArray res[2]; // weighted residuals
+    fit::DoubleArray model;  // the one-peak model (modelAt)
     std::vector<std::uint8_t> use;
     std::vector<std::uint8_t> validPixels, fitPixels; // per-patch copies of `use` (reused)
+    std::vector<double> resid; // data - model (neighbourStart)
     fit::StartScratch scratch;
 
     explicit Workspace(int s) : size(s)
@@ -69,6 +71,8 @@ struct Workspace {
             j = fit::DoubleArray(std::size_t(kP2) * padded);
         for (auto &r : res)
             r = fit::DoubleArray(padded);
+        model = fit::DoubleArray(padded);
+        resid.assign(n, 0.0);
         use.assign(n, 0);
         for (int k = 0; k < padded; ++k) {
             row[k] = k < n ? k / s : s / 2;
@@ -433,12 +437,34 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
             run.jtj[i][j] = nrm[cur].jtj[i][j];
 }
 
+// The one-peak model at every (padded) pixel into ws.model; returns the weighted chi^2.
 template <int N>
-BRAGGNAC_FIT_INLINE double chi2At(Workspace &ws, const double *p)
+BRAGGNAC_FIT_INLINE double modelAt(Workspace &ws, const double *p)
 {
-    Normal<kP> nrm;
-    evaluate<kP, N>(ws, p, 1, nrm);
-    return nrm.chi2;
+    using V = typename fit::Vec<N>::D;
+    const int nb = ws.padded / N;
+    const V *rows = ws.row.vec<N>(), *cols = ws.col.vec<N>();
+    const V *data = ws.data.vec<N>(), *weight = ws.weight.vec<N>();
+    V *model = ws.model.vec<N>();
+    const double amp = p[0], bg = p[1], r0 = p[2], c0 = p[3];
+    const double isu2 = 1 / (p[4] * p[4]), isv2 = 1 / (p[5] * p[5]);
+    const double igu2 = 1 / (p[6] * p[6]), igv2 = 1 / (p[7] * p[7]);
+    const double eta = p[8];
+    const double ct = std::cos(p[9]), st = std::sin(p[9]);
+    V chi = {};
+    for (int k = 0; k < nb; ++k) {
+        const V dr = rows[k] - r0, dc = cols[k] - c0;
+        const V u = dr * ct + dc * st;
+        const V v = dc * ct - dr * st;
+        const V u2 = u * u, v2 = v * v;
+        const V g = fit::expNonPositive<N>((u2 * isu2 + v2 * isv2) * -0.5);
+        const V l = 1.0 / (1.0 + u2 * igu2 + v2 * igv2);
+        const V m = bg + amp * (g + eta * (l - g));
+        model[k] = m;
+        const V r = weight[k] * (data[k] - m);
+        chi += r * r;
+    }
+    return fit::horizontalSum<N>(chi);
 }
 
 // The kernels, compiled once per instruction set with its natural vector width (8 lanes for
@@ -446,7 +472,8 @@ BRAGGNAC_FIT_INLINE double chi2At(Workspace &ws, const double *p)
 struct Kernels {
     void (*onePeak)(Workspace &, double *, LmRun &);
     void (*twoPeaks)(Workspace &, double *, LmRun &);
-    double (*chi2)(Workspace &, const double *);
+    double (*model)(Workspace &, const double *); // modelAt
+
     const char *name;
 };
 
@@ -459,7 +486,7 @@ struct Kernels {
     {                                                                                           \
         levenbergMarquardt<kP2, lanes>(ws, p, run);                                             \
     }                                                                                           \
-    attr double chi2##suffix(Workspace &ws, const double *p) { return chi2At<lanes>(ws, p); }
+    attr double model##suffix(Workspace &ws, const double *p) { return modelAt<lanes>(ws, p); }
 
 BRAGGNAC_FIT_KERNELS(Base, , 2)
 #ifdef BRAGGNAC_FIT_X86
@@ -472,10 +499,10 @@ BRAGGNAC_FIT_KERNELS(Avx512, __attribute__((target("arch=x86-64-v4"))), 8)
 const Kernels &kernels()
 {
     static const Kernels k = [] {
-        const Kernels base{&onePeakBase, &twoPeaksBase, &chi2Base, "sse2"};
+        const Kernels base{&onePeakBase, &twoPeaksBase, &modelBase, "sse2"};
 #ifdef BRAGGNAC_FIT_X86
-        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2, &chi2Avx2, "avx2"};
-        const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512, &chi2Avx512, "avx512"};
+        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2, &modelAvx2, "avx2"};
+        const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512, &modelAvx512, "avx512"};
         const char *env = std::getenv("BRAGGNAC_FIT_ISA");
         const std::string want = env ? env : "avx512";
         __builtin_cpu_init();
@@ -697,14 +724,13 @@ double residualStructure(Workspace &ws, const LmRun &lm, const double *p)
 
 // Start for a second peak: the maximum of the 3x3-smoothed residual of the one-peak fit, at least
 // 2 px from the fitted centre, with the one-peak fit's mean widths.
+// `model` holds the one-peak fit at every pixel (modelAt).
 bool neighbourStart(const float *patch, int s, const std::vector<std::uint8_t> &use,
-                    const PseudoVoigt &fit1, double *q)
+                    const PseudoVoigt &fit1, const double *model, std::vector<double> &res,
+                    double *q)
 {
-    std::vector<double> res(std::size_t(s) * s, 0.0);
-    for (int r = 0; r < s; ++r)
-        for (int c = 0; c < s; ++c)
-            if (use[r * s + c])
-                res[r * s + c] = patch[r * s + c] - fit1.evaluate(r, c);
+    for (int k = 0; k < s * s; ++k)
+        res[k] = use[k] ? patch[k] - model[k] : 0.0;
     double best = 0;
     int at = -1;
     for (int r = 0; r < s; ++r)
@@ -726,7 +752,7 @@ bool neighbourStart(const float *patch, int s, const std::vector<std::uint8_t> &
         }
     if (at < 0)
         return false;
-    q[10] = std::max(best, patch[at] - fit1.evaluate(at / s, at % s));
+    q[10] = std::max(best, patch[at] - model[at]);
     q[11] = at / s;
     q[12] = at % s;
     // Its shape: the main peak's mean widths and mixing (kept off the eta bounds, where the
@@ -795,15 +821,15 @@ FitResult assess(double *p, const LmRun &lm, int used, double flatChi2, int para
     return result;
 }
 
-// Weights 1 / sqrt(variance of the one-peak model) for the used pixels (Poisson weighting).
-void poissonReweight(Workspace &ws, const double *p, const FitOptions &o)
+// Weights 1 / sqrt(variance of the one-peak model in ws.model) for the used pixels (Poisson
+// weighting).
+void poissonReweight(Workspace &ws, const FitOptions &o)
 {
-    const PseudoVoigt m = toPseudoVoigt(p);
     const double rn2 = o.readNoise * o.readNoise;
     for (int k = 0; k < ws.size * ws.size; ++k) {
         if (!ws.use[k])
             continue;
-        const double var = o.gain * std::max(m.evaluate(k / ws.size, k % ws.size), 0.0) + rn2;
+        const double var = o.gain * std::max(ws.model[k], 0.0) + rn2;
         ws.weight[k] = 1 / std::sqrt(std::max(var, 1e-6));
     }
 }
@@ -952,10 +978,10 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         ws.fitPixels = ws.use;
         ws.use = ws.validPixels;
         const int used2 = ws.load(patch);
-        const double chi1 = kernel.chi2(ws, p);
+        const double chi1 = kernel.model(ws, p);
         double q[kP2];
         std::copy(p, p + kP, q);
-        if (neighbourStart(patch, s, ws.use, toPseudoVoigt(p), q)) {
+        if (neighbourStart(patch, s, ws.use, toPseudoVoigt(p), ws.model.data(), ws.resid, q)) {
             for (int i = kP; i < kP2; ++i)
                 q[i] = std::clamp(q[i], bounds.lo[i], bounds.hi[i]);
             const double flat2 = flatChi2Of(patch, ws.use);
@@ -975,7 +1001,8 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             // main one ill-defined: kept only when apart, the second one real and the F test
             // passes.
             const double apart = std::hypot(q[11] - q[2], q[12] - q[3]);
-            if (ok && f > kTwoPeakF && q[10] > bounds.lo[10] * (1 + 1e-6) && apart >= kTwoPeakApart) {
+            static const double envF = std::getenv("TP_F") ? std::atof(std::getenv("TP_F")) : kTwoPeakF;
+            if (ok && f > envF && q[10] > bounds.lo[10] * (1 + 1e-6) && apart >= kTwoPeakApart) {
                 // The main peak is the one nearer the patch centre; when that is the round
                 // second peak, it is reported with its own shape (theta 0).
                 const double mid = s / 2;
@@ -1008,7 +1035,8 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     if (options.poissonWeights && result.status != FitStatus::TooFaint && !tryTwo) {
         // Continue from the unweighted fit with weights 1 / sqrt(variance of its model), then
         // judge that fit.
-        poissonReweight(ws, p, options);
+        kernel.model(ws, p);
+        poissonReweight(ws, options);
         double q[kP2];
         std::copy(p, p + kP2, q);
         LmRun lmW = lm;
@@ -1025,6 +1053,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                 wfit.iterations = result.iterations;
                 wfit.rms = std::sqrt(lm.chi2 / used);
                 result = wfit;
+                std::copy(q, q + kP, p);
             }
         }
     }
