@@ -158,6 +158,17 @@ QString stallProblem(double gapMs, double cpuMs)
     return QStringLiteral("event loop stalled %1 ms (GUI thread CPU %2 ms)").arg(gapMs).arg(cpuMs);
 }
 
+/// The size of File -> Open demo search (its QSettings keys), two workers.
+void setDemoSize(int patches, int trials, int epochs, int population)
+{
+    QSettings settings;
+    settings.setValue(QStringLiteral("demo/search_patches"), patches);
+    settings.setValue(QStringLiteral("demo/search_trials"), trials);
+    settings.setValue(QStringLiteral("demo/search_epochs"), epochs);
+    settings.setValue(QStringLiteral("demo/search_workers"), 2);
+    settings.setValue(QStringLiteral("demo/search_population"), population);
+}
+
 } // namespace
 
 class TestStudioSearchRun : public QObject {
@@ -590,12 +601,7 @@ private Q_SLOTS:
     // a small search on it, end to end.
     void openDemoSearch()
     {
-        QSettings settings;
-        settings.setValue(QStringLiteral("demo/search_patches"), 300);
-        settings.setValue(QStringLiteral("demo/search_trials"), 3);
-        settings.setValue(QStringLiteral("demo/search_epochs"), 1);
-        settings.setValue(QStringLiteral("demo/search_workers"), 2);
-        settings.setValue(QStringLiteral("demo/search_population"), 3);
+        setDemoSize(300, 3, 1, 3);
         ui::MainWindow window;
         auto *panel = window.findChild<ui::SearchPanel *>();
         QVERIFY(panel);
@@ -621,12 +627,7 @@ private Q_SLOTS:
     // Quit" stops it with every finished trial kept and none left running in the study.
     void closingWhileSearchingAsks()
     {
-        QSettings settings;
-        settings.setValue(QStringLiteral("demo/search_patches"), 300);
-        settings.setValue(QStringLiteral("demo/search_trials"), 200);
-        settings.setValue(QStringLiteral("demo/search_epochs"), 3);
-        settings.setValue(QStringLiteral("demo/search_workers"), 2);
-        settings.setValue(QStringLiteral("demo/search_population"), 4);
+        setDemoSize(300, 200, 3, 4);
         ui::MainWindow window;
         window.show();
         auto *panel = window.findChild<ui::SearchPanel *>();
