@@ -250,9 +250,9 @@ void TestFitter::flagsNonConvergent()
         QCOMPARE(int(f.status), status);
         QVERIFY(!std::isfinite(f.centerStderr())); // no fit: no standard error
     }
-    if (kind == "hot") { // the estimate is the hot pixel, not the patch centre by default
-        QCOMPARE(f.params.row, 5.0);
-        QCOMPARE(f.params.col, 5.0);
+    if (kind == "hot") { // the estimate is the hot pixel (to float rounding of the kernels)
+        QVERIFY2(std::fabs(f.params.row - 5.0) < 1e-3, qPrintable(QString::number(f.params.row)));
+        QVERIFY2(std::fabs(f.params.col - 5.0) < 1e-3, qPrintable(QString::number(f.params.col)));
     }
     if (kind == "masked") { // the centroid of the 5 visible pixels of a peak at (5, 5)
         QVERIFY(std::fabs(f.params.row - 5) < 1e-6);

@@ -1,12 +1,15 @@
 #pragma once
 // Internal to the fitter (fitter.cpp): fixed-width double vectors (GCC/Clang vector extensions)
-// of 2, 4 or 8 lanes for the SSE2, AVX2 and AVX-512 builds of the kernels, aligned storage
-// shared by all widths, and an exp() that vectorises (glibc's scalar exp does not).
+// (double: 2, 4 or 8 lanes; float: 4, 8 or 16) for the SSE2, AVX2 and AVX-512 builds of the
+// kernels, aligned storage shared by all widths, and exp()s that vectorise (glibc's scalar exp
+// does not).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
+#include <type_traits>
 
 // Every function taking or returning a vector is always inlined into a kernel compiled for one
 // instruction set, so the vector calling convention (which differs between them) never matters.
@@ -16,47 +19,60 @@ namespace braggnac::core::fit {
 
 #define BRAGGNAC_FIT_INLINE inline __attribute__((always_inline))
 
-/// The widest vector: storage is padded and aligned for it.
+/// The widest vector (16 floats or 8 doubles, 64 bytes): storage is padded to a multiple of
+/// kPadLanes elements and aligned for it.
 constexpr int kMaxLanes = 8;
-constexpr std::size_t kVecAlign = kMaxLanes * sizeof(double);
+constexpr int kPadLanes = 16;
+constexpr std::size_t kVecAlign = 64;
 
+template <typename T, int N>
+struct VecOf;
 template <int N>
-struct Vec {
+struct VecOf<double, N> {
     typedef double D __attribute__((vector_size(N * sizeof(double))));
     typedef long long L __attribute__((vector_size(N * sizeof(long long))));
 };
+template <int N>
+struct VecOf<float, N> {
+    typedef float D __attribute__((vector_size(N * sizeof(float))));
+    typedef int L __attribute__((vector_size(N * sizeof(int))));
+};
+template <int N>
+using Vec = VecOf<double, N>;
 
-/// A zero-initialised, aligned array of doubles, viewed by the kernels as N-lane vectors.
-class DoubleArray {
+/// A zero-initialised, aligned array of T, viewed by the kernels as N-lane vectors.
+template <typename T>
+class AlignedArray {
 public:
-    DoubleArray() = default;
-    explicit DoubleArray(std::size_t n)
-        : m_data(static_cast<double *>(
-            ::operator new(n * sizeof(double), std::align_val_t(kVecAlign))))
+    AlignedArray() = default;
+    explicit AlignedArray(std::size_t n)
+        : m_data(static_cast<T *>(::operator new(n * sizeof(T), std::align_val_t(kVecAlign))))
     {
-        std::fill(m_data.get(), m_data.get() + n, 0.0);
+        std::fill(m_data.get(), m_data.get() + n, T(0));
     }
-    double *data() { return m_data.get(); }
-    const double *data() const { return m_data.get(); }
-    double &operator[](std::size_t i) { return m_data.get()[i]; }
-    double operator[](std::size_t i) const { return m_data.get()[i]; }
+    T *data() { return m_data.get(); }
+    const T *data() const { return m_data.get(); }
+    T &operator[](std::size_t i) { return m_data.get()[i]; }
+    T operator[](std::size_t i) const { return m_data.get()[i]; }
     template <int N>
-    typename Vec<N>::D *vec()
+    typename VecOf<T, N>::D *vec()
     {
-        return reinterpret_cast<typename Vec<N>::D *>(m_data.get());
+        return reinterpret_cast<typename VecOf<T, N>::D *>(m_data.get());
     }
     template <int N>
-    const typename Vec<N>::D *vec() const
+    const typename VecOf<T, N>::D *vec() const
     {
-        return reinterpret_cast<const typename Vec<N>::D *>(m_data.get());
+        return reinterpret_cast<const typename VecOf<T, N>::D *>(m_data.get());
     }
 
 private:
     struct Free {
-        void operator()(double *p) const { ::operator delete(p, std::align_val_t(kVecAlign)); }
+        void operator()(T *p) const { ::operator delete(p, std::align_val_t(kVecAlign)); }
     };
-    std::unique_ptr<double[], Free> m_data;
+    std::unique_ptr<T[], Free> m_data;
 };
+using DoubleArray = AlignedArray<double>;
+using FloatArray = AlignedArray<float>;
 
 template <int N>
 BRAGGNAC_FIT_INLINE typename Vec<N>::D broadcast(double x)
@@ -64,13 +80,25 @@ BRAGGNAC_FIT_INLINE typename Vec<N>::D broadcast(double x)
     return typename Vec<N>::D{} + x;
 }
 
-template <int N>
-BRAGGNAC_FIT_INLINE double horizontalSum(const typename Vec<N>::D &v)
+/// Sum of the lanes of any vector, in double: halves are added in the vector's own type
+/// (a shuffle and an add per halving) down to 2 lanes, which are summed in double.
+template <typename V>
+BRAGGNAC_FIT_INLINE double horizontalSum(const V &v)
 {
-    double s = 0;
-    for (int i = 0; i < N; ++i)
-        s += v[i];
-    return s;
+    using T = std::remove_cv_t<std::remove_reference_t<decltype(v[0])>>;
+    constexpr int n = int(sizeof(V) / sizeof(T));
+    if constexpr (n <= 2) {
+        double s = 0;
+        for (int i = 0; i < n; ++i)
+            s += v[i];
+        return s;
+    } else {
+        typedef T H __attribute__((vector_size(sizeof(V) / 2)));
+        H lo, hi;
+        std::memcpy(&lo, &v, sizeof(H));
+        std::memcpy(&hi, reinterpret_cast<const char *>(&v) + sizeof(H), sizeof(H));
+        return horizontalSum(H(lo + hi));
+    }
 }
 
 /// exp(x) for x <= 0 (x < -700 gives ~1e-304, not 0): Cody-Waite reduction by ln 2 and a
@@ -100,6 +128,32 @@ BRAGGNAC_FIT_INLINE typename Vec<N>::D expNonPositive(const typename Vec<N>::D &
     p = p * r + 1.0;
     const L k = (L)t - (L)broadcast<N>(magic);
     const L bits = (k + 1023) << 52;
+    return p * (D)bits;
+}
+
+/// Single-precision exp(x) for x <= 0 (x < -87 gives ~1.6e-38, not 0): Cody-Waite reduction
+/// and a degree-7 Taylor polynomial on |r| <= ln2/2 (relative error < 2e-7, float rounding).
+template <int N>
+BRAGGNAC_FIT_INLINE typename VecOf<float, N>::D expNonPositiveF(const typename VecOf<float, N>::D &arg)
+{
+    using D = typename VecOf<float, N>::D;
+    using L = typename VecOf<float, N>::L;
+    const D lo = D{} - 87.0f;
+    const D x = arg < lo ? lo : arg;
+    const float magic = 12582912.0f; // 1.5 * 2^23: adding it rounds to an integer
+    const D t = x * 1.44269504f + magic;
+    const D n = t - magic;
+    const D r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    D p = D{} + 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const L k = (L)t - (L)(D{} + magic);
+    const L bits = (k + 127) << 23;
     return p * (D)bits;
 }
 

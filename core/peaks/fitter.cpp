@@ -44,6 +44,9 @@ constexpr double kTwoPeakApart = 2.5; // px between the two fitted centres
 // minimum (what a full Gauss-Newton step would still change is < 0.22 standard errors along the
 // least determined direction, far less along the centre's).
 constexpr double kDecrementTol = 0.05;
+// chi^2 changes below this fraction of the flat-patch chi^2 are rounding (the kernels evaluate
+// in float: residuals cannot go below ~1e-7 of the signal).
+constexpr double kChi2Floor = 1e-11;
 
 // Pixel data of one patch, pixel-major, padded with weight-0 pixels to a multiple of the widest
 // vector.
@@ -51,8 +54,9 @@ struct Workspace {
     int size = 0;
     int padded = 0;
     fit::DoubleArray row, col, data, weight;
-    fit::DoubleArray jac[2]; // kP2 columns of `padded`: current and trial Jacobian (weighted)
-    fit::DoubleArray res[2]; // weighted residuals
+    fit::FloatArray rowF, colF, dataF, weightF; // float copies for the LM kernels
+    fit::FloatArray jac[2]; // kP2 columns of `padded`: current and trial Jacobian (weighted)
+    fit::FloatArray res[2]; // weighted residuals
     fit::DoubleArray model;  // the one-peak model (modelAt)
     std::vector<std::uint8_t> use;
     std::vector<std::uint8_t> validPixels, fitPixels; // per-patch copies of `use` (reused)
@@ -62,22 +66,35 @@ struct Workspace {
     explicit Workspace(int s) : size(s)
     {
         const int n = s * s;
-        padded = (n + fit::kMaxLanes - 1) / fit::kMaxLanes * fit::kMaxLanes;
+        padded = (n + fit::kPadLanes - 1) / fit::kPadLanes * fit::kPadLanes;
         row = fit::DoubleArray(padded);
         col = fit::DoubleArray(padded);
         data = fit::DoubleArray(padded);
         weight = fit::DoubleArray(padded);
+        rowF = fit::FloatArray(padded);
+        colF = fit::FloatArray(padded);
+        dataF = fit::FloatArray(padded);
+        weightF = fit::FloatArray(padded);
         for (auto &j : jac)
-            j = fit::DoubleArray(std::size_t(kP2) * padded);
+            j = fit::FloatArray(std::size_t(kP2) * padded);
         for (auto &r : res)
-            r = fit::DoubleArray(padded);
+            r = fit::FloatArray(padded);
         model = fit::DoubleArray(padded);
         resid.assign(n, 0.0);
         use.assign(n, 0);
         for (int k = 0; k < padded; ++k) {
             row[k] = k < n ? k / s : s / 2;
             col[k] = k < n ? k % s : s / 2;
+            rowF[k] = float(row[k]);
+            colF[k] = float(col[k]);
         }
+    }
+
+    /// Copies the weights into the kernels' float array (after they changed).
+    void syncWeights()
+    {
+        for (int k = 0; k < size * size; ++k)
+            weightF[k] = float(weight[k]);
     }
 
     /// Pixel weights (1 used, 0 left out) and data from `use`; returns the number used.
@@ -87,6 +104,8 @@ struct Workspace {
         for (int k = 0; k < size * size; ++k) {
             weight[k] = use[k];
             data[k] = use[k] ? patch[k] : 0.0f;
+            weightF[k] = float(weight[k]);
+            dataF[k] = float(data[k]);
             used += use[k];
         }
         return used;
@@ -102,12 +121,9 @@ struct Normal {
 };
 
 // out[g] = x . ys[g] for G columns at once (independent accumulators hide the FMA latency).
-template <int N, int G>
-BRAGGNAC_FIT_INLINE void dotProducts(const typename fit::Vec<N>::D *x,
-                                     const typename fit::Vec<N>::D *const *ys, int nb,
-                                     double *out)
+template <typename V, int G>
+BRAGGNAC_FIT_INLINE void dotProducts(const V *x, const V *const *ys, int nb, double *out)
 {
-    using V = typename fit::Vec<N>::D;
     V acc[G];
     for (int g = 0; g < G; ++g)
         acc[g] = V{};
@@ -117,7 +133,7 @@ BRAGGNAC_FIT_INLINE void dotProducts(const typename fit::Vec<N>::D *x,
             acc[g] += xk * ys[g][k];
     }
     for (int g = 0; g < G; ++g)
-        out[g] = fit::horizontalSum<N>(acc[g]);
+        out[g] = fit::horizontalSum(acc[g]);
 }
 
 // Model, weighted residuals and the analytic Jacobian in one pass over the pixels (sharing the
@@ -127,20 +143,24 @@ BRAGGNAC_FIT_INLINE void dotProducts(const typename fit::Vec<N>::D *x,
 template <int NP, int N>
 BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Normal<NP> &out)
 {
-    using V = typename fit::Vec<N>::D;
+    // Single precision (N float lanes): the data are float32 and the residuals' noise is far
+    // above float rounding; the sums of the normal equations are taken per lane (~8 terms
+    // each) and the solve is in double.
+    using K = float;
+    using V = typename fit::VecOf<K, N>::D;
     const int nb = ws.padded / N;
-    const V *rows = ws.row.vec<N>(), *cols = ws.col.vec<N>();
-    const V *data = ws.data.vec<N>(), *weight = ws.weight.vec<N>();
+    const V *rows = ws.rowF.vec<N>(), *cols = ws.colF.vec<N>();
+    const V *data = ws.dataF.vec<N>(), *weight = ws.weightF.vec<N>();
     V *jac = ws.jac[slot].vec<N>();
     V *res = ws.res[slot].vec<N>();
-    const double amp = p[0], bg = p[1], r0 = p[2], c0 = p[3];
-    const double isu2 = 1 / (p[4] * p[4]), isv2 = 1 / (p[5] * p[5]);
-    const double igu2 = 1 / (p[6] * p[6]), igv2 = 1 / (p[7] * p[7]);
-    const double isu3 = isu2 / p[4], isv3 = isv2 / p[5];
-    const double igu3 = igu2 / p[6], igv3 = igv2 / p[7];
-    const double eta = p[8];
-    const double ct = std::cos(p[9]), st = std::sin(p[9]);
-    const double ga = amp * (1 - eta), la = 2 * amp * eta;
+    const K amp = K(p[0]), bg = K(p[1]), r0 = K(p[2]), c0 = K(p[3]);
+    const K isu2 = K(1 / (p[4] * p[4])), isv2 = K(1 / (p[5] * p[5]));
+    const K igu2 = K(1 / (p[6] * p[6])), igv2 = K(1 / (p[7] * p[7]));
+    const K isu3 = K(1 / (p[4] * p[4] * p[4])), isv3 = K(1 / (p[5] * p[5] * p[5]));
+    const K igu3 = K(1 / (p[6] * p[6] * p[6])), igv3 = K(1 / (p[7] * p[7] * p[7]));
+    const K eta = K(p[8]);
+    const K ct = K(std::cos(p[9])), st = K(std::sin(p[9]));
+    const K ga = K(p[0] * (1 - p[8])), la = K(2 * p[0] * p[8]);
     V *j[NP];
     for (int i = 0; i < NP; ++i)
         j[i] = jac + i * nb;
@@ -151,8 +171,8 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
         const V u = dr * ct + dc * st;
         const V v = dc * ct - dr * st;
         const V u2 = u * u, v2 = v * v;
-        const V g = fit::expNonPositive<N>((u2 * isu2 + v2 * isv2) * -0.5);
-        const V l = 1.0 / (1.0 + u2 * igu2 + v2 * igv2);
+        const V g = fit::expNonPositiveF<N>((u2 * isu2 + v2 * isv2) * K(-0.5));
+        const V l = K(1) / (K(1) + u2 * igu2 + v2 * igv2);
         const V shape = g + eta * (l - g);
         const V wg = ga * g * w, wl = la * (l * l) * w;
         const V mu = -(wg * isu2 + wl * igu2) * u; // d model / du (weighted)
@@ -163,21 +183,23 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
         V dtheta = v * mu - u * mv;
         if constexpr (NP == kP2) {
             // The neighbour: round, its own widths and mixing (no rotation).
-            const double amp2 = p[10], eta2 = p[15];
-            const double is2 = 1 / (p[13] * p[13]), ig2 = 1 / (p[14] * p[14]);
-            const V dr2 = rows[k] - p[11], dc2 = cols[k] - p[12];
+            const K amp2 = K(p[10]), eta2 = K(p[15]);
+            const K is2 = K(1 / (p[13] * p[13])), ig2 = K(1 / (p[14] * p[14]));
+            const K is3 = K(1 / (p[13] * p[13] * p[13])), ig3 = K(1 / (p[14] * p[14] * p[14]));
+            const K ga2 = K(p[10] * (1 - p[15])), la2 = K(2 * p[10] * p[15]);
+            const V dr2 = rows[k] - K(p[11]), dc2 = cols[k] - K(p[12]);
             const V rho2 = dr2 * dr2 + dc2 * dc2;
-            const V g2 = fit::expNonPositive<N>(rho2 * (-0.5 * is2));
-            const V l2 = 1.0 / (1.0 + rho2 * ig2);
+            const V g2 = fit::expNonPositiveF<N>(rho2 * K(-0.5 * is2));
+            const V l2 = K(1) / (K(1) + rho2 * ig2);
             const V shape2 = g2 + eta2 * (l2 - g2);
-            const V wg2 = (amp2 * (1 - eta2)) * g2 * w, wl2 = (2 * amp2 * eta2) * (l2 * l2) * w;
+            const V wg2 = ga2 * g2 * w, wl2 = la2 * (l2 * l2) * w;
             const V q2 = wg2 * is2 + wl2 * ig2; // -2 d model / d rho2 (weighted)
             model += amp2 * shape2;
             j[10][k] = w * shape2;
             j[11][k] = q2 * dr2;
             j[12][k] = q2 * dc2;
-            j[13][k] = wg2 * rho2 * (is2 / p[13]);
-            j[14][k] = wl2 * rho2 * (ig2 / p[14]);
+            j[13][k] = wg2 * rho2 * is3;
+            j[14][k] = wl2 * rho2 * ig3;
             j[15][k] = (w * amp2) * (l2 - g2);
         }
         const V r = w * (data[k] - model);
@@ -194,7 +216,7 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
         res[k] = r;
         chi += r * r;
     }
-    out.chi2 = fit::horizontalSum<N>(chi);
+    out.chi2 = fit::horizontalSum(chi);
     // J^T J (upper triangle) and J^T r: for each column a, the dot products with columns
     // a..NP-1 and with r, four at a time.
     const V *cols_[NP + 1];
@@ -206,16 +228,16 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
         const V *ja = j[a];
         int b = a;
         for (; b + 4 <= NP + 1; b += 4)
-            dotProducts<N, 4>(ja, cols_ + b, nb, dots + b);
+            dotProducts<V, 4>(ja, cols_ + b, nb, dots + b);
         switch (NP + 1 - b) {
         case 3:
-            dotProducts<N, 3>(ja, cols_ + b, nb, dots + b);
+            dotProducts<V, 3>(ja, cols_ + b, nb, dots + b);
             break;
         case 2:
-            dotProducts<N, 2>(ja, cols_ + b, nb, dots + b);
+            dotProducts<V, 2>(ja, cols_ + b, nb, dots + b);
             break;
         case 1:
-            dotProducts<N, 1>(ja, cols_ + b, nb, dots + b);
+            dotProducts<V, 1>(ja, cols_ + b, nb, dots + b);
             break;
         default:
             break;
@@ -267,6 +289,7 @@ BRAGGNAC_FIT_INLINE bool solveDamped(const Normal<NP> &nrm, const double *scale,
         a[i][i] = fixed[i] ? 1 : nrm.jtj[i][i] * s[i] * s[i] + lambda;
         g[i] = fixed[i] ? 0 : nrm.jtr[i] * s[i];
     }
+    double inv[NP]; // 1 / the Cholesky diagonal
     for (int j = 0; j < NP; ++j) {
         double d = a[j][j];
         for (int k = 0; k < j; ++k)
@@ -275,11 +298,12 @@ BRAGGNAC_FIT_INLINE bool solveDamped(const Normal<NP> &nrm, const double *scale,
             return false;
         d = std::sqrt(d);
         a[j][j] = d;
+        inv[j] = 1 / d;
         for (int i = j + 1; i < NP; ++i) {
             double v = a[i][j];
             for (int k = 0; k < j; ++k)
                 v -= a[i][k] * a[j][k];
-            a[i][j] = v / d;
+            a[i][j] = v * inv[j];
         }
     }
     double y[NP];
@@ -287,13 +311,13 @@ BRAGGNAC_FIT_INLINE bool solveDamped(const Normal<NP> &nrm, const double *scale,
         double v = g[i];
         for (int k = 0; k < i; ++k)
             v -= a[i][k] * y[k];
-        y[i] = v / a[i][i];
+        y[i] = v * inv[i];
     }
     for (int i = NP - 1; i >= 0; --i) {
         double v = y[i];
         for (int k = i + 1; k < NP; ++k)
             v -= a[k][i] * x[k];
-        x[i] = v / a[i][i];
+        x[i] = v * inv[i];
     }
     for (int i = 0; i < NP; ++i)
         x[i] *= s[i];
@@ -464,11 +488,12 @@ BRAGGNAC_FIT_INLINE double modelAt(Workspace &ws, const double *p)
         const V r = weight[k] * (data[k] - m);
         chi += r * r;
     }
-    return fit::horizontalSum<N>(chi);
+    return fit::horizontalSum(chi);
 }
 
-// The kernels, compiled once per instruction set with its natural vector width (8 lanes for
-// AVX-512, 4 for AVX2+FMA, 2 for the SSE2 baseline) and picked at run time.
+// The kernels, compiled once per instruction set with its natural vector width (LM in float: 16
+// lanes for AVX-512, 8 for AVX2+FMA, 4 for the SSE2 baseline; the model pass in double: 8, 4, 2)
+// and picked at run time.
 struct Kernels {
     void (*onePeak)(Workspace &, double *, LmRun &);
     void (*twoPeaks)(Workspace &, double *, LmRun &);
@@ -477,21 +502,21 @@ struct Kernels {
     const char *name;
 };
 
-#define BRAGGNAC_FIT_KERNELS(suffix, attr, lanes)                                               \
+#define BRAGGNAC_FIT_KERNELS(suffix, attr, flanes, dlanes)                                      \
     attr void onePeak##suffix(Workspace &ws, double *p, LmRun &run)                             \
     {                                                                                           \
-        levenbergMarquardt<kP, lanes>(ws, p, run);                                              \
+        levenbergMarquardt<kP, flanes>(ws, p, run);                                             \
     }                                                                                           \
     attr void twoPeaks##suffix(Workspace &ws, double *p, LmRun &run)                            \
     {                                                                                           \
-        levenbergMarquardt<kP2, lanes>(ws, p, run);                                             \
+        levenbergMarquardt<kP2, flanes>(ws, p, run);                                            \
     }                                                                                           \
-    attr double model##suffix(Workspace &ws, const double *p) { return modelAt<lanes>(ws, p); }
+    attr double model##suffix(Workspace &ws, const double *p) { return modelAt<dlanes>(ws, p); }
 
-BRAGGNAC_FIT_KERNELS(Base, , 2)
+BRAGGNAC_FIT_KERNELS(Base, , 4, 2)
 #ifdef BRAGGNAC_FIT_X86
-BRAGGNAC_FIT_KERNELS(Avx2, __attribute__((target("arch=x86-64-v3"))), 4)
-BRAGGNAC_FIT_KERNELS(Avx512, __attribute__((target("arch=x86-64-v4"))), 8)
+BRAGGNAC_FIT_KERNELS(Avx2, __attribute__((target("arch=x86-64-v3"))), 8, 4)
+BRAGGNAC_FIT_KERNELS(Avx512, __attribute__((target("arch=x86-64-v4"))), 16, 8)
 #endif
 
 // The widest instruction set the CPU has; BRAGGNAC_FIT_ISA=avx2|sse2 narrows it (for
@@ -568,8 +593,8 @@ bool centreStderr(const Workspace &ws, const LmRun &lm, int np, const double *p,
                   const FitOptions &o, double &seRow, double &seCol, int ir = 2, int ic = 3)
 {
     const int padded = ws.padded, n = ws.size * ws.size;
-    const double *J = ws.jac[lm.residual].data();
-    const double *res = ws.res[lm.residual].data();
+    const float *J = ws.jac[lm.residual].data();
+    const float *res = ws.res[lm.residual].data();
     int idx[kP2];
     int m = 0;
     for (int i = 0; i < np; ++i) {
@@ -690,8 +715,8 @@ void centroidEstimate(const float *patch, int s, const std::vector<std::uint8_t>
 double residualStructure(Workspace &ws, const LmRun &lm, const double *p)
 {
     const int s = ws.size;
-    const double *res = ws.res[lm.residual].data();
-    auto at = [&](int k) { return res[k]; };
+    const float *res = ws.res[lm.residual].data();
+    auto at = [&](int k) { return double(res[k]); };
     auto w = [&](int k) { return ws.use[k]; };
     double best = 0;
     for (int r = 0; r < s; ++r)
@@ -832,6 +857,7 @@ void poissonReweight(Workspace &ws, const FitOptions &o)
         const double var = o.gain * std::max(ws.model[k], 0.0) + rn2;
         ws.weight[k] = 1 / std::sqrt(std::max(var, 1e-6));
     }
+    ws.syncWeights();
 }
 
 // Marks `result` with its centre standard error (from the LM run that just ended) or +inf.
@@ -912,8 +938,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     const Kernels &kernel = kernels();
     LmRun lm;
     lm.bounds = &bounds;
-    // float32 data: residuals cannot go below ~1e-7 of the signal, so neither can chi^2 changes.
-    lm.chi2Floor = 1e-13 * flatChi2;
+    lm.chi2Floor = kChi2Floor * flatChi2;
     lm.maxIterations = std::max(1, options.maxIterations);
     lm.tol = options.tolerance > 0 ? options.tolerance : 1e-8;
     lm.used = used;
@@ -986,7 +1011,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                 q[i] = std::clamp(q[i], bounds.lo[i], bounds.hi[i]);
             const double flat2 = flatChi2Of(patch, ws.use);
             LmRun lm2 = lm;
-            lm2.chi2Floor = 1e-13 * flat2;
+            lm2.chi2Floor = kChi2Floor * flat2;
             lm2.used = used2;
             kernel.twoPeaks(ws, q, lm2);
             result.iterations += lm2.iterations;
@@ -1041,7 +1066,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         std::copy(p, p + kP2, q);
         LmRun lmW = lm;
         const double flatW = flatChi2Weighted(ws);
-        lmW.chi2Floor = 1e-13 * flatW;
+        lmW.chi2Floor = kChi2Floor * flatW;
         kernel.onePeak(ws, q, lmW);
         result.iterations += lmW.iterations;
         if (finiteFit(q, lmW)) {
