@@ -7,6 +7,7 @@
 // (scipy.ndimage) reference of the CC finder and writes docs/benchmarks/finder.md.
 //   bench_finder [--frames 20] [--size 2048] [--peaks 300] [--reps 7] [--seed 1]
 //                [--threads 1,2] [--close-fraction 0.05] [--h5 /tmp/bench_finder.h5]
+//                [--diagnose misses|time|dump:F,R,C|real:PATH]  (see diagnose() below)
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -75,6 +76,234 @@ std::string arg(int argc, char **argv, const std::string &name, const std::strin
     return fallback;
 }
 
+/// --diagnose WHAT (no timing benchmark, no JSON; tab-separated text on stdout):
+///   misses     every bright truth peak >= 3 px from its nearest other truth peak that the default
+///              finder misses: its partner's distance and amplitude ratio, the matched-filter SNR
+///              its known shape would give, whether its noisy pixel nearest the centre is a local
+///              maximum, the nearest detection (distance, flags, whether it matched another truth
+///              peak), and which relaxed option recovers it (prominence fraction 0, prominence
+///              sigma 0, min separation 1, shoulder sigma 2, all four); then every bright detection
+///              that matches no truth peak, with the two nearest truth peaks.
+///   time       CPU ms per frame on 1 thread, split none / prominence / prominence without the
+///              shoulder search, interleaved, min and median of 7.
+///   dump:F,R,C the truth peaks near (R, C) of frame F and the frame's 15 x 15 pixels there.
+///   real:PATH  the components the default finder splits in a real frame file (threshold 100).
+int diagnose(const std::string &what, int frames, const FrameSimOptions &so)
+{
+    if (what.rfind("real:", 0) == 0) {
+        const std::string real = what.substr(5);
+        // Real frames (threshold 100, as tst_finder's realFramesSplit): each split component's
+        // peaks and a window of the frame around the first.
+        const auto source = openFrameSource(real);
+        FinderOptions o;
+        o.threshold = 100;
+        o.maxPixels = 1 << 30;
+        std::vector<Peak> peaks;
+        findPeaksInSource(*source, 0, source->frameCount(), o, {}, {}, &peaks);
+        for (std::size_t j = 0; j < peaks.size(); ++j) {
+            const Peak &p = peaks[j];
+            if (p.componentPeaks < 2 || (j > 0 && peaks[j - 1].frame == p.frame && peaks[j - 1].componentPeaks > 1
+                                         && std::hypot(peaks[j - 1].row - p.row, peaks[j - 1].col - p.col) < 12))
+                continue;
+            const Frame f = source->readFrame(p.frame);
+            std::printf("frame %d component of %d near (%d, %d):", p.frame, p.componentPeaks, p.row, p.col);
+            for (const Peak &q : peaks)
+                if (q.frame == p.frame && std::hypot(q.row - p.row, q.col - p.col) < 12)
+                    std::printf(" (%.2f, %.2f)%s max %.0f", q.centroidRow, q.centroidCol, q.shoulder ? "S" : "", q.maxValue);
+            std::printf("\n");
+            for (int r = p.row - 6; r <= p.row + 6; ++r) {
+                std::printf("%5d:", r);
+                for (int c = p.col - 6; c <= p.col + 6; ++c)
+                    std::printf(" %5.0f", r >= 0 && c >= 0 && r < f.rows && c < f.cols ? f.at(r, c) : 0.f);
+                std::printf("\n");
+            }
+        }
+        return 0;
+    }
+    const SimulatedFrames sim = simulateFrames(frames, so);
+    if (what == "time") {
+        // CPU per frame, 1 thread, modes interleaved; min and median of 7.
+        std::map<int, std::vector<double>> cpu;
+        for (int r = 0; r < 7; ++r)
+            for (int m = 0; m < 3; ++m) {
+                FinderOptions o;
+                o.split = m == 0 ? SplitMode::None : SplitMode::Prominence;
+                o.shoulderSigma = m == 2 ? 0 : o.shoulderSigma;
+                o.threads = 1;
+                const double c0 = cpuSeconds();
+                findPeaksInFrames(sim.frames, o);
+                cpu[m].push_back(1e3 * (cpuSeconds() - c0) / frames);
+            }
+        for (int m = 0; m < 3; ++m)
+            std::printf("%s: min %.2f median %.2f ms/frame (ratio to none: %.2f)\n",
+                        m == 0 ? "none" : m == 1 ? "prominence" : "prominence, no shoulders",
+                        *std::min_element(cpu[m].begin(), cpu[m].end()), median(cpu[m]),
+                        *std::min_element(cpu[m].begin(), cpu[m].end()) / *std::min_element(cpu[0].begin(), cpu[0].end()));
+        return 0;
+    }
+    if (what.rfind("dump:", 0) == 0) {
+        int f = 0, r = 0, c = 0;
+        std::sscanf(what.c_str() + 5, "%d,%d,%d", &f, &r, &c);
+        for (const TruthPeak &t : sim.truth)
+            if (t.frame == f && std::hypot(t.params.row - r, t.params.col - c) < 12)
+                std::printf("truth %.2f %.2f amp %.0f s %.2f %.2f g %.2f %.2f eta %.2f theta %.2f\n", t.params.row,
+                            t.params.col, t.params.amplitude, t.params.sigmaU, t.params.sigmaV, t.params.gammaU,
+                            t.params.gammaV, t.params.eta, t.params.theta);
+        for (int i = r - 7; i <= r + 7; ++i) {
+            std::printf("%5d:", i);
+            for (int j = c - 7; j <= c + 7; ++j)
+                std::printf(" %6.0f", sim.frames[std::size_t(f)].at(i, j));
+            std::printf("\n");
+        }
+        return 0;
+    }
+    std::vector<int> nearestIdx(sim.truth.size(), -1);
+    std::vector<double> nearestTruth(sim.truth.size(), HUGE_VAL);
+    for (std::size_t i = 0; i < sim.truth.size(); ++i)
+        for (std::size_t j = 0; j < sim.truth.size(); ++j)
+            if (j != i && sim.truth[j].frame == sim.truth[i].frame) {
+                const double d = std::hypot(sim.truth[i].params.row - sim.truth[j].params.row,
+                                            sim.truth[i].params.col - sim.truth[j].params.col);
+                if (d < nearestTruth[i]) {
+                    nearestTruth[i] = d;
+                    nearestIdx[i] = int(j);
+                }
+            }
+    std::vector<std::pair<std::string, FinderOptions>> variants(6);
+    variants[0].first = "default";
+    variants[1].first = "frac0";
+    variants[1].second.prominenceFraction = 0;
+    variants[2].first = "sig0";
+    variants[2].second.prominenceSigma = 0;
+    variants[3].first = "sep1";
+    variants[3].second.minSeparation = 1;
+    variants[4].first = "shoulder2";
+    variants[4].second.shoulderSigma = 2;
+    variants[5].first = "all";
+    variants[5].second.prominenceFraction = 0;
+    variants[5].second.prominenceSigma = 0;
+    variants[5].second.minSeparation = 1;
+    variants[5].second.shoulderSigma = 2;
+    std::vector<std::vector<Peak>> found(variants.size());
+    std::vector<PeakScore> scores;
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+        findPeaksInFrames(sim.frames, variants[v].second, {}, &found[v]);
+        scores.push_back(scorePeaks(sim, so, found[v], variants[v].second));
+        int goal = 0, matched = 0, bright = 0, brightMatched = 0;
+        for (std::size_t i = 0; i < sim.truth.size(); ++i)
+            if (scores[v].truth[i].bright && nearestTruth[i] >= 3) {
+                ++goal;
+                matched += scores[v].truth[i].matched >= 0;
+            }
+        for (const FoundScore &f : scores[v].found) {
+            bright += f.bright;
+            brightMatched += f.bright && f.matched >= 0;
+        }
+        std::printf("# %s: recall %d/%d precision %d/%d peaks %zu\n", variants[v].first.c_str(), matched,
+                    goal, brightMatched, bright, found[v].size());
+    }
+    std::printf("mfsnr\tframe\trow\tcol\tamp\tsnr\tclose\tpartner_d\tpartner_ratio\tlocalmax\tnear_d\tnear_flags\tnear_other"
+                "\tnear_centroid_d_to_partner");
+    for (std::size_t v = 1; v < variants.size(); ++v)
+        std::printf("\t%s", variants[v].first.c_str());
+    std::printf("\n");
+    const PeakScore &score = scores[0];
+    for (std::size_t i = 0; i < sim.truth.size(); ++i) {
+        if (!score.truth[i].bright || nearestTruth[i] < 3 || score.truth[i].matched >= 0)
+            continue;
+        const TruthPeak &t = sim.truth[i];
+        const Frame &frame = sim.frames[std::size_t(t.frame)];
+        const int r = int(std::lround(t.params.row)), c = int(std::lround(t.params.col));
+        bool localMax = true;
+        for (int dr = -1; dr <= 1; ++dr)
+            for (int dc = -1; dc <= 1; ++dc) {
+                const int rr = r + dr, cc = c + dc;
+                if ((dr || dc) && rr >= 0 && cc >= 0 && rr < frame.rows && cc < frame.cols
+                    && frame.at(rr, cc) > frame.at(r, c))
+                    localMax = false;
+            }
+        const TruthPeak &partner = sim.truth[std::size_t(nearestIdx[i])];
+        double best = HUGE_VAL;
+        int nearest = -1;
+        for (std::size_t j = 0; j < found[0].size(); ++j) {
+            const Peak &f = found[0][j];
+            if (f.frame != t.frame)
+                continue;
+            const double d = std::hypot(f.centroidRow - t.params.row, f.centroidCol - t.params.col);
+            if (d < best) {
+                best = d;
+                nearest = int(j);
+            }
+        }
+        std::string flags = "-";
+        int other = -1;
+        double toPartner = -1;
+        if (nearest >= 0) {
+            const Peak &f = found[0][std::size_t(nearest)];
+            flags = std::string(f.shoulder ? "S" : "") + (f.merged ? "M" : "") + (f.neighbour ? "N" : "")
+                + (f.saturatedPixels ? "T" : "") + std::to_string(f.componentPeaks);
+            other = score.found[std::size_t(nearest)].matched;
+            toPartner = std::hypot(f.centroidRow - partner.params.row, f.centroidCol - partner.params.col);
+        }
+        // Matched-filter SNR with the peak's own noiseless model (pixels within 3 px), noise from
+        // every truth peak's model + background + read noise: what a known-shape detector could reach.
+        double mm = 0, mmv = 0;
+        for (int dr = -3; dr <= 3; ++dr)
+            for (int dc = -3; dc <= 3; ++dc) {
+                const int rr = r + dr, cc = c + dc;
+                if (rr < 0 || cc < 0 || rr >= frame.rows || cc >= frame.cols)
+                    continue;
+                const double m = t.params.evaluate(rr, cc);
+                double total = so.background + so.readNoise * so.readNoise;
+                for (const TruthPeak &u : sim.truth)
+                    if (u.frame == t.frame && std::abs(u.params.row - rr) < 20 && std::abs(u.params.col - cc) < 20)
+                        total += u.params.evaluate(rr, cc);
+                mm += m * m;
+                mmv += m * m * total;
+            }
+        std::printf("%.1f\t", mm / std::sqrt(mmv));
+        std::printf("%d\t%.1f\t%.1f\t%.0f\t%.1f\t%d\t%.2f\t%.3f\t%d\t%.2f\t%s\t%s\t%.2f", t.frame,
+                    t.params.row, t.params.col, t.params.amplitude, score.truth[i].snr, int(t.closePair),
+                    nearestTruth[i], partner.params.amplitude / t.params.amplitude, int(localMax), best,
+                    flags.c_str(), other < 0 ? "none" : other == nearestIdx[i] ? "partner" : "other", toPartner);
+        for (std::size_t v = 1; v < variants.size(); ++v)
+            std::printf("\t%d", int(scores[v].truth[i].matched >= 0));
+        std::printf("\n");
+    }
+    // Bright detections that match no truth peak: the nearest truth peaks and the detection's flags.
+    std::printf("false\tframe\trow\tcol\theight\tflags\tnearest_d\tnearest_amp\tnearest_matched\tsecond_d\tsecond_amp\n");
+    for (std::size_t j = 0; j < found[0].size(); ++j) {
+        const FoundScore &fs = score.found[j];
+        if (!fs.bright || fs.matched >= 0)
+            continue;
+        const Peak &f = found[0][j];
+        double d1 = HUGE_VAL, d2 = HUGE_VAL;
+        int i1 = -1, i2 = -1;
+        for (std::size_t i = 0; i < sim.truth.size(); ++i) {
+            if (sim.truth[i].frame != f.frame)
+                continue;
+            const double d = std::hypot(f.centroidRow - sim.truth[i].params.row, f.centroidCol - sim.truth[i].params.col);
+            if (d < d1) {
+                d2 = d1;
+                i2 = i1;
+                d1 = d;
+                i1 = int(i);
+            } else if (d < d2) {
+                d2 = d;
+                i2 = int(i);
+            }
+        }
+        const std::string flags = std::string(f.shoulder ? "S" : "") + (f.merged ? "M" : "") + (f.neighbour ? "N" : "")
+            + (f.saturatedPixels ? "T" : "") + std::to_string(f.componentPeaks);
+        std::printf("false\t%d\t%.2f\t%.2f\t%.0f\t%s\t%.2f\t%.0f\t%d\t%.2f\t%.0f\n", f.frame, f.centroidRow,
+                    f.centroidCol, f.maxValue - f.background, flags.c_str(), d1,
+                    i1 >= 0 ? sim.truth[std::size_t(i1)].params.amplitude : 0.0,
+                    i1 >= 0 ? int(score.truth[std::size_t(i1)].matched >= 0) : -1, d2,
+                    i2 >= 0 ? sim.truth[std::size_t(i2)].params.amplitude : 0.0);
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -94,6 +323,9 @@ int main(int argc, char **argv)
     so.peaksPerFrame = std::stoi(arg(argc, argv, "peaks", "300"));
     so.seed = std::stoull(arg(argc, argv, "seed", "1"));
     so.closePairFraction = std::stod(arg(argc, argv, "close-fraction", "0.05"));
+
+    if (const std::string what = arg(argc, argv, "diagnose", ""); !what.empty())
+        return diagnose(what, frames, so);
 
     nlohmann::json out;
     out["config"] = {{"frames", frames}, {"size", so.size}, {"peaks_per_frame", so.peaksPerFrame},

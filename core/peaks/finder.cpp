@@ -4,10 +4,12 @@
 // accumulated here over the sparse foreground list instead of cv::connectedComponentsWithStats'
 // full-frame pass), then per kept component one peak (split None) or one per prominent maximum
 // (split Prominence: a best-first flood from every local maximum gives it its saddle, steepest
-// ascent gives every pixel its maximum, the smoothed Hessian adds shoulders), then the patches.
+// ascent gives every pixel its maximum, each peak's point symmetry adds shoulders), then the
+// patches.
 #include "core/peaks/finder.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cfloat>
 #include <climits>
@@ -74,6 +76,7 @@ struct Component {
 /// Per-thread scratch of the prominence split, reused from component to component.
 struct SplitScratch {
     std::vector<int> pos;    // frame index -> position in the component's pixel list
+    std::vector<float> values; // position -> value
     std::vector<int> up;     // steepest-ascent neighbour (itself at a local maximum)
     std::vector<int> stamp;  // flood membership (the flood's number)
     std::vector<int> heap;   // flood frontier
@@ -83,48 +86,375 @@ struct SplitScratch {
     std::vector<int> maxima; // local maxima (positions) in descending order
     std::vector<float> death;
     std::vector<int> parentMax, owner;
-    std::vector<double> curvature;
-    std::vector<int> candidates;
+    std::vector<int> rejected; // maxima (indices into `maxima`) that failed the prominence test
     std::vector<int> neighbours;              // 8 per position
     std::vector<std::uint8_t> neighbourCount;
 };
 
 struct PeakStats {
-    int centre = 0; // position of the maximum (of the curvature for a shoulder)
+    int centre = 0; // position of the maximum (of the symmetry residual for a shoulder)
     int area = 0, saturated = 0;
     double sumW = 0, sumWR = 0, sumWC = 0, sumR = 0, sumC = 0, satR = 0, satC = 0;
     bool merged = false;
     bool shoulder = false;
+    bool fixedCentre = false;  // centre set by the symmetry search (centreRow/Col)
+    double centreRow = 0, centreCol = 0;
 };
 
-/// The shoulder search's curvature: the Hessian of the frame smoothed by the 3 x 3 binomial
-/// kernel, from a 5 x 5 window; `noise` = the standard deviation of its diagonal elements per
-/// unit pixel noise (the root of the sum of the squared weights of B * [1 -2 1]).
-struct Curvature {
-    double noise = 0;
-    Curvature()
-    {
-        const double b[3] = {1, 2, 1}, d[3] = {1, -2, 1};
-        double w[5][3] = {}; // vertical: (b conv d) x b
-        for (int i = 0; i < 3; ++i)
-            for (int j = 0; j < 3; ++j)
-                for (int k = 0; k < 3; ++k)
-                    w[i + j][k] += b[i] * d[j] * b[k] / 16.0;
-        double sum = 0;
-        for (const auto &row : w)
-            for (double v : row)
-                sum += v * v;
-        noise = std::sqrt(sum);
-    }
-};
-const Curvature kCurvature;
-
-// Components smaller than this are not searched for shoulders; shoulders lie within
-// kMaxShoulderDistance px of the maximum their pixel drains to (farther out, a second peak of
-// the simulated widths, <= 2 px, makes a maximum of its own; what is left there are the corners
-// of flat tops and the rims of cut-off tails).
+// Components smaller than this are not searched for shoulders.
 constexpr int kMinShoulderPixels = 12;
-constexpr double kMaxShoulderDistance = 6;
+
+// The symmetry search (partners without a maximum of their own on a brighter peak's flank). A
+// single peak of any widths and rotation is point-symmetric about its centre c, I(c + d) = I(c - d),
+// so the residual D(x) = I(x) - I(2c - x) is noise except where a second peak sits: there it is
+// the second peak's own profile (its mirror image, 2 x the distance away, is a negative bump).
+// c is fitted by weighted least squares on D (Gauss-Newton, partner pixels down-weighted); I
+// between pixels is the 3 x 3 Lagrange (biquadratic) interpolant of log(I - background), exact
+// for a Gaussian of any orientation, linear where the values are near the background. A partner
+// is a local maximum of D smoothed by the 3 x 3 binomial kernel, kSymmetryMin..kSymmetryMax px
+// (plus the plateau radius) from c, above shoulderSigma x its noise (Poisson + background of both
+// pixels; the centre's fitted uncertainty, at least kSymmetryCentreFloor; kSymmetryModel x the
+// mirror value for the interpolation's and the shape's error) and above kSymmetryFraction of the
+// smoothed value there.
+constexpr double kSymmetryMinHeight = 15;   // only peaks higher than this x sigma are searched
+constexpr double kSymmetryFitRadius = 2.5;  // px (plus the plateau radius) used to fit c
+constexpr double kSymmetryMin = 2.0, kSymmetryMax = 5.5; // partner distance range (px)
+constexpr double kSymmetryModel = 0.03;
+constexpr double kSymmetryCentreFloor = 0.03; // px
+constexpr double kSymmetryFraction = 0.1;
+constexpr double kSymmetryMaxPlateau = 4;   // px; larger plateaus are not searched
+constexpr double kSymmetryMaxShift = 1.0;   // px the fitted centre may move from its start
+constexpr double kSymmetryProbeMax = 9;     // px: weak maxima (probes) searched up to this far
+
+struct SymmetryPartner {
+    int row = 0, col = 0;  // the smoothed residual's maximum
+    double centreRow = 0, centreCol = 0, z = 0;
+};
+
+/// Per-thread buffers of the symmetry search.
+struct SymmetryScratch {
+    std::vector<float> lin, lg;        // window: value - background; its log (NaN: linear only)
+    std::vector<std::uint8_t> good;    // window: inside the frame, finite, not saturated
+    std::vector<int> fit;              // window positions used to fit the centre
+    std::vector<double> d, var, mir, gradR, gradC, sm, smVar, smLin;
+    std::vector<std::uint8_t> need, cand, ok;
+};
+
+/// Fits the centre of symmetry of the peak at (row, col) (plateau radius `plateau` px, its
+/// centroid (startRow, startCol) when saturated) and lists the partners the residual shows on
+/// pixels where inComponent(row, col) holds, most significant first. Returns false when the fit
+/// fails (then no partners).
+template <typename InComponent>
+bool symmetryPartners(const float *data, int rows, int cols, double background, double sigma,
+                      double gain, float saturation, double zMin, int row, int col, double startRow,
+                      double startCol, double plateau, const InComponent &inComponent,
+                      const std::vector<std::pair<int, int>> &probes, double &centreRow,
+                      double &centreCol, std::vector<SymmetryPartner> &partners, SymmetryScratch &s)
+{
+    partners.clear();
+    const double fitRadius = kSymmetryFitRadius + plateau;
+    const double dMin = kSymmetryMin + plateau, dMax = kSymmetryMax + plateau;
+    // Residual pixels lie within `reach` of (row, col); their mirrors within reach + 2 x the
+    // centre's shift; the interpolation's nodes one more.
+    int reach = int(std::ceil(std::max(fitRadius, dMax + 1))) + 1;
+    for (const auto &[r, c] : probes)
+        reach = std::max(reach, int(std::ceil(std::hypot(r - startRow, c - startCol))) + 3);
+    const int half = reach + int(std::ceil(2 * kSymmetryMaxShift)) + 2;
+    const int side = 2 * half + 1;
+    const std::size_t cells = std::size_t(side) * side;
+    const double logLevel = std::max(1.0, 3 * sigma);
+    const double floorVar = std::max(1.0, sigma * sigma);
+    auto variance = [&](double v) { return floorVar + gain * std::max(0.0, v); };
+    // Window values are read on first use (state 0: not yet, 1: usable, 2: not).
+    s.lin.resize(cells);
+    s.lg.resize(cells);
+    s.good.assign(cells, 0);
+    auto load = [&](std::size_t k) {
+        if (s.good[k])
+            return s.good[k] == 1;
+        const int r = row - half + int(k / std::size_t(side)), c = col - half + int(k % std::size_t(side));
+        const bool inside = r >= 0 && c >= 0 && r < rows && c < cols;
+        const float x = inside ? data[std::size_t(r) * cols + c] : 0.f;
+        const bool ok = inside && std::isfinite(x) && x < saturation;
+        const float v = float(double(x) - background);
+        s.good[k] = ok ? 1 : 2;
+        s.lin[k] = v;
+        s.lg[k] = ok && v >= logLevel ? std::log(v) : NAN; // float: the faster log
+        return ok;
+    };
+    // The interpolant at the mirror 2c - x of window position k = (i, j): for a given c every
+    // mirror has the same fractional offset, so the Lagrange weights are set once per c.
+    struct Weights {
+        double w[3][3], wr[3][3], wc[3][3];
+        int baseR, baseC; // mirror node (0, 0) of window position (0, 0), in window coordinates + i, j
+    } wt{};
+    auto setCentre = [&](double cr, double cc) {
+        // Window coordinates of 2c: 2 cr - (row - half) - ... ; position (i, j)'s mirror is at
+        // (2 (cr - row + half) - i, ...), nearest node n = N - i with N = round(2 (cr - row + half)).
+        const double mr = 2 * (cr - row + half), mc = 2 * (cc - col + half);
+        const double nr = std::floor(mr + 0.5), nc = std::floor(mc + 0.5);
+        const double t = mr - nr, u = mc - nc;
+        const double a[3] = {0.5 * t * (t - 1), 1 - t * t, 0.5 * t * (t + 1)};
+        const double da[3] = {t - 0.5, -2 * t, t + 0.5};
+        const double b[3] = {0.5 * u * (u - 1), 1 - u * u, 0.5 * u * (u + 1)};
+        const double db[3] = {u - 0.5, -2 * u, u + 0.5};
+        for (int x = 0; x < 3; ++x)
+            for (int y = 0; y < 3; ++y) {
+                wt.w[x][y] = a[x] * b[y];
+                wt.wr[x][y] = da[x] * b[y];
+                wt.wc[x][y] = a[x] * db[y];
+            }
+        wt.baseR = int(nr) - 1;
+        wt.baseC = int(nc) - 1;
+    };
+    auto mirror = [&](int i, int j, double &v, double &gr, double &gc) {
+        const int r0 = wt.baseR - i, c0 = wt.baseC - j;
+        if (r0 < 0 || c0 < 0 || r0 + 2 >= side || c0 + 2 >= side)
+            return false;
+        bool logOk = true;
+        for (int x = 0; x < 3; ++x)
+            for (int y = 0; y < 3; ++y) {
+                const std::size_t k = std::size_t(r0 + x) * side + (c0 + y);
+                if (!load(k))
+                    return false;
+                logOk &= !std::isnan(s.lg[k]);
+            }
+        const std::vector<float> &f = logOk ? s.lg : s.lin;
+        double val = 0, vr = 0, vc = 0;
+        for (int x = 0; x < 3; ++x) {
+            const float *rowF = f.data() + std::size_t(r0 + x) * side + c0;
+            for (int y = 0; y < 3; ++y) {
+                val += wt.w[x][y] * rowF[y];
+                vr += wt.wr[x][y] * rowF[y];
+                vc += wt.wc[x][y] * rowF[y];
+            }
+        }
+        if (logOk) {
+            v = std::exp(float(val));
+            gr = v * vr;
+            gc = v * vc;
+        } else {
+            v = val;
+            gr = vr;
+            gc = vc;
+        }
+        return true;
+    };
+
+    // Where the residual can show a partner: component pixels dMin - 1 .. dMax + 1 px from the
+    // start (the kernel's reach around the accepted dMin .. dMax). When no pixel dMin .. dMax
+    // away has its 3 x 3 neighbourhood in the component (a partner brighter than the threshold
+    // would cover one), there is nothing to search: a small, faint component.
+    s.need.assign(cells, 0);
+    s.cand.assign(cells, 0);
+    s.ok.assign(cells, 0);
+    {
+        const double lo = std::max(0.0, dMin - 1), hi = dMax + 1;
+        const double min2 = dMin * dMin, max2 = dMax * dMax;
+        bool any = false;
+        for (int i = half - reach + 1; i < half + reach; ++i)
+            for (int j = half - reach + 1; j < half + reach; ++j) {
+                const int r = row - half + i, c = col - half + j;
+                const double dist2 = (r - startRow) * (r - startRow) + (c - startCol) * (c - startCol);
+                if (dist2 < lo * lo || dist2 > hi * hi || !inComponent(r, c))
+                    continue;
+                if (!any && dist2 >= min2 && dist2 <= max2) {
+                    bool interior = true;
+                    for (int a = -1; a <= 1 && interior; ++a)
+                        for (int b = -1; b <= 1; ++b)
+                            if (!inComponent(r + a, c + b)) {
+                                interior = false;
+                                break;
+                            }
+                    any = interior;
+                }
+                s.cand[std::size_t(i) * side + j] = 1;
+                for (int a = -1; a <= 1; ++a)
+                    for (int b = -1; b <= 1; ++b)
+                        s.need[std::size_t(i + a) * side + (j + b)] = 1;
+            }
+        // Probes: local maxima too weak for the prominence test, at any distance up to
+        // kSymmetryProbeMax; their 3 x 3 neighbourhoods are searched too (cand 2: the distance
+        // limit is kSymmetryProbeMax there).
+        for (const auto &[pr, pc] : probes) {
+            for (int a = -1; a <= 1; ++a)
+                for (int b = -1; b <= 1; ++b) {
+                    const int r = pr + a, c = pc + b;
+                    const int i = r - row + half, j = c - col + half;
+                    if (i < 2 || j < 2 || i >= side - 2 || j >= side - 2 || !inComponent(r, c))
+                        continue;
+                    s.cand[std::size_t(i) * side + j] = 2;
+                    any = true;
+                    for (int x = -1; x <= 1; ++x)
+                        for (int y = -1; y <= 1; ++y)
+                            s.need[std::size_t(i + x) * side + (j + y)] = 1;
+                }
+        }
+        if (!any)
+            return false;
+    }
+    // The centre: Gauss-Newton on sum w D^2 over the pixels within fitRadius of the start.
+    s.fit.clear();
+    {
+        const int fr = int(std::ceil(fitRadius));
+        const double fr2 = fitRadius * fitRadius;
+        for (int i = half - fr; i <= half + fr; ++i)
+            for (int j = half - fr; j <= half + fr; ++j) {
+                const double dr = row - half + i - startRow, dc = col - half + j - startCol;
+                const std::size_t k = std::size_t(i) * side + j;
+                if (dr * dr + dc * dc <= fr2 && load(k) && s.lin[k] >= 3 * sigma)
+                    s.fit.push_back(i * side + j);
+            }
+    }
+    double cr = startRow, cc = startCol;
+    double a11 = 0, a12 = 0, a22 = 0, chi2 = 0;
+    int used = 0;
+    for (int iter = 0; iter < 4; ++iter) {
+        setCentre(cr, cc);
+        double b1 = 0, b2 = 0;
+        a11 = a12 = a22 = chi2 = 0;
+        used = 0;
+        for (int k : s.fit) {
+            const int i = k / side, j = k % side;
+            double m, gr, gc;
+            if (!mirror(i, j, m, gr, gc))
+                continue;
+            const double v = s.lin[std::size_t(k)];
+            const double d = v - m;
+            const double var = variance(v) + variance(m) + kSymmetryModel * kSymmetryModel * m * m;
+            double weight = 1 / var;
+            const double z2 = d * d / var;
+            if (iter > 0 && z2 > 9)
+                weight *= 9 / z2; // partner pixels pull less
+            const double j1 = -2 * gr, j2 = -2 * gc;
+            a11 += weight * j1 * j1;
+            a12 += weight * j1 * j2;
+            a22 += weight * j2 * j2;
+            b1 += weight * j1 * d;
+            b2 += weight * j2 * d;
+            chi2 += weight * d * d;
+            ++used;
+        }
+        const double det = a11 * a22 - a12 * a12;
+        if (used < 6 || !(det > 0))
+            return false;
+        double sr = -(a22 * b1 - a12 * b2) / det, sc = -(a11 * b2 - a12 * b1) / det;
+        const double step = std::sqrt(sr * sr + sc * sc);
+        if (step > 0.5) {
+            sr *= 0.5 / step;
+            sc *= 0.5 / step;
+        }
+        cr += sr;
+        cc += sc;
+        if ((cr - startRow) * (cr - startRow) + (cc - startCol) * (cc - startCol)
+            > kSymmetryMaxShift * kSymmetryMaxShift)
+            return false;
+        if (step < 0.02)
+            break;
+    }
+    centreRow = cr;
+    centreCol = cc;
+    setCentre(cr, cc);
+    // The centre's covariance (scaled by the fit's reduced chi-square when above 1, plus
+    // kSymmetryCentreFloor^2 on each axis) enters the residual's noise: D moves by
+    // -2 grad I(2c - x) . dc when c does.
+    const double det = a11 * a22 - a12 * a12;
+    const double scale = std::max(1.0, chi2 / std::max(1, used - 2)) / det;
+    const double c11 = a22 * scale + kSymmetryCentreFloor * kSymmetryCentreFloor;
+    const double c22 = a11 * scale + kSymmetryCentreFloor * kSymmetryCentreFloor;
+    const double c12 = -a12 * scale;
+
+    // (d .. smLin are read only where ok / cand say they were written.)
+    for (auto *v : {&s.d, &s.var, &s.mir, &s.gradR, &s.gradC, &s.sm, &s.smVar, &s.smLin})
+        v->resize(cells);
+    for (int i = half - reach; i <= half + reach; ++i)
+        for (int j = half - reach; j <= half + reach; ++j) {
+            const std::size_t k = std::size_t(i) * side + j;
+            double m, gr, gc;
+            if (!s.need[k] || !load(k) || !mirror(i, j, m, gr, gc))
+                continue;
+            const double v = s.lin[k];
+            s.d[k] = v - m;
+            s.var[k] = variance(v) + variance(m);
+            s.mir[k] = m;
+            s.gradR[k] = gr;
+            s.gradC[k] = gc;
+            s.ok[k] = 1;
+        }
+    for (int i = half - reach; i <= half + reach; ++i)
+        std::fill_n(s.sm.begin() + std::ptrdiff_t(i * side + half - reach), 2 * reach + 1, -HUGE_VAL);
+    static const double kB[3] = {0.25, 0.5, 0.25};
+    for (int i = half - reach + 1; i < half + reach; ++i)
+        for (int j = half - reach + 1; j < half + reach; ++j) {
+            const std::size_t k = std::size_t(i) * side + j;
+            if (!s.cand[k])
+                continue;
+            double acc = 0, accVar = 0, accLin = 0, accMir = 0, accGr = 0, accGc = 0;
+            bool all = true;
+            for (int a = -1; a <= 1 && all; ++a)
+                for (int b = -1; b <= 1; ++b) {
+                    const std::size_t q = std::size_t(i + a) * side + (j + b);
+                    if (!s.ok[q]) {
+                        all = false;
+                        break;
+                    }
+                    const double wq = kB[a + 1] * kB[b + 1];
+                    acc += wq * s.d[q];
+                    accVar += wq * wq * s.var[q];
+                    accLin += wq * s.lin[q];
+                    accMir += wq * s.mir[q];
+                    accGr += wq * s.gradR[q];
+                    accGc += wq * s.gradC[q];
+                }
+            if (!all)
+                continue;
+            s.sm[k] = acc;
+            // Pixel noise averages out under the kernel; the centre's error and the model's
+            // (kSymmetryModel x the mirror value) do not.
+            s.smVar[k] = accVar + kSymmetryModel * kSymmetryModel * accMir * accMir
+                + 4 * (accGr * accGr * c11 + 2 * accGr * accGc * c12 + accGc * accGc * c22);
+            s.smLin[k] = accLin;
+        }
+    const double min2 = dMin * dMin, max2 = dMax * dMax;
+    for (int i = half - reach + 1; i < half + reach; ++i)
+        for (int j = half - reach + 1; j < half + reach; ++j) {
+            const std::size_t k = std::size_t(i) * side + j;
+            const int r = row - half + i, c = col - half + j;
+            const double dist2 = (r - cr) * (r - cr) + (c - cc) * (c - cc);
+            if (s.sm[k] == -HUGE_VAL || dist2 < min2
+                || dist2 > (s.cand[k] == 2 ? kSymmetryProbeMax * kSymmetryProbeMax : max2))
+                continue;
+            if (s.sm[k] < kSymmetryFraction * s.smLin[k] || s.sm[k] < zMin * std::sqrt(s.smVar[k]))
+                continue;
+            bool isMax = true;
+            for (int a = -1; a <= 1 && isMax; ++a)
+                for (int b = -1; b <= 1; ++b)
+                    if ((a || b) && s.sm[std::size_t(i + a) * side + (j + b)] > s.sm[k]) {
+                        isMax = false;
+                        break;
+                    }
+            if (!isMax)
+                continue;
+            SymmetryPartner p;
+            p.row = r;
+            p.col = c;
+            p.z = s.sm[k] / std::sqrt(s.smVar[k]);
+            // Sub-pixel: log-parabola through the smoothed residual along each axis.
+            auto offset = [](double minus, double centre, double plus) {
+                if (!(minus > 0 && plus > 0 && centre > 0))
+                    return 0.0;
+                const double y0 = std::log(minus), y1 = std::log(centre), y2 = std::log(plus);
+                const double den = y0 - 2 * y1 + y2;
+                return den < 0 ? std::clamp(0.5 * (y0 - y2) / den, -1.0, 1.0) : 0.0;
+            };
+            p.centreRow = r + offset(s.sm[k - std::size_t(side)], s.sm[k], s.sm[k + std::size_t(side)]);
+            p.centreCol = c + offset(s.sm[k - 1], s.sm[k], s.sm[k + 1]);
+            partners.push_back(p);
+        }
+    std::sort(partners.begin(), partners.end(),
+              [](const SymmetryPartner &a, const SymmetryPartner &b) { return a.z > b.z; });
+    return true;
+}
 
 /// A found peak before its patch: the peak and its component's label.
 struct FoundPeak {
@@ -176,7 +506,12 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
         s.pos.resize(std::size_t(rows) * cols);
     for (int i = 0; i < n; ++i)
         s.pos[pixels[i]] = i;
-    auto value = [&](int i) { return data[pixels[i]]; };
+    // The component's values in position order (one indirection less in the hot loops).
+    s.values.resize(std::size_t(n));
+    for (int i = 0; i < n; ++i)
+        s.values[std::size_t(i)] = data[pixels[i]];
+    const float *values = s.values.data();
+    auto value = [values](int i) { return values[i]; };
     auto rowOf = [&](int i) { return int(pixels[i] / cols); };
     auto colOf = [&](int i) { return int(pixels[i] % cols); };
     // Strict order: higher value first, then earlier in row-major order (= smaller position).
@@ -233,6 +568,7 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
 
     std::vector<PeakStats> peaks;
     s.owner.clear();
+    s.rejected.clear();
     bool single = maximaCount == 1;
     if (!single) {
         // The local maxima, highest first, and each one's saddle: a best-first flood from it
@@ -304,6 +640,7 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
                 && prominence >= o.prominenceSigma * noise && prominence > 0;
             if (!stands) {
                 s.owner[m] = s.owner[std::size_t(s.parentMax[m])];
+                s.rejected.push_back(m);
                 continue;
             }
             int nearest = -1;
@@ -353,81 +690,114 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
             if (higher(i, peaks[0].centre))
                 peaks[0].centre = i;
     }
-    // Shoulders: local maxima of the curvature (kCurvature) that stand out of its noise by
-    // shoulderSigma and lie minSeparation from every peak so far; windows touching a saturated
-    // pixel are left out (a clipped top has a curved rim but no shoulder).
     const std::size_t maximaPeaks = peaks.size();
-    // The weakest curvature: minus the larger eigenvalue of the smoothed Hessian (> 0 only where
-    // the surface bends down in every direction: a blob, not a ridge or the rim of a step).
-    auto curvatureAt = [&](int r, int c, bool &clipped) {
-        double raw[5][5], sm[3][3];
-        for (int dr = -2; dr <= 2; ++dr) {
-            const int rr = std::clamp(r + dr, 0, rows - 1);
-            for (int dc = -2; dc <= 2; ++dc) {
-                const int cc = std::clamp(c + dc, 0, cols - 1);
-                float v = data[std::size_t(rr) * cols + cc];
-                clipped |= v >= saturation;
-                raw[dr + 2][dc + 2] = std::isfinite(v) ? v : background;
-            }
-        }
-        for (int i = 0; i < 3; ++i)
-            for (int j = 0; j < 3; ++j) {
-                double acc = 0;
-                for (int a = 0; a < 3; ++a)
-                    for (int b = 0; b < 3; ++b)
-                        acc += raw[i + a][j + b] * ((a == 1 ? 2 : 1) * (b == 1 ? 2 : 1));
-                sm[i][j] = acc / 16;
-            }
-        const double hrr = sm[0][1] - 2 * sm[1][1] + sm[2][1];
-        const double hcc = sm[1][0] - 2 * sm[1][1] + sm[1][2];
-        const double hrc = 0.25 * (sm[2][2] - sm[2][0] - sm[0][2] + sm[0][0]);
-        const double larger = 0.5 * (hrr + hcc) + std::sqrt(0.25 * (hrr - hcc) * (hrr - hcc) + hrc * hrc);
-        return -larger;
-    };
+    // Partners from the point symmetry of each maximum high enough (see kSymmetryMinHeight).
     if (o.shoulderSigma > 0 && n >= kMinShoulderPixels) {
-        s.curvature.resize(std::size_t(n));
-        for (int i = 0; i < n; ++i) {
-            // Only pixels at least prominenceFraction of the height of the peak they drain to, and
-            // within kMaxShoulderDistance of its maximum.
-            const int parent = maximaPeaks == 1 ? 0 : s.basin[std::size_t(i)];
-            const int top = peaks[std::size_t(parent)].centre;
-            if (double(value(i)) - background < o.prominenceFraction * (double(value(top)) - background)
-                || std::hypot(double(rowOf(i) - rowOf(top)), double(colOf(i) - colOf(top))) > kMaxShoulderDistance) {
-                s.curvature[std::size_t(i)] = -HUGE_VAL;
+        thread_local std::vector<SymmetryPartner> partners;
+        thread_local SymmetryScratch symmetryScratch;
+        thread_local std::vector<std::pair<int, int>> probes;
+        const std::size_t searched = peaks.size();
+        for (std::size_t k = 0; k < searched; ++k) {
+            if (peaks[k].shoulder)
                 continue;
+            const int top = peaks[k].centre;
+            const double height = double(value(top)) - background;
+            if (!(height >= kSymmetryMinHeight * sigma))
+                continue;
+            const int row = rowOf(top), col = colOf(top);
+            double startRow = row, startCol = col, plateau = 0;
+            if (value(top) >= saturation) {
+                // The plateau: the saturated pixels of this peak's basin.
+                double sr = 0, sc = 0;
+                int count = 0;
+                for (int i = 0; i < n; ++i)
+                    if (value(i) >= saturation && (maximaPeaks == 1 || s.basin[std::size_t(i)] == int(k))) {
+                        sr += rowOf(i);
+                        sc += colOf(i);
+                        ++count;
+                    }
+                startRow = sr / count;
+                startCol = sc / count;
+                plateau = std::sqrt(count / 3.14159265358979);
+                if (plateau > kSymmetryMaxPlateau)
+                    continue;
+            } else {
+                const float *at = data + pixels[top];
+                startRow += logParabolaOffset(at, cols, row, rows, background);
+                startCol += logParabolaOffset(at, 1, col, cols, background);
             }
-            bool clipped = false;
-            const double d = curvatureAt(rowOf(i), colOf(i), clipped);
-            const double var = sigma * sigma + o.gain * std::max(0.0, double(value(i)) - background);
-            s.curvature[std::size_t(i)] = !clipped && d > o.shoulderSigma * kCurvature.noise * std::sqrt(var)
-                ? d : -HUGE_VAL;
-        }
-        auto curvHigher = [&](int a, int b) {
-            const double ca = s.curvature[std::size_t(a)], cb = s.curvature[std::size_t(b)];
-            return ca > cb || (ca == cb && a < b);
-        };
-        s.candidates.clear();
-        for (int i = 0; i < n; ++i) {
-            if (s.curvature[std::size_t(i)] == -HUGE_VAL)
+            double centreRow = 0, centreCol = 0;
+            const auto inComponent = [&](int r, int c) {
+                return r >= 0 && c >= 0 && r < rows && c < cols && int(labels[std::size_t(r) * cols + c]) == label;
+            };
+            // Probes within kSymmetryProbeMax: this peak's weak maxima (failed the prominence
+            // test), and the component's fainter peaks (their centres come from this residual).
+            probes.clear();
+            for (int m : s.rejected) {
+                const int q = s.maxima[std::size_t(m)];
+                const double dr = rowOf(q) - startRow, dc = colOf(q) - startCol;
+                if (s.owner[std::size_t(m)] == int(k) && dr * dr + dc * dc <= kSymmetryProbeMax * kSymmetryProbeMax)
+                    probes.emplace_back(rowOf(q), colOf(q));
+            }
+            for (std::size_t q = 0; q < searched; ++q) {
+                const int c = peaks[q].centre;
+                const double dr = rowOf(c) - startRow, dc = colOf(c) - startCol;
+                if (q != k && !peaks[q].shoulder && value(c) < value(top)
+                    && dr * dr + dc * dc <= kSymmetryProbeMax * kSymmetryProbeMax)
+                    probes.emplace_back(rowOf(c), colOf(c));
+            }
+            if (!symmetryPartners(data, rows, cols, background, sigma, o.gain, saturation, o.shoulderSigma,
+                                  int(std::lround(startRow)), int(std::lround(startCol)), startRow,
+                                  startCol, plateau, inComponent, probes, centreRow,
+                                  centreCol, partners, symmetryScratch))
                 continue;
-            const int count = neighboursOf(i);
-            bool isMax = true;
-            for (int k = 0; k < count && isMax; ++k)
-                isMax = !curvHigher(neighbours[k], i);
-            if (isMax)
-                s.candidates.push_back(i);
-        }
-        std::sort(s.candidates.begin(), s.candidates.end(), curvHigher);
-        for (int i : s.candidates) {
-            bool clear = true;
-            for (const PeakStats &q : peaks)
-                clear &= std::hypot(double(rowOf(i) - rowOf(q.centre)), double(colOf(i) - colOf(q.centre)))
-                    >= o.minSeparation;
-            if (!clear)
-                continue;
-            PeakStats &q = peaks.emplace_back();
-            q.centre = i;
-            q.shoulder = true;
+            bool added = false;
+            for (const SymmetryPartner &p : partners) {
+                const std::size_t idx = std::size_t(p.row) * cols + p.col;
+                if (int(labels[idx]) != label)
+                    continue;
+                // At a fainter maximum of this component: this peak's residual is that one's
+                // profile with this one's flank taken away -- its centre, unless a brighter
+                // peak's residual gave it one already.
+                int nearest = -1;
+                double best = HUGE_VAL;
+                for (std::size_t q = 0; q < peaks.size(); ++q) {
+                    const double dr = p.row - rowOf(peaks[q].centre), dc = p.col - colOf(peaks[q].centre);
+                    if (q != k && dr * dr + dc * dc < best) {
+                        best = dr * dr + dc * dc;
+                        nearest = int(q);
+                    }
+                }
+                if (nearest >= 0 && best < o.minSeparation * o.minSeparation) {
+                    PeakStats &q = peaks[std::size_t(nearest)];
+                    const double dr = p.centreRow - rowOf(q.centre), dc = p.centreCol - colOf(q.centre);
+                    if (std::size_t(nearest) < maximaPeaks && !q.fixedCentre && value(q.centre) < value(top)
+                        && dr * dr + dc * dc <= 1.5 * 1.5) {
+                        q.fixedCentre = true;
+                        q.centreRow = p.centreRow;
+                        q.centreCol = p.centreCol;
+                        added = true;
+                    }
+                    continue;
+                }
+                // A new shoulder: clear of every peak and (several maxima) in this peak's basin
+                // (the flanks of the other maxima are theirs).
+                if ((maximaPeaks > 1 && s.basin[std::size_t(s.pos[idx])] != int(k))
+                    || std::hypot(p.row - centreRow, p.col - centreCol) < o.minSeparation)
+                    continue;
+                PeakStats &q = peaks.emplace_back();
+                q.centre = s.pos[idx];
+                q.shoulder = true;
+                q.fixedCentre = true;
+                q.centreRow = p.centreRow;
+                q.centreCol = p.centreCol;
+                added = true;
+            }
+            if (added && !peaks[k].fixedCentre) {
+                peaks[k].fixedCentre = true;
+                peaks[k].centreRow = centreRow;
+                peaks[k].centreCol = centreCol;
+            }
         }
     }
     if (peaks.size() > maximaPeaks) {
@@ -501,22 +871,9 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
             // A split peak's basin is cut at its neighbours, an edge peak's at the frame: both
             // bias the basin centroid, so these take a local estimate: the plateau's centroid when
             // saturated, else a log-parabola through the maximum and its neighbours.
-            if (q.shoulder) {
-                // Parabola through the curvature at the centre and its neighbours.
-                bool clipped = false;
-                auto vertex = [&](double minus, double centre, double plus) {
-                    const double den = minus - 2 * centre + plus;
-                    return den < 0 ? std::clamp(0.5 * (minus - plus) / den, -1.0, 1.0) : 0.0;
-                };
-                const double d0 = curvatureAt(p.row, p.col, clipped);
-                p.centroidRow = p.row + (p.row > 0 && p.row < rows - 1
-                                             ? vertex(curvatureAt(p.row - 1, p.col, clipped), d0,
-                                                      curvatureAt(p.row + 1, p.col, clipped))
-                                             : 0.0);
-                p.centroidCol = p.col + (p.col > 0 && p.col < cols - 1
-                                             ? vertex(curvatureAt(p.row, p.col - 1, clipped), d0,
-                                                      curvatureAt(p.row, p.col + 1, clipped))
-                                             : 0.0);
+            if (q.fixedCentre) {
+                p.centroidRow = q.centreRow;
+                p.centroidCol = q.centreCol;
             } else if (q.saturated > 0 && p.maxValue >= saturation) {
                 p.centroidRow = q.satR / q.saturated;
                 p.centroidCol = q.satC / q.saturated;

@@ -7,10 +7,12 @@
 // background and `prominenceSigma` x the noise of that difference, and that lies at least
 // `minSeparation` px from every higher kept maximum; the component's pixels are shared among
 // the kept maxima by steepest ascent (drainage basins), which gives each peak its pixels, sum
-// and centroid. Shoulders without a maximum of their own are added from the curvature (see
-// shoulderSigma). Centres (Peak::centroidRow/Col): the intensity-weighted centroid for a whole
-// component inside the frame; for split or edge peaks, whose pixels are cut, a local estimate
-// (log-parabola through the maximum and its neighbours; plateau centroid when saturated).
+// and centroid. Shoulders -- fainter peaks on a brighter one's flank without a prominent maximum
+// of their own -- are added from the brighter peak's point symmetry (see shoulderSigma).
+// Centres (Peak::centroidRow/Col): the intensity-weighted centroid for a whole component inside
+// the frame; for split or edge peaks, whose pixels are cut, a local estimate: a peak that has
+// shoulders, its centre of symmetry; a shoulder, the maximum of the symmetry residual; otherwise
+// a log-parabola through the maximum and its neighbours (the plateau centroid when saturated).
 // Each peak gets an S x S patch centred on its maximum pixel -- on a saturated peak, on the
 // saturated pixel nearest its centroid (its plateau's when cut) -- with other components
 // inside the patch masked out (set to the frame's background level, as BraggNN does); peaks
@@ -56,11 +58,16 @@ struct FinderOptions {
     double prominenceFraction = 0.1;
     double prominenceSigma = 4;
     double gain = 1;
-    /// Prominence mode: shoulders -- peaks without a maximum of their own on the flank of a
-    /// brighter one -- are local maxima of the curvature (the negative Laplacian of the frame
-    /// smoothed by a 3 x 3 binomial kernel) above shoulderSigma x its noise (the same noise model),
-    /// at least minSeparation px from every other peak and clear of saturated pixels; their
-    /// component's pixels then go to the nearest peak. 0 = no shoulder search.
+    /// Prominence mode: shoulders. A single peak of any widths and orientation is point-symmetric
+    /// about its centre c, so around every peak higher than 15 sigma (components of >= 12 px,
+    /// plateaus up to 4 px in radius) the finder fits c (least squares on the residual
+    /// D(x) = I(x) - I(2c - x), I between pixels interpolated in the log domain) and takes as a
+    /// shoulder every local maximum of D smoothed by a 3 x 3 binomial kernel, 2-5.5 px (plus the
+    /// plateau radius) from c -- up to 9 px at a local maximum that failed the prominence test --
+    /// in the peak's basin, that stands above shoulderSigma x its noise (Poisson + background of
+    /// both pixels, the fitted centre's uncertainty, 3 % of the mirrored value for the model) and
+    /// above 10 % of the smoothed value there, and lies minSeparation px from every other peak.
+    /// The component's pixels then go to the nearest peak. 0 = no shoulder search.
     double shoulderSigma = 4;
     /// Prominence mode: maxima closer than this (px, between maximum pixels) to a higher kept
     /// one are not split off; if they would otherwise have been kept, that peak is flagged merged.
@@ -88,7 +95,7 @@ struct Peak {
     /// maximum passed the prominence test but lay within minSeparation of this peak's maximum.
     bool merged = false;
     bool neighbour = false;        // split from the same component as another peak
-    bool shoulder = false;         // found as a shoulder: (row, col) is the curvature maximum
+    bool shoulder = false;         // found as a shoulder: (row, col) is the symmetry residual's maximum
     double neighbourDistance = 0;  // px between this patch centre and the nearest such peak's
     int componentPeaks = 1;        // peaks found in its component
     int saturatedPixels = 0;       // its pixels >= the saturation level
