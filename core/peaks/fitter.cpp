@@ -708,16 +708,18 @@ void centroidEstimate(const float *patch, int s, const std::vector<std::uint8_t>
     out.col = sw > 0 ? sc / sw : s / 2;
 }
 
-// Structure left by a one-peak fit: the largest sum of residuals over a 3x3 window at least
-// 2 px from the fitted centre, divided by sqrt(pixels in the window) (so that noise gives unit
-// variance), in units of the residuals' robust sigma (1.4826 MAD). A neighbour's tail leaves a
-// coherent positive blob; noise alone gives more than 5 in < 1% of patches (docs/fitting.md).
-double residualStructure(Workspace &ws, const LmRun &lm, const double *p)
+// Structure left by a one-peak fit over every valid pixel (those a neighbour's basin mask left
+// out included; `ws.model` holds the fit, modelAt): the largest sum of residuals over a 3x3
+// window at least 2 px from the fitted centre, divided by sqrt(pixels in the window) (so that
+// noise gives unit variance), in units of the residuals' robust sigma (1.4826 MAD). A
+// neighbour's tail leaves a coherent positive blob (docs/fitting.md).
+double residualStructure(Workspace &ws, const float *patch, const double *p)
 {
     const int s = ws.size;
-    const float *res = ws.res[lm.residual].data();
-    auto at = [&](int k) { return double(res[k]); };
-    auto w = [&](int k) { return ws.use[k]; };
+    for (int k = 0; k < s * s; ++k)
+        ws.resid[k] = ws.validPixels[k] ? patch[k] - ws.model[k] : 0.0;
+    auto at = [&](int k) { return ws.resid[k]; };
+    auto w = [&](int k) { return ws.validPixels[k]; };
     double best = 0;
     for (int r = 0; r < s; ++r)
         for (int c = 0; c < s; ++c) {
@@ -994,11 +996,15 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     }
     result.iterations = iterations;
 
-    // A second peak (decided on the unweighted one-peak fit): fit both over every valid pixel,
-    // keep the pair when it explains the patch significantly better than one peak (F test on
-    // the extra parameters).
-    const bool tryTwo = options.neighbours == NeighbourHandling::TwoPeak
-        && (start.neighbourPixels > 0 || residualStructure(ws, lm, p) > kResidualStructure);
+    // A second peak, tried when the unweighted one-peak fit leaves structure over the valid
+    // pixels (a masked neighbour included; a basin masked around a noise maximum no longer
+    // triggers it): fit both over every valid pixel, keep the pair when it explains the patch
+    // significantly better than one peak (F test on the extra parameters).
+    bool tryTwo = false;
+    if (options.neighbours == NeighbourHandling::TwoPeak) {
+        kernel.model(ws, p);
+        tryTwo = residualStructure(ws, patch, p) > kResidualStructure;
+    }
     if (tryTwo) {
         ws.fitPixels = ws.use;
         ws.use = ws.validPixels;
@@ -1026,8 +1032,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             // main one ill-defined: kept only when apart, the second one real and the F test
             // passes.
             const double apart = std::hypot(q[11] - q[2], q[12] - q[3]);
-            static const double envF = std::getenv("TP_F") ? std::atof(std::getenv("TP_F")) : kTwoPeakF;
-            if (ok && f > envF && q[10] > bounds.lo[10] * (1 + 1e-6) && apart >= kTwoPeakApart) {
+            if (ok && f > kTwoPeakF && q[10] > bounds.lo[10] * (1 + 1e-6) && apart >= kTwoPeakApart) {
                 // The main peak is the one nearer the patch centre; when that is the round
                 // second peak, it is reported with its own shape (theta 0).
                 const double mid = s / 2;
