@@ -58,8 +58,9 @@ print(f"- Data: {cfg['frames']} simulated frames of {cfg['size']} x {cfg['size']
 print("- Finder: default `FinderOptions` (threshold median + 5 x 1.4826 MAD, 3..2500 px, 11 x 11 patches "
       "with other components masked) in both split modes: **none** = one peak per 8-connected component "
       "(BraggNN's pipeline; merged flag), **prominence** = the default (prominent maxima: 10% of the height "
-      "and 4 sigma of the Poisson + background noise of the difference, 2.5 px apart; shoulders from the "
-      "smoothed Hessian at 4 sigma; saturated plateaus centred). The scipy reference is the CC finder in "
+      "and 4 sigma of the Poisson + background noise of the difference, 2.5 px apart; shoulders from each "
+      "peak's point symmetry: maxima of the smoothed residual I(x) - I(2c - x) about the fitted centre c, 2-5.5 px "
+      "away, at 4 sigma and 10% of the value; saturated plateaus centred). The scipy reference is the CC finder in "
       f"numpy {p['numpy']} / scipy {p['scipy']} (`scipy.ndimage.label`, `center_of_mass`, "
       "`maximum_position`), without patches and flags, single-threaded\n")
 print("## Throughput (frames/s, median of repetitions)\n")

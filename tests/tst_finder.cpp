@@ -1,7 +1,9 @@
 // braggnac-test-libs: braggnac_sim braggnac_peaks braggnac_io
 // Peak finder: exact results on hand-built frames (max pixel, centroid, patch contents, masking,
 // border, NaN/Inf), both split modes (one peak per component, and prominent maxima: close pairs,
-// merged / neighbour flags, saturated plateaus), option validation naming fields, the automatic
+// shoulders from the point symmetry -- faint peaks on bright, saturated, anisotropic flanks --
+// and single anisotropic peaks never split, merged / neighbour flags, saturated plateaus),
+// option validation naming fields, the automatic
 // threshold, recall/precision on simulated frames (definitions in core/sim/peakscore.h), thread-
 // count independence, the real Zr frames against their CC reference peak list (split none) and
 // what the prominence split changes there, and the `braggnac peaks` command.
@@ -776,8 +778,9 @@ void TestFinder::closePairRecall()
     // Simulated frames where 40% of the peaks sit 2-5 px from another: of the truth peaks brighter
     // than 10 sigma whose nearest other peak is >= 3 px away, the prominence split finds (centroid
     // within 1.5 px, one-to-one) clearly more than the connected-component finder (measured with
-    // seed 303: 89/106 against 54/106; most of the rest are faint shoulders 3-5 px from a peak
-    // 5-50 x brighter, and bright pairs whose tops merge into one saturated plateau).
+    // seed 303: 98/106 against 54/106; 89/106 with the earlier Hessian shoulder search; the rest
+    // are faint shoulders next to a peak 20-500 x brighter, and bright pairs whose tops merge into
+    // one saturated plateau).
     FrameSimOptions so;
     so.size = 512;
     so.peaksPerFrame = 40;
@@ -809,8 +812,8 @@ void TestFinder::closePairRecall()
         qInfo("split %s: %d/%d", mode == SplitMode::None ? "none" : "prominence", matched, n);
     }
     QVERIFY(counted >= 100);
-    QVERIFY2(recall[1] >= 0.8, qPrintable(QString::number(recall[1])));
-    QVERIFY2(recall[1] >= recall[0] + 0.25, qPrintable(QStringLiteral("%1 vs %2").arg(recall[1]).arg(recall[0])));
+    QVERIFY2(recall[1] >= 0.9, qPrintable(QString::number(recall[1])));
+    QVERIFY2(recall[1] >= recall[0] + 0.35, qPrintable(QStringLiteral("%1 vs %2").arg(recall[1]).arg(recall[0])));
 }
 
 void TestFinder::degenerateFrames_data()

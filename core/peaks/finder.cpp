@@ -116,7 +116,7 @@ constexpr int kMinShoulderPixels = 12;
 // pixels; the centre's fitted uncertainty, at least kSymmetryCentreFloor; kSymmetryModel x the
 // mirror value for the interpolation's and the shape's error) and above kSymmetryFraction of the
 // smoothed value there.
-constexpr double kSymmetryMinHeight = 15;   // only peaks higher than this x sigma are searched
+constexpr double kSymmetryMinHeight = 25;   // only peaks higher than this x sigma are searched
 constexpr double kSymmetryFitRadius = 2.5;  // px (plus the plateau radius) used to fit c
 constexpr double kSymmetryMin = 2.0, kSymmetryMax = 5.5; // partner distance range (px)
 constexpr double kSymmetryModel = 0.03;

@@ -59,7 +59,7 @@ struct FinderOptions {
     double prominenceSigma = 4;
     double gain = 1;
     /// Prominence mode: shoulders. A single peak of any widths and orientation is point-symmetric
-    /// about its centre c, so around every peak higher than 15 sigma (components of >= 12 px,
+    /// about its centre c, so around every peak higher than 25 sigma (components of >= 12 px,
     /// plateaus up to 4 px in radius) the finder fits c (least squares on the residual
     /// D(x) = I(x) - I(2c - x), I between pixels interpolated in the log domain) and takes as a
     /// shoulder every local maximum of D smoothed by a 3 x 3 binomial kernel, 2-5.5 px (plus the
