@@ -125,6 +125,7 @@ constexpr double kSymmetryFraction = 0.1;
 constexpr double kSymmetryMaxPlateau = 4;   // px; larger plateaus are not searched
 constexpr double kSymmetryMaxShift = 1.0;   // px the fitted centre may move from its start
 constexpr double kSymmetryProbeMax = 9;     // px: weak maxima (probes) searched up to this far
+constexpr double kSymmetryMinValue = 10;    // x sigma above the background at a shoulder's pixel
 
 struct SymmetryPartner {
     int row = 0, col = 0;  // the smoothed residual's maximum
@@ -243,8 +244,8 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
 
     // Where the residual can show a partner: component pixels dMin - 1 .. dMax + 1 px from the
     // start (the kernel's reach around the accepted dMin .. dMax). When no pixel dMin .. dMax
-    // away has its 3 x 3 neighbourhood in the component (a partner brighter than the threshold
-    // would cover one), there is nothing to search: a small, faint component.
+    // away is kSymmetryMinValue sigma high with its 3 x 3 neighbourhood in the component (a
+    // shoulder's own pixel is), there is nothing to search: a small or faint component.
     s.need.assign(cells, 0);
     s.cand.assign(cells, 0);
     s.ok.assign(cells, 0);
@@ -258,7 +259,8 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
                 const double dist2 = (r - startRow) * (r - startRow) + (c - startCol) * (c - startCol);
                 if (dist2 < lo * lo || dist2 > hi * hi || !inComponent(r, c))
                     continue;
-                if (!any && dist2 >= min2 && dist2 <= max2) {
+                if (!any && dist2 >= min2 && dist2 <= max2
+                    && double(data[std::size_t(r) * cols + c]) - background >= kSymmetryMinValue * sigma) {
                     bool interior = true;
                     for (int a = -1; a <= 1 && interior; ++a)
                         for (int b = -1; b <= 1; ++b)
@@ -424,7 +426,8 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
             if (s.sm[k] == -HUGE_VAL || dist2 < min2
                 || dist2 > (s.cand[k] == 2 ? kSymmetryProbeMax * kSymmetryProbeMax : max2))
                 continue;
-            if (s.sm[k] < kSymmetryFraction * s.smLin[k] || s.sm[k] < zMin * std::sqrt(s.smVar[k]))
+            if (s.sm[k] < kSymmetryFraction * s.smLin[k] || s.sm[k] < zMin * std::sqrt(s.smVar[k])
+                || s.lin[k] < kSymmetryMinValue * sigma)
                 continue;
             bool isMax = true;
             for (int a = -1; a <= 1 && isMax; ++a)

@@ -66,7 +66,8 @@ struct FinderOptions {
     /// plateau radius) from c -- up to 9 px at a local maximum that failed the prominence test --
     /// in the peak's basin, that stands above shoulderSigma x its noise (Poisson + background of
     /// both pixels, the fitted centre's uncertainty, 3 % of the mirrored value for the model) and
-    /// above 10 % of the smoothed value there, and lies minSeparation px from every other peak.
+    /// above 10 % of the smoothed value there, whose pixel is >= 10 sigma above the background,
+    /// and that lies minSeparation px from every other peak.
     /// The component's pixels then go to the nearest peak. 0 = no shoulder search.
     double shoulderSigma = 4;
     /// Prominence mode: maxima closer than this (px, between maximum pixels) to a higher kept
