@@ -455,8 +455,8 @@ def main():
                  "per CPU second, "
                  f"{two['patches_per_cpu_s'] / scipy_cpu_rate:.0f}x scipy's one-peak fit; a second, "
                  "16-parameter fit (the neighbour round, with its own widths and mixing) runs for "
-                 "the patches where a neighbour was masked or the residual shows structure "
-                 "(about a quarter of the realistic set), and the one-peak fits continue with "
+                 "the patches whose one-peak residual (over every valid pixel, a masked "
+                 "neighbour's basin included) shows structure, and the one-peak fits continue with "
                  "Poisson weights (FitOptions::poissonWeights, the default; scipy's fit is "
                  "unweighted, so `ignore` does a little more work than scipy).")
     goal = ["- Goal: >= 24,000 patches/s per core on 11x11 patches (per CPU second):"]
@@ -503,8 +503,10 @@ def main():
     L.append("Neighbour modes (docs/fitting.md): `ignore` fits one peak to every pixel; `mask` "
              "leaves out the basin of a second significant local maximum; `two-peak` (the default) "
              "also fits the main peak plus a round second peak with its own widths and mixing when "
-             "a neighbour was masked or the one-peak residual shows structure, and keeps them when "
-             "an F test prefers them. One-peak fits continue with Poisson weights (the default).")
+             "the one-peak residual shows structure, and keeps them when an F test prefers them. "
+             "One-peak fits continue with Poisson weights (the default): that helps `mask` and "
+             "`two-peak` but makes `ignore` worse on patches with a neighbour (its unmodelled "
+             "tail weighs more against the faint pixels).")
     with open(args.markdown, "w") as f:
         f.write("\n".join(L) + "\n")
 
