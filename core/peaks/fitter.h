@@ -1,6 +1,7 @@
 #pragma once
 // Levenberg-Marquardt fit of the 2-D pseudo-Voigt (pseudovoigt.h) to patches, with an analytic
-// Jacobian, parameter bounds and starting values from image moments. Batched and
+// Jacobian (single-precision kernels), parameter bounds and starting values from image moments;
+// a round second peak with its own shape for a neighbour (NeighbourHandling::TwoPeak). Batched and
 // multi-threaded over patches. Patches that do not converge are flagged, never silently
 // labelled.
 #include <cmath>
@@ -24,7 +25,9 @@ enum class NeighbourHandling {
 
 struct FitOptions {
     int maxIterations = 100;
-    double tolerance = 1e-8;  // relative change in chi^2 / step size for convergence
+    double tolerance = 1e-8;  // relative change in chi^2 / step size for convergence (a fit
+                              // also stops once its Gauss-Newton decrement is < 0.05 noise
+                              // variances, docs/fitting.md)
     int threads = 0;          // <= 0: all hardware threads
     NeighbourHandling neighbours = NeighbourHandling::TwoPeak;
     /// Noise model of a pixel, variance = gain * max(model, 0) + readNoise^2 (counts^2): used
