@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 B=$ROOT/${BRAGGNAC_BUILD_DIR:-build}/app/braggnac/braggnac
-PLOT=$ROOT/${BRAGGNAC_BUILD_DIR:-build}/app/braggnac-plot
+PLOT=$ROOT/${BRAGGNAC_BUILD_DIR:-build}/app/braggnac-plot/braggnac-plot
 PY=/usr/bin/python3
 WORK=${WORK:-$ROOT/build/search-measured}
 N=${N:-30000}; BUDGET=${BUDGET:-5400}; EPOCHS=${EPOCHS:-18}; RUNGS=${RUNGS:-2,6}
