@@ -134,7 +134,8 @@ BRAGGNAC_FIT_INLINE typename Vec<N>::D expNonPositive(const typename Vec<N>::D &
 /// Single-precision exp(x) for x <= 0 (x < -87 gives ~1.6e-38, not 0): Cody-Waite reduction
 /// and a degree-7 Taylor polynomial on |r| <= ln2/2 (relative error < 2e-7, float rounding).
 template <int N>
-BRAGGNAC_FIT_INLINE typename VecOf<float, N>::D expNonPositiveF(const typename VecOf<float, N>::D &arg)
+BRAGGNAC_FIT_INLINE typename VecOf<float, N>::D
+expNonPositiveF(const typename VecOf<float, N>::D &arg)
 {
     using D = typename VecOf<float, N>::D;
     using L = typename VecOf<float, N>::L;

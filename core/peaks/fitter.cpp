@@ -1032,7 +1032,8 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             // main one ill-defined: kept only when apart, the second one real and the F test
             // passes.
             const double apart = std::hypot(q[11] - q[2], q[12] - q[3]);
-            if (ok && f > kTwoPeakF && q[10] > bounds.lo[10] * (1 + 1e-6) && apart >= kTwoPeakApart) {
+            if (ok && f > kTwoPeakF && q[10] > bounds.lo[10] * (1 + 1e-6)
+                && apart >= kTwoPeakApart) {
                 // The main peak is the one nearer the patch centre; when that is the round
                 // second peak, it is reported with its own shape (theta 0).
                 const double mid = s / 2;
