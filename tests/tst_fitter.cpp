@@ -653,10 +653,9 @@ void TestFitter::cliFit()
     const PatchDataset input = simulatePatches(600, noisy(505, 0.2));
     const QString in = dir.filePath("p.h5"), out = dir.filePath("l.h5");
     writePatchDataset(in.toStdString(), input);
-    // --poisson-weights: the library default (FitOptions::poissonWeights), which the CLI applies
-    // only when asked.
-    const CliResult r =
-        runCli({"fit", in, "--out", out, "--threads", "2", "--json", "--poisson-weights"}, 120000);
+    // The CLI fits as the library's defaults do (Poisson-weighted continuation on; --unweighted
+    // turns it off).
+    const CliResult r = runCli({"fit", in, "--out", out, "--threads", "2", "--json"}, 120000);
     QVERIFY(r.finished);
     QCOMPARE(r.exitCode, 0);
     const QJsonObject j = QJsonDocument::fromJson(r.out).object();

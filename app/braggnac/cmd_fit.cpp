@@ -23,7 +23,7 @@ void declareFit(VerbSpec &v)
     v.option("tolerance", "T", "relative convergence tolerance").number(0, 1, true, true).defaultValue("1e-8");
     v.option("neighbours", "MODE", "how a second, partly visible peak is handled")
         .choices({"two-peak", "mask", "ignore"}).defaultValue("two-peak");
-    v.flag("poisson-weights", "refit once with weights 1 / (gain * model + read-noise^2)");
+    v.flag("unweighted", "skip the Poisson-weighted continuation of one-peak fits (weights 1 / (gain * model + read-noise^2), on by default)");
     v.option("gain", "G", "counts per detected photon (noise model)").number(0, 1e9, true, false).defaultValue("1");
     v.option("read-noise", "R", "read noise in counts (noise model)").number(0, 1e9, false, false).defaultValue("3");
     v.option("saturation", "S", "leave out pixels >= S counts (0 none; default: /peaks/saturation when present)").number(0, 1e30, false, false);
@@ -40,7 +40,7 @@ int runFit(const Args &args)
     o.tolerance = args.getDouble("tolerance", o.tolerance);
     const std::string neighbours = args.get("neighbours", "two-peak");
     o.threads = args.threads();
-    o.poissonWeights = args.flag("poisson-weights");
+    o.poissonWeights = !args.flag("unweighted");
     o.gain = args.getDouble("gain", o.gain);
     o.readNoise = args.getDouble("read-noise", o.readNoise);
     if (args.has("saturation"))
