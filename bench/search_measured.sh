@@ -86,6 +86,14 @@ EOF
     done
   done
   wait
+  # braggnn and nac with a second seed (their seed-1 runs are the references in REFS)
+  for arch in braggnn nac; do
+    [ -f "$WORK/ref2-$arch.json" ] && continue
+    log "full recipe $arch, seed 2"
+    "$B" train "$DATA" --arch "$arch" --epochs "$FULL_EPOCHS" --threads 1 --seed 2 --out "$WORK/ref2-$arch.model" \
+      --force --json --quiet >"$WORK/ref2-$arch.json.part" && mv "$WORK/ref2-$arch.json.part" "$WORK/ref2-$arch.json" &
+  done
+  wait
   if [ -z "${REFS:-}" ]; then
     REFS=$WORK
     for arch in braggnn nac; do
