@@ -86,22 +86,18 @@ EOF
     done
   done
   wait
-  # braggnn and nac with a second seed (their seed-1 runs are the references in REFS)
-  for arch in braggnn nac; do
-    [ -f "$WORK/ref2-$arch.json" ] && continue
-    log "full recipe $arch, seed 2"
-    "$B" train "$DATA" --arch "$arch" --epochs "$FULL_EPOCHS" --threads 1 --seed 2 --out "$WORK/ref2-$arch.model" \
-      --force --json --quiet >"$WORK/ref2-$arch.json.part" && mv "$WORK/ref2-$arch.json.part" "$WORK/ref2-$arch.json" &
-  done
+  # braggnn and nac with the full recipe: seed 2 always (ref2-*), seed 1 unless REFS holds them.
+  full_ref() { # ARCH SEED MODEL JSON (in WORK), in the background
+    [ -f "$WORK/$4" ] && return 0
+    log "full recipe $1, seed $2"
+    "$B" train "$DATA" --arch "$1" --epochs "$FULL_EPOCHS" --threads 1 --seed "$2" --out "$WORK/$3" \
+      --force --json --quiet >"$WORK/$4.part" && mv "$WORK/$4.part" "$WORK/$4" &
+  }
+  for arch in braggnn nac; do full_ref "$arch" 2 "ref2-$arch.model" "ref2-$arch.json"; done
   wait
   if [ -z "${REFS:-}" ]; then
     REFS=$WORK
-    for arch in braggnn nac; do
-      [ -f "$WORK/$arch.train.json" ] && continue
-      log "full recipe $arch"
-      "$B" train "$DATA" --arch "$arch" --epochs "$FULL_EPOCHS" --threads 1 --seed 1 --out "$WORK/$arch.model" \
-        --force --json --quiet >"$WORK/$arch.train.json.part" && mv "$WORK/$arch.train.json.part" "$WORK/$arch.train.json" &
-    done
+    for arch in braggnn nac; do full_ref "$arch" 1 "$arch.model" "$arch.train.json"; done
     wait
   fi
 fi
