@@ -293,7 +293,7 @@ struct Running {
     double best = std::numeric_limits<double>::infinity();
 };
 
-// Times one store write (RAII: from construction to the end of the enclosing statement block).
+// Times one store write (RAII: from construction to the end of its scope).
 class WriteTimer {
 public:
     explicit WriteTimer(std::vector<double> &sink) : m_sink(sink), m_t0(std::chrono::steady_clock::now()) {}
@@ -385,6 +385,13 @@ private:
 
     static int finished(const StateCounts &c) { return c.complete + c.pruned + c.failed; }
 
+    // Runs one store write and records how long it took (SearchSummary::storeWrites).
+    template <class Write> decltype(auto) timedWrite(Write &&write)
+    {
+        WriteTimer timer(m_writeMs);
+        return write();
+    }
+
     bool held() const { return m_callbacks.holdNewTrials && m_callbacks.holdNewTrials(); }
 
     // NSGA-II ranks by fidelity first: a complete trial counts as the full budget (even when
@@ -433,11 +440,7 @@ private:
             const StateCounts c = m_store.counts();
             if (finished(c) + c.running >= m_options.trials)
                 return;
-            std::optional<TrialRecord> claimed;
-            {
-                WriteTimer w(m_writeMs);
-                claimed = m_store.claimNext(hostName(), 0);
-            }
+            std::optional<TrialRecord> claimed = timedWrite([&] { return m_store.claimNext(hostName(), 0); });
             if (!claimed) {
                 std::vector<ArchSpec> genomes = m_nsga.ask(1);
                 if (genomes.empty())
@@ -448,11 +451,7 @@ private:
                 request.specHash = m_problem.key(spec);
                 request.budget = m_options.epochs;
                 request.generation = m_nsga.generation();
-                EnqueueResult e;
-                {
-                    WriteTimer w(m_writeMs);
-                    e = m_store.enqueue(request);
-                }
+                const EnqueueResult e = timedWrite([&] { return m_store.enqueue(request); });
                 m_known.insert(request.specHash);
                 if (!e.inserted) {
                     // The store already held this spec (another writer): leave the optimiser's
@@ -460,8 +459,7 @@ private:
                     m_nsga.tellFailed(spec);
                     continue;
                 }
-                WriteTimer w(m_writeMs);
-                claimed = m_store.claim(e.id, hostName(), 0);
+                claimed = timedWrite([&] { return m_store.claim(e.id, hostName(), 0); });
             }
             Running r;
             r.spec = ArchSpec::fromJson(claimed->spec, "study trial " + std::to_string(claimed->number));
@@ -506,10 +504,7 @@ private:
             m_executor.decide(report.id, true);
             return;
         }
-        {
-            WriteTimer w(m_writeMs);
-            m_store.reportEpoch(report.id, report.epoch, report.value, report.metrics);
-        }
+        timedWrite([&] { m_store.reportEpoch(report.id, report.epoch, report.value, report.metrics); });
         if (std::isfinite(report.value))
             it->second.best = std::min(it->second.best, report.value);
         bool keep = true;
@@ -526,10 +521,7 @@ private:
         Running r = std::move(it->second);
         m_running.erase(it);
         if (result.status == TaskStatus::Cancelled) {
-            {
-                WriteTimer w(m_writeMs);
-                m_store.requeue(result.id);
-            }
+            timedWrite([&] { m_store.requeue(result.id); });
             ++m_requeued;
             return;
         }
@@ -550,22 +542,13 @@ private:
             }
         }
         if (!failure.empty()) {
-            {
-                WriteTimer w(m_writeMs);
-                m_store.fail(result.id, failure.empty() ? "failed" : failure, outcome.host, outcome.rank);
-            }
+            timedWrite([&] { m_store.fail(result.id, failure, outcome.host, outcome.rank); });
             m_nsga.tellFailed(r.spec);
         } else if (result.status == TaskStatus::Pruned) {
-            {
-                WriteTimer w(m_writeMs);
-                m_store.prune(result.id, outcome, result.reason);
-            }
+            timedWrite([&] { m_store.prune(result.id, outcome, result.reason); });
             m_nsga.tell(r.spec, outcome.values, nsgaFidelity(TrialState::Pruned, outcome.fidelity));
         } else {
-            {
-                WriteTimer w(m_writeMs);
-                m_store.complete(result.id, outcome);
-            }
+            timedWrite([&] { m_store.complete(result.id, outcome); });
             m_nsga.tell(r.spec, outcome.values, nsgaFidelity(TrialState::Complete, outcome.fidelity));
         }
         ++m_finishedThisRun;
