@@ -173,8 +173,8 @@ MainWindow::MainWindow(QWidget *parent)
     connect(m_trainPanel, &TrainPanel::errorOccurred, this, &MainWindow::errorShown);
     connect(m_evaluatePanel, &EvaluatePanel::errorOccurred, this, &MainWindow::errorShown);
     for (QWidget *page : {static_cast<QWidget *>(m_datasetPanel), static_cast<QWidget *>(m_trainPanel),
-                          static_cast<QWidget *>(m_evaluatePanel), static_cast<QWidget *>(compressPanel),
-                          static_cast<QWidget *>(exportPanel)})
+                          static_cast<QWidget *>(m_evaluatePanel), static_cast<QWidget *>(searchPanel),
+                          static_cast<QWidget *>(compressPanel), static_cast<QWidget *>(exportPanel)})
         trackForeignJobs(page);
 
     buildStatusBar();
@@ -683,8 +683,6 @@ void MainWindow::closeEvent(QCloseEvent *event)
 {
     // Closing while work runs asks first: a search or a training would otherwise lose the
     // trials and epochs in progress without a word.
-    for (QWidget *page : m_stagePages)
-        trackForeignJobs(page);
     QStringList running;
     for (const QPointer<Job> &job : m_tracked)
         if (job && job->isRunning() && !running.contains(job->title()))
