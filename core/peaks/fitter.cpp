@@ -339,6 +339,14 @@ struct LmRun {
     double jtj[kP2][kP2]; // J^T J (upper triangle) of that final evaluation
 };
 
+// The active set: parameters at a bound whose gradient (J^T r) points outwards are held.
+template <int NP>
+inline void heldAtBounds(const double *p, const Bounds &bounds, const double *jtr, bool *held)
+{
+    for (int i = 0; i < NP; ++i)
+        held[i] = (p[i] <= bounds.lo[i] && jtr[i] <= 0) || (p[i] >= bounds.hi[i] && jtr[i] >= 0);
+}
+
 // Levenberg-Marquardt with Marquardt scaling (running maximum of diag(J^T J)), Nielsen's damping
 // update, and bounds by projection plus an active set (a parameter at a bound whose gradient
 // points outwards is held for that step). Converged when an accepted step changes chi^2 by at
@@ -370,9 +378,7 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
         run.iterations = it + 1;
         const Normal<NP> &n = nrm[cur];
         bool fixed[NP];
-        for (int i = 0; i < NP; ++i)
-            fixed[i] = (p[i] <= bounds.lo[i] && n.jtr[i] <= 0)
-                || (p[i] >= bounds.hi[i] && n.jtr[i] >= 0);
+        heldAtBounds<NP>(p, bounds, n.jtr, fixed);
         double step[NP];
         double trial[NP];
         if (!solveDamped<NP>(n, scale, lambda, fixed, step)) {
@@ -424,9 +430,7 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
             if (run.used > NP && n.chi2 - chi2 <= s2) {
                 const Normal<NP> &c = nrm[cur];
                 bool held[NP];
-                for (int i = 0; i < NP; ++i)
-                    held[i] = (p[i] <= bounds.lo[i] && c.jtr[i] <= 0)
-                        || (p[i] >= bounds.hi[i] && c.jtr[i] >= 0);
+                heldAtBounds<NP>(p, bounds, c.jtr, held);
                 double gn[NP];
                 if (solveDamped<NP>(c, scale, 1e-9, held, gn)) {
                     double dec = 0;
