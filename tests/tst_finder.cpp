@@ -1,4 +1,4 @@
-// braggnac-test-libs: braggnac_sim braggnac_peaks braggnac_io
+// braggnac-test-libs: braggnac_sim braggnac_peaks braggnac_io opencv_imgproc
 // Peak finder: exact results on hand-built frames (max pixel, centroid, patch contents, masking,
 // border, NaN/Inf), both split modes (one peak per component, and prominent maxima: close pairs,
 // shoulders from the point symmetry -- faint peaks on bright, saturated, anisotropic flanks --
@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include <QtTest>
 
@@ -24,6 +25,7 @@
 #include "core/io/framesource.h"
 #include "core/io/patchdataset.h"
 #include "core/peaks/finder.h"
+#include "core/peaks/labelling.h"
 #include "core/sim/peakscore.h"
 #include "core/sim/simulator.h"
 #include "tests/testutil.h"
@@ -123,6 +125,8 @@ private Q_SLOTS:
     void handBuiltFrame();
     void handBuiltPatches_data();
     void handBuiltPatches();
+    void labellingMatchesOpenCv_data();
+    void labellingMatchesOpenCv();
     void sizeFilters();
     void mergedFlag_data();
     void mergedFlag();
@@ -290,6 +294,85 @@ void TestFinder::handBuiltPatches()
     QCOMPARE(e[3 * 7 + 3], 90.f);
     QCOMPARE(e[3 * 7 + 2], 50.f);
     QCOMPARE(e[3 * 7 + 6], 5.f); // column 34: outside
+}
+
+void TestFinder::labellingMatchesOpenCv_data()
+{
+    QTest::addColumn<int>("rows");
+    QTest::addColumn<int>("cols");
+    QTest::addColumn<double>("density");
+    QTest::newRow("sparse 64x80") << 64 << 80 << 0.05;
+    QTest::newRow("half 37x53") << 37 << 53 << 0.5;   // long snaking components, U shapes
+    QTest::newRow("dense 50x50") << 50 << 50 << 0.75;
+    QTest::newRow("one column") << 40 << 1 << 0.6;
+    QTest::newRow("one row") << 1 << 40 << 0.6;
+}
+
+// The sparse labelling (labelling.h) against cv::connectedComponents (8-connected, CV_32S): the
+// same components pixel for pixel (ours numbered by first pixel in row-major order), the same
+// count, edges and wrap-around included (a pixel at the end of a row is no neighbour of the
+// next row's first), and nothing written outside the foreground.
+void TestFinder::labellingMatchesOpenCv()
+{
+    QFETCH(int, rows);
+    QFETCH(int, cols);
+    QFETCH(double, density);
+    std::mt19937 rng(17);
+    std::vector<int> labels(std::size_t(rows) * cols, 0), parent;
+    for (int trial = 0; trial < 20; ++trial) {
+        cv::Mat mask(rows, cols, CV_8U);
+        std::vector<std::size_t> foreground;
+        std::bernoulli_distribution on(density);
+        for (int i = 0; i < rows * cols; ++i) {
+            mask.data[i] = on(rng) ? 1 : 0;
+            if (mask.data[i])
+                foreground.push_back(std::size_t(i));
+        }
+        cv::Mat cvLabels;
+        const int cvCount = cv::connectedComponents(mask, cvLabels, 8, CV_32S, cv::CCL_SPAGHETTI);
+        const int count = labelForeground(foreground, rows, cols, labels.data(), parent);
+        QCOMPARE(count, cvCount);
+        // The same partition (a one-to-one map between the two numberings; OpenCV's block scan
+        // numbers in its own order), ours numbered by first pixel in row-major order.
+        std::vector<int> toCv(std::size_t(count), -1), fromCv(std::size_t(count), -1);
+        int nextNew = 1;
+        for (int i = 0; i < rows * cols; ++i) {
+            const int ours = labels[std::size_t(i)], theirs = cvLabels.ptr<int>()[i];
+            QCOMPARE(ours == 0, theirs == 0);
+            if (ours == 0)
+                continue;
+            if (toCv[std::size_t(ours)] < 0) {
+                QCOMPARE(ours, nextNew++);
+                QCOMPARE(fromCv[std::size_t(theirs)], -1);
+                toCv[std::size_t(ours)] = theirs;
+                fromCv[std::size_t(theirs)] = ours;
+            }
+            QCOMPARE(toCv[std::size_t(ours)], theirs);
+        }
+        QCOMPARE(nextNew, count);
+        for (std::size_t idx : foreground)
+            labels[idx] = 0;
+    }
+    // A hand-built case: two diagonal touches join, a row end does not touch the next row start.
+    //   row 0: X . . X      (0,0) and (0,3)
+    //   row 1: . X . .      (1,1): joins (0,0) diagonally
+    //   row 2: X . X .      (2,0), (2,2): both join (1,1)
+    //   row 3: . . . X      (3,3): joins (2,2) diagonally
+    const int r = 4, c = 4;
+    std::vector<int> l(16, 0);
+    const std::vector<std::size_t> fg = {0, 3, 5, 8, 10, 15};
+    QCOMPARE(labelForeground(fg, r, c, l.data(), parent), 3);
+    QCOMPARE(l[0], 1);
+    QCOMPARE(l[3], 2);
+    QCOMPARE(l[5], 1);
+    QCOMPARE(l[8], 1);
+    QCOMPARE(l[10], 1);
+    QCOMPARE(l[15], 1);
+    const std::vector<std::size_t> wrap = {3, 4}; // (0,3) and (1,0): not neighbours
+    std::fill(l.begin(), l.end(), 0);
+    QCOMPARE(labelForeground(wrap, r, c, l.data(), parent), 3);
+    QCOMPARE(l[3], 1);
+    QCOMPARE(l[4], 2);
 }
 
 void TestFinder::sizeFilters()

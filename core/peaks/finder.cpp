@@ -1,11 +1,10 @@
 // Peak finder. Per frame: robust background statistics on a pixel subsample, one pass that
-// builds the foreground mask and the list of foreground pixels, OpenCV's 8-connected labelling
-// (cv::connectedComponents; the per-component statistics -- size, maximum, centroid -- are
-// accumulated here over the sparse foreground list instead of cv::connectedComponentsWithStats'
-// full-frame pass), then per kept component one peak (split None) or one per prominent maximum
-// (split Prominence: a best-first flood from every local maximum gives it its saddle, steepest
-// ascent gives every pixel its maximum, each peak's point symmetry adds shoulders), then the
-// patches.
+// lists the foreground pixels, 8-connected labelling over that sparse list (labelling.h: the
+// components cv::connectedComponents gives, without its two full-frame passes; the per-component
+// statistics -- size, maximum, centroid -- are accumulated over the same list), then per kept
+// component one peak (split None) or one per prominent maximum (split Prominence: a best-first
+// flood from every local maximum gives it its saddle, steepest ascent gives every pixel its
+// maximum, each peak's point symmetry adds shoulders), then the patches.
 #include "core/peaks/finder.h"
 
 #include <algorithm>
@@ -21,12 +20,10 @@
 #include <sstream>
 #include <string>
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include "core/common/error.h"
 #include "core/common/parallel.h"
 #include "core/io/framesource.h"
+#include "core/peaks/labelling.h"
 
 namespace braggnac::core {
 
@@ -1217,44 +1214,46 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
     const std::size_t n = frame.data.size();
     const float *data = frame.data.data();
 
-    // Foreground: finite and strictly above the threshold (NaN and +-Inf never are). The mask
-    // and label buffers are reused by each thread from frame to frame.
-    thread_local cv::Mat mask, labels16, labels32;
-    mask.create(frame.rows, frame.cols, CV_8U);
-    std::uint8_t *m = mask.ptr<std::uint8_t>();
-    for (std::size_t i = 0; i < n; ++i) {
-        const float v = data[i];
-        m[i] = std::uint8_t((v > threshold) & (v <= FLT_MAX));
-    }
+    // Foreground: finite and strictly above the threshold (NaN and +-Inf never are), listed in
+    // row-major order in one pass (no mask image: the labelling reads the label image itself).
     std::vector<std::size_t> foreground;
     {
         std::size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            std::uint64_t word;
-            std::memcpy(&word, m + i, 8);
-            if (word == 0)
-                continue;
-            for (std::size_t k = i; k < i + 8; ++k)
-                if (m[k])
-                    foreground.push_back(k);
+        for (; i + 16 <= n; i += 16) {
+            unsigned bits = 0;
+            for (unsigned k = 0; k < 16; ++k) {
+                const float v = data[i + k];
+                bits |= unsigned((v > threshold) & (v <= FLT_MAX)) << k;
+            }
+            while (bits) {
+                foreground.push_back(i + std::size_t(__builtin_ctz(bits)));
+                bits &= bits - 1;
+            }
         }
         for (; i < n; ++i)
-            if (m[i])
+            if (data[i] > threshold && data[i] <= FLT_MAX)
                 foreground.push_back(i);
     }
     if (foreground.empty())
         return peaks;
 
-    // Fewer foreground pixels than 16-bit labels can count: CV_16U labels halve the memory
-    // traffic (and OpenCV runs its sequential labelling for them, no nested thread pool).
-    if (foreground.size() < 65535) {
-        const int count = cv::connectedComponents(mask, labels16, 8, CV_16U);
-        return collectPeaks(frame, frameIndex, options, thr, labels16.ptr<std::uint16_t>(), count,
-                            foreground, patches);
-    }
-    const int count = cv::connectedComponents(mask, labels32, 8, CV_32S);
-    return collectPeaks(frame, frameIndex, options, thr, labels32.ptr<int>(), count, foreground,
-                        patches);
+    // The label image is kept per thread and is all zero between frames: only the foreground
+    // pixels are labelled, and only they are cleared afterwards (also when collectPeaks throws).
+    thread_local std::vector<int> labels;
+    thread_local std::vector<int> parent;
+    if (labels.size() != n)
+        labels.assign(n, 0);
+    struct Clear {
+        std::vector<int> &labels;
+        const std::vector<std::size_t> &foreground;
+        ~Clear()
+        {
+            for (const std::size_t idx : foreground)
+                labels[idx] = 0;
+        }
+    } clear{labels, foreground};
+    const int count = labelForeground(foreground, frame.rows, frame.cols, labels.data(), parent);
+    return collectPeaks(frame, frameIndex, options, thr, labels.data(), count, foreground, patches);
 }
 
 namespace {
