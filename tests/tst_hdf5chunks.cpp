@@ -235,10 +235,27 @@ private Q_SLOTS:
             QVERIFY2(sameBits(src->readFrame(i).data, direct[std::size_t(i)]), qPrintable(QString("zlib frame %1").arg(i)));
         chunkdecode::setZlibOnly(false);
         QCOMPARE(int(chunkdecode::directFrameCount() - before), 2 * directFrames);
+        // readFrameInto reusing one buffer (first of another size, then holding another frame,
+        // poisoned with NaN between reads), in reverse order: every pixel is written.
+        auto reusedReads = [&](const char *what) {
+            Frame reused(3, 5, 1.f);
+            for (int i = n - 1; i >= 0; --i) {
+                src->readFrameInto(i, reused);
+                QCOMPARE(reused.rows, src->rows());
+                QCOMPARE(reused.cols, src->cols());
+                QVERIFY2(sameBits(reused.data, direct[std::size_t(i)]),
+                         qPrintable(QString("%1 readFrameInto frame %2, pixel %3").arg(what).arg(i)
+                                        .arg(firstDiff(reused.data, direct[std::size_t(i)]))));
+                std::fill(reused.data.begin(), reused.data.end(), std::numeric_limits<float>::quiet_NaN());
+            }
+        };
+        reusedReads("direct");
+        QCOMPARE(int(chunkdecode::directFrameCount() - before), 3 * directFrames);
         chunkdecode::setDirectChunkReads(false);
         for (int i = 0; i < n; ++i)
             plain.push_back(src->readFrame(i).data);
-        QCOMPARE(int(chunkdecode::directFrameCount() - before), 2 * directFrames);
+        QCOMPARE(int(chunkdecode::directFrameCount() - before), 3 * directFrames);
+        reusedReads("H5Dread");
         chunkdecode::setDirectChunkReads(true);
         for (int i = 0; i < n; ++i) {
             const std::vector<float> e = expectedFrame(sp, i);

@@ -32,6 +32,10 @@ public:
     virtual PixelType pixelType() const = 0;
     /// Reads frame `index` (0-based). Throws InputError on a bad index or unreadable data.
     virtual Frame readFrame(int index) const = 0;
+    /// Reads frame `index` into `out`, reusing its buffer when it already has the frame's size
+    /// (a reader loop avoids allocating and clearing a frame per read). Same errors as readFrame;
+    /// `out` is unspecified after an error.
+    virtual void readFrameInto(int index, Frame &out) const { out = readFrame(index); }
 };
 
 /// Default HDF5 dataset (NeXus).

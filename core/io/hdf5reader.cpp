@@ -89,14 +89,27 @@ public:
 
     Frame readFrame(int index) const override
     {
+        Frame f;
+        readFrameInto(index, f);
+        return f;
+    }
+
+    void readFrameInto(int index, Frame &f) const override
+    {
         if (index < 0 || index >= frameCount())
             throw InputError(fileMessage(m_path, "dataset '" + m_dataset + "': frame "
                                                      + std::to_string(index)
                                                      + " out of range (it has "
                                                      + std::to_string(frameCount()) + " frames)"));
-        Frame f(rows(), cols());
+        const std::size_t n = std::size_t(rows()) * std::size_t(cols());
+        f.rows = rows();
+        f.cols = cols();
+        if (f.data.size() != n)
+            f.data.assign(n, 0.f);
+        // The raw-chunk path writes every pixel (all chunks must be stored); on a false return
+        // the H5Dread below overwrites the whole frame.
         if (m_direct && chunkdecode::directChunkReads() && readDirect(index, f))
-            return f;
+            return;
         hdf5::Lock lock;
         hdf5::Handle fspace = hdf5::spaceHandle(H5Dget_space(m_ds));
         const hsize_t h = hsize_t(rows()), w = hsize_t(cols());
@@ -116,7 +129,6 @@ public:
             throw InputError(fileMessage(m_path, "dataset '" + m_dataset + "': cannot read frame "
                                                      + std::to_string(index)
                                                      + " (corrupt or truncated data?)"));
-        return f;
     }
 
 private:
@@ -197,7 +209,10 @@ private:
             std::vector<std::uint8_t> bytes;
             unsigned mask = 0;
         };
-        std::vector<Raw> raws(std::size_t(nr * nc));
+        // Buffers reused from read to read on this thread (no allocation and clearing of
+        // frame-sized buffers per frame).
+        thread_local std::vector<Raw> raws;
+        raws.resize(std::size_t(nr * nc));
         {
             hdf5::Lock lock;
             const bool three = m_shape.size() == 3;
@@ -227,7 +242,7 @@ private:
                         return false;
                 }
         }
-        std::vector<std::uint8_t> out, scratch;
+        thread_local std::vector<std::uint8_t> out, scratch;
         for (hsize_t a = 0; a < nr; ++a)
             for (hsize_t b = 0; b < nc; ++b) {
                 const Raw &raw = raws[std::size_t(a * nc + b)];

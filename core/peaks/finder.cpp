@@ -16,9 +16,14 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <thread>
+
+#include <emmintrin.h>
 
 #include "core/common/error.h"
 #include "core/common/parallel.h"
@@ -67,6 +72,7 @@ struct Component {
     double sumW = 0, sumWR = 0, sumWC = 0; // weights = value - background
     double sumR = 0, sumC = 0;             // unweighted, the fallback when sumW <= 0
     int saturated = 0;                     // pixels >= the saturation level
+    int atMax = 0;                         // pixels equal to maxValue
     std::size_t firstPixel = 0;            // offset into the per-component pixel list
 };
 
@@ -487,12 +493,49 @@ double logParabolaOffset(const float *data, std::ptrdiff_t stride, int at, int s
     return std::clamp(base - b / (2 * a), std::max(-0.5, at - 1.5), std::min(size - 0.5, at + 1.5)) - at;
 }
 
-/// One scratch per thread, shared by both label types.
-SplitScratch &threadScratch()
-{
-    thread_local SplitScratch scratch;
-    return scratch;
-}
+/// The frame-sized buffers of one findPeaks call: the label image (all zero between frames), the
+/// union-find scratch and the split's position map. They live in a small pool, not per thread,
+/// so that the worker threads each findPeaksIn* call starts reuse them instead of allocating and
+/// zeroing tens of MB per call (parallelChunks' workers are new threads every call).
+struct FrameScratch {
+    std::vector<int> labels;
+    std::vector<int> parent;
+    SplitScratch split;
+};
+
+class ScratchPool {
+public:
+    std::unique_ptr<FrameScratch> take()
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (free_.empty())
+            return std::make_unique<FrameScratch>();
+        std::unique_ptr<FrameScratch> s = std::move(free_.back());
+        free_.pop_back();
+        return s;
+    }
+    void give(std::unique_ptr<FrameScratch> s)
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        // Keeps at most one per hardware thread (a 2048 x 2048 frame: 32 MB each).
+        if (free_.size() < std::size_t(std::max(2u, std::thread::hardware_concurrency())))
+            free_.push_back(std::move(s));
+    }
+
+private:
+    std::mutex mutex_;
+    std::vector<std::unique_ptr<FrameScratch>> free_;
+};
+
+struct ScratchLease {
+    static ScratchPool &pool()
+    {
+        static ScratchPool p;
+        return p;
+    }
+    std::unique_ptr<FrameScratch> scratch = pool().take();
+    ~ScratchLease() { pool().give(std::move(scratch)); }
+};
 
 /// Splits one component (pixels in row-major order) into its prominent maxima; appends the peaks
 /// (frame fields, border and origin left for the caller) to `out` as FoundPeak with `label`.
@@ -997,24 +1040,29 @@ bool isMerged(const float *data, int cols, const std::size_t *pixels, int count,
 /// at least kAutoSaturationPixels pixels hold it; +inf when none.
 constexpr int kAutoSaturationPixels = 3;
 
-float saturationLevel(const float *data, const std::vector<std::size_t> &foreground,
-                      const FinderOptions &options)
+/// The saturation level of a frame: options.saturation when > 0; none (+inf) when 0; automatic
+/// (< 0): the frame's maximum over the foreground when at least kAutoSaturationPixels pixels
+/// hold it. The automatic level comes from the components' maxima and their counts (the
+/// statistics pass), not a pass of its own.
+float saturationLevel(const std::vector<Component> &comps, const FinderOptions &options)
 {
     if (options.saturation > 0)
         return float(options.saturation);
-    if (options.saturation == 0 || foreground.empty())
-        return std::numeric_limits<float>::infinity();
     float top = -std::numeric_limits<float>::infinity();
     int count = 0;
-    for (std::size_t idx : foreground) {
-        const float v = data[idx];
-        if (v > top) {
-            top = v;
-            count = 1;
-        } else if (v == top) {
-            ++count;
+    for (std::size_t k = 1; k < comps.size(); ++k) {
+        const Component &c = comps[k];
+        if (c.area == 0)
+            continue;
+        if (c.maxValue > top) {
+            top = c.maxValue;
+            count = c.atMax;
+        } else if (c.maxValue == top) {
+            count += c.atMax;
         }
     }
+    if (options.saturation == 0 || count == 0)
+        return std::numeric_limits<float>::infinity();
     return count >= kAutoSaturationPixels ? top : std::numeric_limits<float>::infinity();
 }
 
@@ -1024,32 +1072,49 @@ float saturationLevel(const float *data, const std::vector<std::size_t> &foregro
 template <typename Label>
 std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderOptions &options,
                                const FrameThreshold &thr, const Label *labels, int labelCount,
-                               const std::vector<std::size_t> &foreground, std::vector<float> *patches)
+                               const std::vector<std::size_t> &foreground, SplitScratch &scratch,
+                               std::vector<float> *patches)
 {
     const double background = thr.background;
     const int rows = frame.rows, cols = frame.cols;
     const float *data = frame.data.data();
-    const float saturation = saturationLevel(data, foreground, options);
     // Statistics per component over the foreground list (row-major order, so a strict '>' keeps
     // the first maximum in row-major order on ties).
     std::vector<Component> comps(static_cast<std::size_t>(labelCount));
+    const float fixedSaturation = options.saturation > 0 ? float(options.saturation)
+                                                         : std::numeric_limits<float>::infinity();
+    std::size_t rowStart = 0, rowEnd = std::size_t(cols), row = 0; // tracked: the list is sorted
     for (std::size_t idx : foreground) {
+        if (idx >= rowEnd) {
+            row = idx / std::size_t(cols);
+            rowStart = row * std::size_t(cols);
+            rowEnd = rowStart + std::size_t(cols);
+        }
         Component &c = comps[std::size_t(labels[idx])];
         const float v = data[idx];
         const double w = double(v) - background;
-        const double r = double(idx / cols), col = double(idx % cols);
+        const double r = double(row), col = double(idx - rowStart);
         ++c.area;
         if (v > c.maxValue) {
             c.maxValue = v;
             c.maxIndex = idx;
+            c.atMax = 1;
+        } else if (v == c.maxValue) {
+            ++c.atMax;
         }
         c.sumW += w;
         c.sumWR += w * r;
         c.sumWC += w * col;
         c.sumR += r;
         c.sumC += col;
-        c.saturated += v >= saturation;
+        c.saturated += v >= fixedSaturation;
     }
+    const float saturation = saturationLevel(comps, options);
+    // An automatic level is the frame's maximum: a component's saturated pixels are those at
+    // its own maximum when that is the level.
+    if (options.saturation <= 0)
+        for (Component &c : comps)
+            c.saturated = c.area > 0 && c.maxValue >= saturation ? c.atMax : 0;
     // Pixels grouped by component (counting sort; row-major within each component).
     std::size_t offset = 0;
     for (Component &c : comps) {
@@ -1065,7 +1130,6 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
             grouped[fill[std::size_t(labels[idx])]++] = idx;
     }
 
-    SplitScratch &scratch = threadScratch();
     std::vector<FoundPeak> found;
     for (int k = 1; k < labelCount; ++k) {
         const Component &c = comps[std::size_t(k)];
@@ -1116,16 +1180,19 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
         p.border = p.originRow < 0 || p.originCol < 0 || p.originRow + s > rows
             || p.originCol + s > cols;
         if (patches) {
-            for (int r = p.originRow; r < p.originRow + s; ++r) {
-                for (int col = p.originCol; col < p.originCol + s; ++col) {
-                    float v = fill;
-                    if (r >= 0 && col >= 0 && r < rows && col < cols) {
-                        const std::size_t idx = std::size_t(r) * cols + col;
-                        const int l = labels[idx];
-                        if (std::isfinite(data[idx]) && !(options.maskOthers && l != 0 && l != f.label))
-                            v = data[idx];
-                    }
-                    patches->push_back(v);
+            // Outside the frame, non-finite, or (maskOthers) another component's pixel: fill.
+            const std::size_t at = patches->size();
+            patches->resize(at + std::size_t(s) * s, fill);
+            float *out = patches->data() + at;
+            const int c0 = std::max(p.originCol, 0), c1 = std::min(p.originCol + s, cols);
+            for (int r = std::max(p.originRow, 0); r < std::min(p.originRow + s, rows); ++r) {
+                const std::size_t base = std::size_t(r) * cols;
+                float *o = out + std::size_t(r - p.originRow) * s - p.originCol;
+                for (int col = c0; col < c1; ++col) {
+                    const float v = data[base + col];
+                    const int l = labels[base + col];
+                    if (std::isfinite(v) && !(options.maskOthers && l != 0 && l != f.label))
+                        o[col] = v;
                 }
             }
         }
@@ -1219,11 +1286,19 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
     std::vector<std::size_t> foreground;
     {
         std::size_t i = 0;
+        // SSE2 (the x86-64 baseline): 16 pixels per step, a bit per pixel; NaN compares false.
+        const __m128 thr4 = _mm_set1_ps(threshold), max4 = _mm_set1_ps(FLT_MAX);
         for (; i + 16 <= n; i += 16) {
+            __m128 above[4];
+            for (int k = 0; k < 4; ++k)
+                above[k] = _mm_cmpgt_ps(_mm_loadu_ps(data + i + 4 * k), thr4);
+            const __m128 any = _mm_or_ps(_mm_or_ps(above[0], above[1]), _mm_or_ps(above[2], above[3]));
+            if (_mm_movemask_ps(any) == 0)
+                continue;
             unsigned bits = 0;
-            for (unsigned k = 0; k < 16; ++k) {
-                const float v = data[i + k];
-                bits |= unsigned((v > threshold) & (v <= FLT_MAX)) << k;
+            for (int k = 0; k < 4; ++k) {
+                const __m128 finite = _mm_cmple_ps(_mm_loadu_ps(data + i + 4 * k), max4);
+                bits |= unsigned(_mm_movemask_ps(_mm_and_ps(above[k], finite))) << (4 * k);
             }
             while (bits) {
                 foreground.push_back(i + std::size_t(__builtin_ctz(bits)));
@@ -1237,10 +1312,10 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
     if (foreground.empty())
         return peaks;
 
-    // The label image is kept per thread and is all zero between frames: only the foreground
-    // pixels are labelled, and only they are cleared afterwards (also when collectPeaks throws).
-    thread_local std::vector<int> labels;
-    thread_local std::vector<int> parent;
+    // The label image is all zero between frames: only the foreground pixels are labelled, and
+    // only they are cleared afterwards (also when collectPeaks throws).
+    ScratchLease lease;
+    std::vector<int> &labels = lease.scratch->labels;
     if (labels.size() != n)
         labels.assign(n, 0);
     struct Clear {
@@ -1252,8 +1327,10 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
                 labels[idx] = 0;
         }
     } clear{labels, foreground};
-    const int count = labelForeground(foreground, frame.rows, frame.cols, labels.data(), parent);
-    return collectPeaks(frame, frameIndex, options, thr, labels.data(), count, foreground, patches);
+    const int count = labelForeground(foreground, frame.rows, frame.cols, labels.data(),
+                                      lease.scratch->parent);
+    return collectPeaks(frame, frameIndex, options, thr, labels.data(), count, foreground,
+                        lease.scratch->split, patches);
 }
 
 namespace {
@@ -1364,7 +1441,7 @@ PatchDataset findPeaksInSource(const FrameSource &source, int first, int last,
                                          + std::to_string(dark->rows) + " x "
                                          + std::to_string(dark->cols)));
     const FrameGetter read = [&](int index, Frame &scratch) -> const Frame & {
-        scratch = source.readFrame(index);
+        source.readFrameInto(index, scratch);
         if (dark)
             scratch = subtractDark(scratch, *dark);
         return scratch;

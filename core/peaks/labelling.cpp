@@ -18,8 +18,14 @@ int labelForeground(const std::vector<std::size_t> &foreground, int rows, int co
         return x;
     };
     const std::size_t stride = std::size_t(cols);
+    // The row of the current pixel is tracked, not divided out per pixel (the list is sorted).
+    std::size_t rowStart = 0, rowEnd = stride;
     for (const std::size_t idx : foreground) {
-        const std::size_t c = idx % stride;
+        if (idx >= rowEnd) {
+            rowStart = idx - idx % stride;
+            rowEnd = rowStart + stride;
+        }
+        const std::size_t c = idx - rowStart;
         int l = 0;
         auto join = [&](int other) {
             if (other == 0 || other == l)
