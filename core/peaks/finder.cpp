@@ -80,6 +80,7 @@ struct Component {
 struct SplitScratch {
     std::vector<int> pos;    // frame index -> position in the component's pixel list
     std::vector<float> values; // position -> value
+    std::vector<int> rowIdx, colIdx; // position -> row, column
     std::vector<int> up;     // steepest-ascent neighbour (itself at a local maximum)
     std::vector<int> stamp;  // flood membership (the flood's number)
     std::vector<int> heap;   // flood frontier
@@ -555,8 +556,27 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
         s.values[std::size_t(i)] = data[pixels[i]];
     const float *values = s.values.data();
     auto value = [values](int i) { return values[i]; };
-    auto rowOf = [&](int i) { return int(pixels[i] / cols); };
-    auto colOf = [&](int i) { return int(pixels[i] % cols); };
+    // Row and column of every position, once (the pixels are in row-major order, so the row is
+    // tracked rather than divided out: the loops below ask for them many times).
+    s.rowIdx.resize(std::size_t(n));
+    s.colIdx.resize(std::size_t(n));
+    {
+        std::size_t rowStart = 0, rowEnd = 0;
+        int row = -1;
+        for (int i = 0; i < n; ++i) {
+            const std::size_t idx = pixels[i];
+            if (row < 0 || idx >= rowEnd) {
+                row = int(idx / std::size_t(cols));
+                rowStart = std::size_t(row) * std::size_t(cols);
+                rowEnd = rowStart + std::size_t(cols);
+            }
+            s.rowIdx[std::size_t(i)] = row;
+            s.colIdx[std::size_t(i)] = int(idx - rowStart);
+        }
+    }
+    const int *rowIdx = s.rowIdx.data(), *colIdx = s.colIdx.data();
+    auto rowOf = [rowIdx](int i) { return rowIdx[i]; };
+    auto colOf = [colIdx](int i) { return colIdx[i]; };
     // Strict order: higher value first, then earlier in row-major order (= smaller position).
     auto higher = [&](int a, int b) {
         const float va = value(a), vb = value(b);
@@ -569,7 +589,7 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
                                        1, std::ptrdiff_t(cols) - 1, std::ptrdiff_t(cols), std::ptrdiff_t(cols) + 1};
     for (int i = 0; i < n; ++i) {
         const std::size_t idx = pixels[i];
-        const int r = int(idx / cols), c = int(idx % cols);
+        const int r = rowOf(i), c = colOf(i);
         int *out = s.neighbours.data() + std::size_t(i) * 8;
         int count = 0;
         if (r > 0 && c > 0 && r < rows - 1 && c < cols - 1) {
@@ -865,7 +885,7 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
         PeakStats &q = peaks[single ? 0 : std::size_t(s.basin[std::size_t(i)])];
         const float v = value(i);
         const double w = double(v) - background;
-        const double r = double(pixels[i] / cols), c = double(pixels[i] % cols);
+        const double r = double(rowOf(i)), c = double(colOf(i));
         edge |= r == 0 || c == 0 || r == rows - 1 || c == cols - 1;
         ++q.area;
         q.sumW += w;
@@ -894,7 +914,7 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
             for (int i = 0; i < n; ++i) {
                 if (value(i) < saturation || (!single && s.basin[std::size_t(i)] != int(k)))
                     continue;
-                const double d = std::hypot(double(pixels[i] / cols) - pr, double(pixels[i] % cols) - pc);
+                const double d = std::hypot(double(rowOf(i)) - pr, double(colOf(i)) - pc);
                 if (d < best) {
                     best = d;
                     q.centre = i;
