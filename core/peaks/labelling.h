@@ -1,19 +1,20 @@
 #pragma once
 // 8-connected component labelling over a sparse foreground list (the finder's labelling): one
-// pass over the foreground pixels in row-major order with a union-find of provisional labels,
-// then a relabel in order of each component's first pixel. The components are
-// cv::connectedComponents' (8-connected), pixel for pixel (tests/tst_finder checks), without its
-// two passes over the whole frame: the cost scales with the foreground, not the frame.
+// pass over the foreground pixels in row-major order that groups them into runs (consecutive
+// pixels of a row) and joins each run to the touching runs of the row above with a union-find of
+// provisional labels, then a relabel in order of each component's first pixel. The label image
+// is written, never read. The components are cv::connectedComponents' (8-connected), pixel for
+// pixel (tests/tst_finder checks), without its two passes over the whole frame: the cost scales
+// with the foreground, not the frame.
 #include <cstddef>
 #include <vector>
 
 namespace braggnac::core {
 
 /// `foreground`: flat indices (row * cols + col) of the foreground pixels, strictly increasing.
-/// `labels`: a rows x cols image that is 0 at every foreground pixel on entry (the rest is not
-/// read except at foreground positions' already-labelled neighbours, which are foreground);
-/// on return each foreground pixel holds its component's label 1..count-1, nothing else is
-/// written. Returns count = number of components + 1 (0 is the background, as OpenCV counts).
+/// `labels`: a rows x cols image, not read; on return each foreground pixel holds its
+/// component's label 1..count-1, nothing else is written. Returns count = number of
+/// components + 1 (0 is the background, as OpenCV counts).
 /// `parent` is scratch (reused between calls).
 int labelForeground(const std::vector<std::size_t> &foreground, int rows, int cols, int *labels,
                     std::vector<int> &parent);
