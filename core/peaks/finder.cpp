@@ -81,6 +81,7 @@ struct SplitScratch {
     std::vector<int> pos;    // frame index -> position in the component's pixel list
     std::vector<float> values; // position -> value
     std::vector<int> rowIdx, colIdx; // position -> row, column
+    std::vector<int> grid;             // bounding box (+1 px) -> position, -1 outside
     std::vector<int> up;     // steepest-ascent neighbour (itself at a local maximum)
     std::vector<int> stamp;  // flood membership (the flood's number)
     std::vector<int> heap;   // flood frontier
@@ -587,7 +588,37 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
     s.neighbourCount.resize(std::size_t(n));
     const std::ptrdiff_t offsets[8] = {-std::ptrdiff_t(cols) - 1, -std::ptrdiff_t(cols), -std::ptrdiff_t(cols) + 1, -1,
                                        1, std::ptrdiff_t(cols) - 1, std::ptrdiff_t(cols), std::ptrdiff_t(cols) + 1};
+    // Membership from a grid of positions over the component's bounding box (1 px border, -1
+    // outside the component): small and hot, where the frame's label image is cold outside the
+    // component. A sprawling component (box much larger than its pixels) uses the labels.
+    int r0 = INT_MAX, r1 = INT_MIN, c0 = INT_MAX, c1 = INT_MIN;
     for (int i = 0; i < n; ++i) {
+        r0 = std::min(r0, rowOf(i));
+        r1 = std::max(r1, rowOf(i));
+        c0 = std::min(c0, colOf(i));
+        c1 = std::max(c1, colOf(i));
+    }
+    const std::size_t gw = std::size_t(c1 - c0 + 3), gh = std::size_t(r1 - r0 + 3);
+    const bool useGrid = gw * gh <= 16 * std::size_t(n) + 1024;
+    if (useGrid) {
+        s.grid.assign(gw * gh, -1);
+        for (int i = 0; i < n; ++i)
+            s.grid[std::size_t(rowOf(i) - r0 + 1) * gw + std::size_t(colOf(i) - c0 + 1)] = i;
+        const std::ptrdiff_t g = std::ptrdiff_t(gw);
+        const std::ptrdiff_t goff[8] = {-g - 1, -g, -g + 1, -1, 1, g - 1, g, g + 1};
+        for (int i = 0; i < n; ++i) {
+            const int *at = s.grid.data() + std::size_t(rowOf(i) - r0 + 1) * gw + std::size_t(colOf(i) - c0 + 1);
+            int *out = s.neighbours.data() + std::size_t(i) * 8;
+            int count = 0;
+            for (std::ptrdiff_t off : goff) {
+                const int q = at[off];
+                if (q >= 0)
+                    out[count++] = q;
+            }
+            s.neighbourCount[std::size_t(i)] = std::uint8_t(count);
+        }
+    }
+    for (int i = 0; i < n && !useGrid; ++i) {
         const std::size_t idx = pixels[i];
         const int r = rowOf(i), c = colOf(i);
         int *out = s.neighbours.data() + std::size_t(i) * 8;
