@@ -408,15 +408,18 @@ int main(int argc, char **argv)
                 chunkdecode::setDirectChunkReads(direct);
                 t0 = Clock::now();
                 const double c0 = cpuSeconds();
+                // Into one reused frame, as the finder's reader loop does (readFrameInto).
+                Frame into;
                 for (int i = 0; i < frames; ++i)
-                    source->readFrame(i);
+                    source->readFrameInto(i, into);
                 readCpu[suffix].push_back(cpuSeconds() - c0);
                 s[suffix].push_back(since(t0));
                 // Read alone from maxThreads threads (frames dealt out round-robin).
                 t0 = Clock::now();
                 parallelChunks(std::size_t(frames), maxThreads, 1, [&](std::size_t lo, std::size_t hi, int) {
+                    Frame into;
                     for (std::size_t i = lo; i < hi; ++i)
-                        source->readFrame(int(i));
+                        source->readFrameInto(int(i), into);
                 });
                 sPar[suffix].push_back(since(t0));
                 for (int threads : threadCounts)

@@ -92,7 +92,7 @@ if "hdf5_read_only_plain" in c:
     d1, dn = c["hdf5_read_only"]["frames_per_s_median"], c["hdf5_read_only_threads"]["frames_per_s_median"]
     p1, pn = c["hdf5_read_only_plain"]["frames_per_s_median"], c["hdf5_read_only_plain_threads"]["frames_per_s_median"]
     nt = c["hdf5_read_only_threads"]["threads"]
-    print(f"- HDF5 read alone (`readFrame`), gzip inflated outside the HDF5 lock (raw chunks, "
+    print(f"- HDF5 read alone (`readFrameInto` a reused frame, as the finder reads), gzip inflated outside the HDF5 lock (raw chunks, "
           f"`core/io/chunkdecode.h`; {c['hdf5_direct_frames']} frame reads in this run took that path): {f(d1)} frames/s "
           f"sequential, {f(dn)} frames/s from {nt} threads; plain `H5Dread` (inflated under the lock, "
           f"serialised): {f(p1)} sequential, {f(pn)} from {nt} threads. Ratio raw-chunk / plain: "
@@ -102,9 +102,20 @@ if "hdf5_read_only_plain" in c:
           f"plain {f(c['hdf5_read_only_plain']['cpu_ms_per_frame_median'], 2)} ms. The two reads run "
           "interleaved, repetition by repetition.")
 else:
-    print(f"- HDF5 read alone (`readFrame`, sequential): {f(c['hdf5_read_only']['frames_per_s_median'])} frames/s. "
+    print(f"- HDF5 read alone (`readFrameInto`, sequential): {f(c['hdf5_read_only']['frames_per_s_median'])} frames/s. "
           "HDF5 calls are serialised by the process-wide HDF5 lock, so with the read the finder cannot go "
           "faster than this, whatever the thread count.")
+mem2 = fps(P, "in_memory", "2")
+gz2 = fps(P, "with_hdf5_read", "2")
+met = lambda x: "met" if x >= 100 else "not met"
+print(f"- **Goals (issue 11), default finder (prominence), 2 threads: frames in memory >= 100 frames/s: "
+      f"{f(mem2)} ({met(mem2)}); with the gzip HDF5 read >= 100 frames/s: {f(gz2)} ({met(gz2)}).**")
+if "hdf5_read_only_plain" in c:
+    rc = c["hdf5_read_only"]["cpu_ms_per_frame_median"]
+    print(f"- CPU budget of read + find (1 thread, `getrusage`): read {f(rc, 2)} ms + find {f(c1p, 2)} ms = "
+          f"{f(rc + c1p, 2)} ms per frame, so 2 cores can do at most about "
+          f"{f(2e3 / (rc + c1p))} frames/s with the read (an estimate from CPU time; most of the read's "
+          "CPU time is inflating the deflate stream, one 8 MB chunk per frame that one thread must decode: see finder-gzip.md).")
 print(f"- Background statistics (`frameThreshold`): {f(c['threshold_ms_per_frame'], 2)} ms per frame.")
 print(f"- Peaks found: none {N['peaks_found']} (scipy reference {p['peaks_found']}: "
       f"{'identical counts' if N['peaks_found'] == p['peaks_found'] else 'DIFFERENT counts'}), prominence "
