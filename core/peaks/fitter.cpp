@@ -40,17 +40,13 @@ constexpr double kSignificance = 36.0;
 constexpr double kResidualStructure = 3.5;
 constexpr double kTwoPeakF = 10.0;
 constexpr double kTwoPeakApart = 2.5; // px between the two fitted centres
-// A two-peak fit is abandoned (the one-peak result stands) when, after 10 (20) LM iterations, its
-// F statistic is still below 0.4 (0.7) x kTwoPeakF: LM only lowers chi^2, so F only grows, but on
-// the realistic set no fit that ended above kTwoPeakF was that far below it there (lowest of
-// 1,036 kept: 5.8 at 10 iterations, 10.2 at 20), while the attempts the F test rejects run 37
-// iterations on average, a third of them to the limit.
-constexpr int kTwoPeakCheckAt[2] = {10, 20};
-constexpr double kTwoPeakCheckF[2] = {0.4 * kTwoPeakF, 0.7 * kTwoPeakF};
 // Statistical stop: the Gauss-Newton decrement, in noise variances, below which a fit is at its
 // minimum (what a full Gauss-Newton step would still change is < 0.22 standard errors along the
 // least determined direction, far less along the centre's).
 constexpr double kDecrementTol = 0.05;
+// The same for the first, unweighted one-peak run when the Poisson-weighted continuation
+// follows and refines it: within ~1 standard error along the least determined direction.
+constexpr double kDecrementTolFirst = 1.0;
 // chi^2 changes below this fraction of the flat-patch chi^2 are rounding (the kernels evaluate
 // in float: residuals cannot go below ~1e-7 of the signal).
 constexpr double kChi2Floor = 1e-11;
@@ -338,11 +334,7 @@ struct LmRun {
     int maxIterations = 100;
     double tol = 1e-8;
     int used = 0; // pixels in the fit (for the noise variance chi^2 / (used - parameters))
-    // Give up (aborted = true) when chi^2 is still above abortChi2[c] after abortAt[c]
-    // iterations (the two-peak fit's early rejection; abortAt 0 = never).
-    int abortAt[2] = {0, 0};
-    double abortChi2[2] = {0, 0};
-    bool aborted = false;
+    double decrementTol = kDecrementTol;
     // Out:
     double chi2 = 0;
     int iterations = 0;
@@ -386,14 +378,7 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
     double lambda = 1e-3, nu = 2;
     run.iterations = 0;
     run.criteriaMet = false;
-    run.aborted = false;
     for (int it = 0; it < run.maxIterations; ++it) {
-        if (it > 0
-            && ((it == run.abortAt[0] && nrm[cur].chi2 > run.abortChi2[0])
-                || (it == run.abortAt[1] && nrm[cur].chi2 > run.abortChi2[1]))) {
-            run.aborted = true;
-            break;
-        }
         run.iterations = it + 1;
         const Normal<NP> &n = nrm[cur];
         bool fixed[NP];
@@ -455,7 +440,7 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
                     double dec = 0;
                     for (int i = 0; i < NP; ++i)
                         dec += gn[i] * c.jtr[i];
-                    if (dec <= kDecrementTol * s2) {
+                    if (dec <= run.decrementTol * s2) {
                         run.criteriaMet = true;
                         break;
                     }
@@ -967,7 +952,12 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     lm.maxIterations = std::max(1, options.maxIterations);
     lm.tol = options.tolerance > 0 ? options.tolerance : 1e-8;
     lm.used = used;
+    // With the Poisson-weighted continuation to refine it, the first (unweighted) run stops at a
+    // looser decrement (docs/fitting.md, "Convergence").
+    if (options.poissonWeights)
+        lm.decrementTol = kDecrementTolFirst;
     kernel.onePeak(ws, p, lm);
+    lm.decrementTol = kDecrementTol;
     auto finiteFit = [&](const double *q, const LmRun &run) {
         bool f = std::isfinite(run.chi2);
         for (int i = 0; i < kP; ++i)
@@ -1042,18 +1032,12 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             LmRun lm2 = lm;
             lm2.chi2Floor = kChi2Floor * flat2;
             lm2.used = used2;
-            // F = (chi1 - chi2) / extra / (chi2 / dof) < F_c  <=>  chi2 > chi1 / (1 + extra F_c / dof).
-            constexpr int extra = kP2 - kP;
-            const double dof2 = std::max(1, used2 - kP2);
-            for (int c = 0; c < 2; ++c) {
-                lm2.abortAt[c] = kTwoPeakCheckAt[c];
-                lm2.abortChi2[c] = chi1 / (1 + extra * kTwoPeakCheckF[c] / dof2);
-            }
             kernel.twoPeaks(ws, q, lm2);
             result.iterations += lm2.iterations;
-            bool ok = std::isfinite(lm2.chi2) && !lm2.aborted;
+            bool ok = std::isfinite(lm2.chi2);
             for (double v : q)
                 ok = ok && std::isfinite(v);
+            constexpr int extra = kP2 - kP;
             const double f =
                 (chi1 - lm2.chi2) / extra / (lm2.chi2 / std::max(1, used2 - kP2));
             // Two peaks closer than 2.5 px would split one peak (a bright one, whose core and
