@@ -1076,7 +1076,9 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         ws.load(patch);
     }
 
-    if (options.poissonWeights && result.status != FitStatus::TooFaint && !tryTwo) {
+    // Not after a pair was kept (returned above); after a rejected two-peak attempt it refines
+    // the one-peak answer like any other (the first run stopped loosely, kDecrementTolFirst).
+    if (options.poissonWeights && result.status != FitStatus::TooFaint) {
         // Continue from the unweighted fit with weights 1 / sqrt(variance of its model), then
         // judge that fit.
         kernel.model(ws, p);
