@@ -64,6 +64,7 @@ struct Workspace {
     std::vector<std::uint8_t> use;
     std::vector<std::uint8_t> validPixels, fitPixels; // per-patch copies of `use` (reused)
     std::vector<double> resid; // data - model (neighbourStart)
+    std::vector<double> seRow, seCol; // J x per pixel (centreStderr)
     fit::StartScratch scratch;
 
     explicit Workspace(int s) : size(s)
@@ -84,6 +85,8 @@ struct Workspace {
             r = fit::FloatArray(padded);
         model = fit::DoubleArray(padded);
         resid.assign(n, 0.0);
+        seRow.assign(n, 0.0);
+        seCol.assign(n, 0.0);
         use.assign(n, 0);
         for (int k = 0; k < padded; ++k) {
             row[k] = k < n ? k / s : s / 2;
@@ -597,7 +600,7 @@ double flatChi2Weighted(const Workspace &ws)
 // last LM evaluation left in `slot`: the sandwich A^-1 (J^T diag(w^2 var) J) A^-1 with
 // A = J^T J over the free parameters (those not on a bound), var = gain max(model, 0) + rn^2,
 // scaled by chi^2 / dof of the residuals in units of var. False when A is singular.
-bool centreStderr(const Workspace &ws, const LmRun &lm, int np, const double *p, const Bounds &b,
+bool centreStderr(Workspace &ws, const LmRun &lm, int np, const double *p, const Bounds &b,
                   const FitOptions &o, double &seRow, double &seCol, int ir = 2, int ic = 3)
 {
     const int padded = ws.padded, n = ws.size * ws.size;
@@ -669,6 +672,20 @@ bool centreStderr(const Workspace &ws, const LmRun &lm, int np, const double *p,
     double xr[kP2], xc[kP2];
     solve(ir, xr);
     solve(ic, xc);
+    // J x_r and J x_c at every pixel, column by column (contiguous: vectorised), summed over the
+    // parameters in the same order as before.
+    double *jrs = ws.seRow.data(), *jcs = ws.seCol.data();
+    std::fill(jrs, jrs + n, 0.0);
+    std::fill(jcs, jcs + n, 0.0);
+    for (int i = 0; i < m; ++i) {
+        const float *Ji = J + std::size_t(idx[i]) * padded;
+        const double a = xr[i], b = xc[i];
+        for (int k = 0; k < n; ++k) {
+            const double jk = Ji[k];
+            jrs[k] += jk * a;
+            jcs[k] += jk * b;
+        }
+    }
     const double rn2 = o.readNoise * o.readNoise;
     double vr = 0, vc = 0, chi2 = 0;
     int used = 0;
@@ -682,12 +699,7 @@ bool centreStderr(const Workspace &ws, const LmRun &lm, int np, const double *p,
         const double var = o.gain * std::max(model, 0.0) + rn2;
         const double safeVar = var > 0 ? var : 1.0;
         chi2 += diff * diff / safeVar;
-        double jr = 0, jc = 0;
-        for (int i = 0; i < m; ++i) {
-            const double jk = J[std::size_t(idx[i]) * padded + k];
-            jr += jk * xr[i];
-            jc += jk * xc[i];
-        }
+        const double jr = jrs[k], jc = jcs[k];
         const double g = w * w * safeVar;
         vr += g * jr * jr;
         vc += g * jc * jc;
@@ -871,7 +883,7 @@ void poissonReweight(Workspace &ws, const FitOptions &o)
 }
 
 // Marks `result` with its centre standard error (from the LM run that just ended) or +inf.
-void attachStderr(FitResult &result, const Workspace &ws, const LmRun &lm, int np,
+void attachStderr(FitResult &result, Workspace &ws, const LmRun &lm, int np,
                   const double *p, const Bounds &bounds, const FitOptions &options, int ir = 2,
                   int ic = 3)
 {
