@@ -296,6 +296,7 @@ BRAGGNAC_FIT_INLINE bool solveDamped(const Normal<NP> &nrm, const double *scale,
         g[i] = fixed[i] ? 0 : nrm.jtr[i] * s[i];
     }
     double inv[NP]; // 1 / the Cholesky diagonal
+#pragma GCC unroll 16
     for (int j = 0; j < NP; ++j) {
         double d = a[j][j];
         for (int k = 0; k < j; ++k)
@@ -405,11 +406,14 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
         const double chi2 = nrm[nxt].chi2;
         if (std::isfinite(chi2) && chi2 < n.chi2) {
             // Gain ratio: actual / predicted (linear model) reduction.
+            // (The upper triangle read in two branch-free parts, same order of summation.)
             double pred = 0;
             for (int i = 0; i < NP; ++i) {
                 double hs = 0;
-                for (int j = 0; j < NP; ++j)
-                    hs += (i <= j ? n.jtj[i][j] : n.jtj[j][i]) * step[j];
+                for (int j = 0; j < i; ++j)
+                    hs += n.jtj[j][i] * step[j];
+                for (int j = i; j < NP; ++j)
+                    hs += n.jtj[i][j] * step[j];
                 pred += step[i] * (2 * n.jtr[i] - hs);
             }
             const double rho = pred > 0 ? (n.chi2 - chi2) / pred : 0;
