@@ -289,6 +289,7 @@ BRAGGNAC_FIT_INLINE bool solveDamped(const Normal<NP> &nrm, const double *scale,
     double s[NP];
     for (int i = 0; i < NP; ++i)
         s[i] = 1 / std::sqrt(scale[i]);
+#pragma GCC unroll 16
     for (int i = 0; i < NP; ++i) {
         for (int j = 0; j < i; ++j)
             a[i][j] = (fixed[i] || fixed[j]) ? 0 : nrm.jtj[j][i] * s[i] * s[j];
@@ -314,12 +315,14 @@ BRAGGNAC_FIT_INLINE bool solveDamped(const Normal<NP> &nrm, const double *scale,
         }
     }
     double y[NP];
+#pragma GCC unroll 16
     for (int i = 0; i < NP; ++i) {
         double v = g[i];
         for (int k = 0; k < i; ++k)
             v -= a[i][k] * y[k];
         y[i] = v * inv[i];
     }
+#pragma GCC unroll 16
     for (int i = NP - 1; i >= 0; --i) {
         double v = y[i];
         for (int k = i + 1; k < NP; ++k)
