@@ -10,6 +10,7 @@
 #include <memory>
 #include <new>
 #include <type_traits>
+#include <utility>
 
 // Every function taking or returning a vector is always inlined into a kernel compiled for one
 // instruction set, so the vector calling convention (which differs between them) never matters.
@@ -103,6 +104,45 @@ BRAGGNAC_FIT_INLINE double horizontalSum(const V &v)
 
 /// exp(x) for x <= 0 (x < -700 gives ~1e-304, not 0): Cody-Waite reduction by ln 2 and a
 /// degree-11 Taylor polynomial on |r| <= ln2/2 (relative error < 1e-14).
+// Transposed reduction of N float vectors of N lanes each: lane i of the result is the sum of
+// the lanes of x[i]. Each level folds pairs of vectors (the lower and upper halves of every block
+// of B lanes, two-source shuffles with constant masks), so N sums cost N - 1 additions and
+// 2 (N - 1) shuffles instead of log2(N) shuffles and additions each.
+template <int N, int B, std::size_t... I>
+BRAGGNAC_FIT_INLINE typename VecOf<float, N>::D foldBlocks(const typename VecOf<float, N>::D &x,
+                                                          const typename VecOf<float, N>::D &y,
+                                                          std::index_sequence<I...>)
+{
+    using M = typename VecOf<float, N>::L;
+    constexpr int h = B / 2, blocks = N / B;
+    // Output lane i: block j = i / h of size h, lane t = i % h; blocks < `blocks` come from x.
+    constexpr auto lo = [](int i) {
+        const int j = i / h, t = i % h;
+        return (j % blocks) * B + t + (j >= blocks ? N : 0);
+    };
+    const M mlo = {lo(int(I))...};
+    const M mhi = {(lo(int(I)) + h)...};
+    return __builtin_shuffle(x, y, mlo) + __builtin_shuffle(x, y, mhi);
+}
+
+template <int N, int B>
+BRAGGNAC_FIT_INLINE void foldLevel(typename VecOf<float, N>::D *x, int count)
+{
+    for (int i = 0; i < count / 2; ++i)
+        x[i] = foldBlocks<N, B>(x[2 * i], x[2 * i + 1], std::make_index_sequence<N>{});
+    if constexpr (B > 2)
+        foldLevel<N, B / 2>(x, count / 2);
+}
+
+/// Sums of each of N vectors (overwritten): lane i of the result is the sum of x[i].
+template <int N>
+BRAGGNAC_FIT_INLINE typename VecOf<float, N>::D transposedSums(typename VecOf<float, N>::D *x)
+{
+    if constexpr (N >= 2)
+        foldLevel<N, N>(x, N);
+    return x[0];
+}
+
 template <int N>
 BRAGGNAC_FIT_INLINE typename Vec<N>::D expNonPositive(const typename Vec<N>::D &arg)
 {

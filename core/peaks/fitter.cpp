@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -126,11 +127,11 @@ struct Normal {
     double jtr[NP];
 };
 
-// out[g] = x . ys[g] for G columns at once (independent accumulators hide the FMA latency).
+// acc[g] = the per-lane products x . ys[g] for G columns at once (independent accumulators hide
+// the FMA latency); the lanes are summed later, N dot products at a time (fit::transposedSums).
 template <typename V, int G>
-BRAGGNAC_FIT_INLINE void dotProducts(const V *x, const V *const *ys, int nb, double *out)
+BRAGGNAC_FIT_INLINE void dotProducts(const V *x, const V *const *ys, int nb, V *acc)
 {
-    V acc[G];
     for (int g = 0; g < G; ++g)
         acc[g] = V{};
     for (int k = 0; k < nb; ++k) {
@@ -138,8 +139,6 @@ BRAGGNAC_FIT_INLINE void dotProducts(const V *x, const V *const *ys, int nb, dou
         for (int g = 0; g < G; ++g)
             acc[g] += xk * ys[g][k];
     }
-    for (int g = 0; g < G; ++g)
-        out[g] = fit::horizontalSum(acc[g]);
 }
 
 // Model, weighted residuals and the analytic Jacobian in one pass over the pixels (sharing the
@@ -223,34 +222,48 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
         chi += r * r;
     }
     out.chi2 = fit::horizontalSum(chi);
-    // J^T J (upper triangle) and J^T r: for each column a, the dot products with columns
-    // a..NP-1 and with r, four at a time.
+    // J^T J (upper triangle) and J^T r: for each column a, the per-lane dot products with
+    // columns a..NP-1 and with r, four at a time; then their lanes summed N vectors at a time.
     const V *cols_[NP + 1];
     for (int i = 0; i < NP; ++i)
         cols_[i] = j[i];
     cols_[NP] = res;
-    double dots[NP + 1];
+    constexpr int kDots = NP * (NP + 1) / 2 + NP;
+    constexpr int kGroups = (kDots + N - 1) / N;
+    V acc[kGroups * N];
+    int d = 0;
     for (int a = 0; a < NP; ++a) {
         const V *ja = j[a];
         int b = a;
-        for (; b + 4 <= NP + 1; b += 4)
-            dotProducts<V, 4>(ja, cols_ + b, nb, dots + b);
+        for (; b + 4 <= NP + 1; b += 4, d += 4)
+            dotProducts<V, 4>(ja, cols_ + b, nb, acc + d);
         switch (NP + 1 - b) {
         case 3:
-            dotProducts<V, 3>(ja, cols_ + b, nb, dots + b);
+            dotProducts<V, 3>(ja, cols_ + b, nb, acc + d);
             break;
         case 2:
-            dotProducts<V, 2>(ja, cols_ + b, nb, dots + b);
+            dotProducts<V, 2>(ja, cols_ + b, nb, acc + d);
             break;
         case 1:
-            dotProducts<V, 1>(ja, cols_ + b, nb, dots + b);
+            dotProducts<V, 1>(ja, cols_ + b, nb, acc + d);
             break;
         default:
             break;
         }
+        d += NP + 1 - b;
+    }
+    for (; d < kGroups * N; ++d)
+        acc[d] = V{};
+    float sums[kGroups * N];
+    for (int g = 0; g < kGroups; ++g) {
+        const V s = fit::transposedSums<N>(acc + g * N);
+        std::memcpy(sums + g * N, &s, sizeof s);
+    }
+    d = 0;
+    for (int a = 0; a < NP; ++a) {
         for (int c = a; c < NP; ++c)
-            out.jtj[a][c] = dots[c];
-        out.jtr[a] = dots[NP];
+            out.jtj[a][c] = sums[d++];
+        out.jtr[a] = sums[d++];
     }
 }
 
