@@ -541,8 +541,7 @@ struct ScratchLease {
 
 /// Splits one component (pixels in row-major order) into its prominent maxima; appends the peaks
 /// (frame fields, border and origin left for the caller) to `out` as FoundPeak with `label`.
-template <typename Label>
-void splitComponent(const float *data, int rows, int cols, const Label *labels, int label,
+void splitComponent(const float *data, int rows, int cols, const int *labels, int label,
                     const std::size_t *pixels, int n, double background, double sigma,
                     float saturation, const FinderOptions &o, SplitScratch &s,
                     std::vector<FoundPeak> &out)
@@ -562,17 +561,11 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
     s.rowIdx.resize(std::size_t(n));
     s.colIdx.resize(std::size_t(n));
     {
-        std::size_t rowStart = 0, rowEnd = 0;
-        int row = -1;
+        RowCursor at(cols);
         for (int i = 0; i < n; ++i) {
-            const std::size_t idx = pixels[i];
-            if (row < 0 || idx >= rowEnd) {
-                row = int(idx / std::size_t(cols));
-                rowStart = std::size_t(row) * std::size_t(cols);
-                rowEnd = rowStart + std::size_t(cols);
-            }
-            s.rowIdx[std::size_t(i)] = row;
-            s.colIdx[std::size_t(i)] = int(idx - rowStart);
+            at.to(pixels[i]);
+            s.rowIdx[std::size_t(i)] = int(at.row);
+            s.colIdx[std::size_t(i)] = int(at.col);
         }
     }
     const int *rowIdx = s.rowIdx.data(), *colIdx = s.colIdx.data();
@@ -586,8 +579,6 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
     // The 8-connected neighbours of every pixel within the component (positions), computed once.
     s.neighbours.resize(std::size_t(n) * 8);
     s.neighbourCount.resize(std::size_t(n));
-    const std::ptrdiff_t offsets[8] = {-std::ptrdiff_t(cols) - 1, -std::ptrdiff_t(cols), -std::ptrdiff_t(cols) + 1, -1,
-                                       1, std::ptrdiff_t(cols) - 1, std::ptrdiff_t(cols), std::ptrdiff_t(cols) + 1};
     // Membership from a grid of positions over the component's bounding box (1 px border, -1
     // outside the component): small and hot, where the frame's label image is cold outside the
     // component. A sprawling component (box much larger than its pixels) uses the labels.
@@ -617,30 +608,34 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
             }
             s.neighbourCount[std::size_t(i)] = std::uint8_t(count);
         }
-    }
-    for (int i = 0; i < n && !useGrid; ++i) {
-        const std::size_t idx = pixels[i];
-        const int r = rowOf(i), c = colOf(i);
-        int *out = s.neighbours.data() + std::size_t(i) * 8;
-        int count = 0;
-        if (r > 0 && c > 0 && r < rows - 1 && c < cols - 1) {
-            for (std::ptrdiff_t off : offsets) {
-                const std::size_t j = std::size_t(std::ptrdiff_t(idx) + off);
-                if (int(labels[j]) == label)
-                    out[count++] = s.pos[j];
-            }
-        } else {
-            for (int dr = -1; dr <= 1; ++dr)
-                for (int dc = -1; dc <= 1; ++dc) {
-                    const int rr = r + dr, cc = c + dc;
-                    if ((dr == 0 && dc == 0) || rr < 0 || rr >= rows || cc < 0 || cc >= cols)
-                        continue;
-                    const std::size_t j = std::size_t(rr) * cols + cc;
-                    if (int(labels[j]) == label)
+    } else {
+        const std::ptrdiff_t offsets[8] = {-std::ptrdiff_t(cols) - 1, -std::ptrdiff_t(cols),
+                                           -std::ptrdiff_t(cols) + 1, -1, 1, std::ptrdiff_t(cols) - 1,
+                                           std::ptrdiff_t(cols), std::ptrdiff_t(cols) + 1};
+        for (int i = 0; i < n; ++i) {
+            const std::size_t idx = pixels[i];
+            const int r = rowOf(i), c = colOf(i);
+            int *out = s.neighbours.data() + std::size_t(i) * 8;
+            int count = 0;
+            if (r > 0 && c > 0 && r < rows - 1 && c < cols - 1) {
+                for (std::ptrdiff_t off : offsets) {
+                    const std::size_t j = std::size_t(std::ptrdiff_t(idx) + off);
+                    if (labels[j] == label)
                         out[count++] = s.pos[j];
                 }
+            } else {
+                for (int dr = -1; dr <= 1; ++dr)
+                    for (int dc = -1; dc <= 1; ++dc) {
+                        const int rr = r + dr, cc = c + dc;
+                        if ((dr == 0 && dc == 0) || rr < 0 || rr >= rows || cc < 0 || cc >= cols)
+                            continue;
+                        const std::size_t j = std::size_t(rr) * cols + cc;
+                        if (labels[j] == label)
+                            out[count++] = s.pos[j];
+                    }
+            }
+            s.neighbourCount[std::size_t(i)] = std::uint8_t(count);
         }
-        s.neighbourCount[std::size_t(i)] = std::uint8_t(count);
     }
     const int *neighbours = nullptr;
     auto neighboursOf = [&](int i) {
@@ -822,7 +817,7 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
             }
             double centreRow = 0, centreCol = 0;
             const auto inComponent = [&](int r, int c) {
-                return r >= 0 && c >= 0 && r < rows && c < cols && int(labels[std::size_t(r) * cols + c]) == label;
+                return r >= 0 && c >= 0 && r < rows && c < cols && labels[std::size_t(r) * cols + c] == label;
             };
             // Probes within kSymmetryProbeMax: this peak's weak maxima (failed the prominence
             // test), and the component's fainter peaks (their centres come from this residual).
@@ -848,7 +843,7 @@ void splitComponent(const float *data, int rows, int cols, const Label *labels, 
             bool added = false;
             for (const SymmetryPartner &p : partners) {
                 const std::size_t idx = std::size_t(p.row) * cols + p.col;
-                if (int(labels[idx]) != label)
+                if (labels[idx] != label)
                     continue;
                 // At a fainter maximum of this component: this peak's residual is that one's
                 // profile with this one's flank taken away -- its centre, unless a brighter
@@ -1099,6 +1094,8 @@ float saturationLevel(const std::vector<Component> &comps, const FinderOptions &
 {
     if (options.saturation > 0)
         return float(options.saturation);
+    if (options.saturation == 0)
+        return std::numeric_limits<float>::infinity();
     float top = -std::numeric_limits<float>::infinity();
     int count = 0;
     for (std::size_t k = 1; k < comps.size(); ++k) {
@@ -1112,17 +1109,14 @@ float saturationLevel(const std::vector<Component> &comps, const FinderOptions &
             count += c.atMax;
         }
     }
-    if (options.saturation == 0 || count == 0)
-        return std::numeric_limits<float>::infinity();
     return count >= kAutoSaturationPixels ? top : std::numeric_limits<float>::infinity();
 }
 
 /// Everything after the labelling: per-component statistics over the foreground list, size
 /// filters, peaks (one per component or split), in row-major order of their centres, flags and
 /// patches.
-template <typename Label>
 std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderOptions &options,
-                               const FrameThreshold &thr, const Label *labels, int labelCount,
+                               const FrameThreshold &thr, const int *labels, int labelCount,
                                const std::vector<std::size_t> &foreground, SplitScratch &scratch,
                                std::vector<float> *patches)
 {
@@ -1134,17 +1128,13 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
     std::vector<Component> comps(static_cast<std::size_t>(labelCount));
     const float fixedSaturation = options.saturation > 0 ? float(options.saturation)
                                                          : std::numeric_limits<float>::infinity();
-    std::size_t rowStart = 0, rowEnd = std::size_t(cols), row = 0; // tracked: the list is sorted
+    RowCursor at(cols); // the list is sorted
     for (std::size_t idx : foreground) {
-        if (idx >= rowEnd) {
-            row = idx / std::size_t(cols);
-            rowStart = row * std::size_t(cols);
-            rowEnd = rowStart + std::size_t(cols);
-        }
+        at.to(idx);
         Component &c = comps[std::size_t(labels[idx])];
         const float v = data[idx];
         const double w = double(v) - background;
-        const double r = double(row), col = double(idx - rowStart);
+        const double r = double(at.row), col = double(at.col);
         ++c.area;
         if (v > c.maxValue) {
             c.maxValue = v;
@@ -1333,7 +1323,7 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
     const float *data = frame.data.data();
 
     // Foreground: finite and strictly above the threshold (NaN and +-Inf never are), listed in
-    // row-major order in one pass (no mask image: the labelling reads the label image itself).
+    // row-major order in one pass (no mask image: labelling.h works on this list).
     std::vector<std::size_t> foreground;
     {
         std::size_t i = 0;

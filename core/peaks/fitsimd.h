@@ -102,9 +102,7 @@ BRAGGNAC_FIT_INLINE double horizontalSum(const V &v)
     }
 }
 
-/// exp(x) for x <= 0 (x < -700 gives ~1e-304, not 0): Cody-Waite reduction by ln 2 and a
-/// degree-11 Taylor polynomial on |r| <= ln2/2 (relative error < 1e-14).
-// Transposed reduction of N float vectors of N lanes each: lane i of the result is the sum of
+/// Transposed reduction of N float vectors of N lanes each: lane i of the result is the sum of
 // the lanes of x[i]. Each level folds pairs of vectors (the lower and upper halves of every block
 // of B lanes, two-source shuffles with constant masks), so N sums cost N - 1 additions and
 // 2 (N - 1) shuffles instead of log2(N) shuffles and additions each.
@@ -143,6 +141,8 @@ BRAGGNAC_FIT_INLINE typename VecOf<float, N>::D transposedSums(typename VecOf<fl
     return x[0];
 }
 
+/// exp(x) for x <= 0 (x < -700 gives ~1e-304, not 0): Cody-Waite reduction by ln 2 and a
+/// degree-11 Taylor polynomial on |r| <= ln2/2 (relative error < 1e-14).
 template <int N>
 BRAGGNAC_FIT_INLINE typename Vec<N>::D expNonPositive(const typename Vec<N>::D &arg)
 {

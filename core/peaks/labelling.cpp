@@ -9,7 +9,6 @@ namespace {
 /// A run of consecutive foreground pixels in one row: columns [c0, c1], the run's pixels are
 /// foreground[first .. first + (c1 - c0)].
 struct Run {
-    std::size_t row;
     std::size_t c0, c1;
     std::size_t first;
     int label;
@@ -45,34 +44,31 @@ int labelForeground(const std::vector<std::size_t> &foreground, int rows, int co
     // the rows above are compared as runs, so no cold cache lines of background are touched.
     thread_local std::vector<Run> runs;
     runs.clear();
-    const std::size_t stride = std::size_t(cols);
     std::size_t prevBegin = 0, prevEnd = 0; // runs of the previous row (if it is row - 1)
     std::size_t curBegin = 0;
-    std::size_t rowStart = 0, rowEnd = 0, row = 0;
+    RowCursor at(cols);
     bool started = false;
     for (std::size_t k = 0; k < foreground.size();) {
         const std::size_t idx = foreground[k];
-        if (!started || idx >= rowEnd) {
-            const std::size_t newRow = idx / stride;
+        const std::size_t lastRow = at.row;
+        at.to(idx);
+        if (!started || at.row != lastRow) {
             // The finished row's runs become "previous" only for the next row down.
-            if (started && newRow == row + 1) {
+            if (started && at.row == lastRow + 1) {
                 prevBegin = curBegin;
                 prevEnd = runs.size();
             } else {
                 prevBegin = prevEnd = runs.size();
             }
             curBegin = runs.size();
-            row = newRow;
-            rowStart = row * stride;
-            rowEnd = rowStart + stride;
             started = true;
         }
         // Extend the run while the next pixel is the next column of the same row.
         std::size_t end = k + 1;
         while (end < foreground.size() && foreground[end] == foreground[end - 1] + 1
-               && foreground[end] < rowEnd)
+               && foreground[end] < at.rowEnd)
             ++end;
-        Run r{row, idx - rowStart, foreground[end - 1] - rowStart, k, 0};
+        Run r{at.col, foreground[end - 1] - at.rowStart, k, 0};
         // Runs above that touch [c0 - 1, c1 + 1]. prevBegin only skips runs ending left of this
         // one (they cannot touch the runs further right either); a run above that touches this
         // one stays for the next run of the row.

@@ -11,6 +11,24 @@
 
 namespace braggnac::core {
 
+/// Row and column of flat indices (row * cols + col) visited in increasing order, without a
+/// division per index: the row is recomputed only when an index leaves the current one.
+struct RowCursor {
+    explicit RowCursor(int columns) : cols(std::size_t(columns)) {}
+    /// Moves to `idx` (not below any earlier one); row, col, rowStart and rowEnd then describe it.
+    void to(std::size_t idx)
+    {
+        if (idx >= rowEnd) {
+            row = idx / cols;
+            rowStart = row * cols;
+            rowEnd = rowStart + cols;
+        }
+        col = idx - rowStart;
+    }
+    std::size_t cols;
+    std::size_t row = 0, col = 0, rowStart = 0, rowEnd = 0;
+};
+
 /// `foreground`: flat indices (row * cols + col) of the foreground pixels, strictly increasing.
 /// `labels`: a rows x cols image, not read; on return each foreground pixel holds its
 /// component's label 1..count-1, nothing else is written. Returns count = number of
