@@ -88,8 +88,36 @@ std::string arg(int argc, char **argv, const std::string &name, const std::strin
 ///              shoulder search, interleaved, min and median of 7.
 ///   dump:F,R,C the truth peaks near (R, C) of frame F and the frame's 15 x 15 pixels there.
 ///   real:PATH  the components the default finder splits in a real frame file (threshold 100).
+///   read:PATH  CPU ms per frame of readFrameInto alone on 1 thread over every frame of an
+///              existing file (e.g. one --h5 wrote), then of read + find (default options),
+///              each repeated 5 times: min and median (for perf).
 int diagnose(const std::string &what, int frames, const FrameSimOptions &so)
 {
+    if (what.rfind("read:", 0) == 0) {
+        const auto source = openFrameSource(what.substr(5));
+        std::vector<double> cpu;
+        Frame into;
+        for (int r = 0; r < 5; ++r) {
+            const double c0 = cpuSeconds();
+            for (int i = 0; i < source->frameCount(); ++i)
+                source->readFrameInto(i, into);
+            cpu.push_back(1e3 * (cpuSeconds() - c0) / source->frameCount());
+        }
+        std::printf("read: min %.2f median %.2f ms/frame over %d frames\n",
+                    *std::min_element(cpu.begin(), cpu.end()), median(cpu), source->frameCount());
+        // Then read + find (default options, 1 thread), as findPeaksInSource runs it.
+        cpu.clear();
+        FinderOptions o;
+        o.threads = 1;
+        for (int r = 0; r < 5; ++r) {
+            const double c0 = cpuSeconds();
+            findPeaksInSource(*source, 0, source->frameCount(), o);
+            cpu.push_back(1e3 * (cpuSeconds() - c0) / source->frameCount());
+        }
+        std::printf("read + find: min %.2f median %.2f ms/frame\n", *std::min_element(cpu.begin(), cpu.end()),
+                    median(cpu));
+        return 0;
+    }
     if (what.rfind("real:", 0) == 0) {
         const std::string real = what.substr(5);
         // Real frames (threshold 100, as tst_finder's realFramesSplit): each split component's
@@ -414,12 +442,13 @@ int main(int argc, char **argv)
                     source->readFrameInto(i, into);
                 readCpu[suffix].push_back(cpuSeconds() - c0);
                 s[suffix].push_back(since(t0));
-                // Read alone from maxThreads threads (frames dealt out round-robin).
+                // Read alone from maxThreads threads (frames handed out one by one), one reused
+                // frame per worker as the finder's reader loop has.
+                std::vector<Frame> perWorker{std::size_t(maxThreads)};
                 t0 = Clock::now();
-                parallelChunks(std::size_t(frames), maxThreads, 1, [&](std::size_t lo, std::size_t hi, int) {
-                    Frame into;
+                parallelChunks(std::size_t(frames), maxThreads, 1, [&](std::size_t lo, std::size_t hi, int worker) {
                     for (std::size_t i = lo; i < hi; ++i)
-                        source->readFrameInto(int(i), into);
+                        source->readFrameInto(int(i), perWorker[std::size_t(worker)]);
                 });
                 sPar[suffix].push_back(since(t0));
                 for (int threads : threadCounts)

@@ -138,6 +138,7 @@ private Q_SLOTS:
     void singlePeakNotSplit();
     void splitFlags_data();
     void splitFlags();
+    void sprawlingComponent();
     void splitDataset();
     void saturatedPeak_data();
     void saturatedPeak();
@@ -757,6 +758,57 @@ void TestFinder::splitFlags()
         if (v > 20)
             expectedSum += v - 5;
     QCOMPARE(totalSum, expectedSum);
+}
+
+void TestFinder::sprawlingComponent()
+{
+    // A component whose bounding box is far larger than its pixels (a one-pixel diagonal ridge,
+    // 80 px long, from the frame's corner) takes the split's label-image path for its neighbours;
+    // the same ridge laid along a row (a compact box) takes the position-grid path. Both must
+    // find the same three maxima with the same shares of the pixels.
+    const int len = 80;
+    const std::vector<std::pair<int, float>> tops = {{10, 1000.f}, {60, 900.f}, {len - 1, 800.f}};
+    auto build = [&](bool diagonal) {
+        Frame f(100, 100, 5.f);
+        for (int k = 0; k < len; ++k)
+            f.at(diagonal ? k : 50, k) = 400.f;
+        for (const auto &[k, v] : tops)
+            f.at(diagonal ? k : 50, k) = v;
+        return f;
+    };
+    FinderOptions o;
+    o.threshold = 20;
+    const std::vector<Peak> diagonal = findPeaks(build(true), 0, o);
+    const std::vector<Peak> row = findPeaks(build(false), 0, o);
+    QCOMPARE(int(diagonal.size()), 3);
+    QCOMPARE(int(row.size()), 3);
+    const double sq2 = std::sqrt(2.0);
+    const std::vector<double> diagonalDistance = {50 * sq2, 19 * sq2, 19 * sq2};
+    const std::vector<double> rowDistance = {50, 19, 19};
+    int pixels = 0;
+    for (std::size_t i = 0; i < 3; ++i) {
+        const int k = tops[i].first;
+        QCOMPARE(diagonal[i].row, k);
+        QCOMPARE(diagonal[i].col, k);
+        QCOMPARE(row[i].row, 50);
+        QCOMPARE(row[i].col, k);
+        QCOMPARE(diagonal[i].maxValue, tops[i].second);
+        QCOMPARE(row[i].maxValue, tops[i].second);
+        QCOMPARE(diagonal[i].pixels, row[i].pixels);
+        QCOMPARE(diagonal[i].sum, row[i].sum);
+        QCOMPARE(diagonal[i].componentPeaks, 3);
+        QVERIFY(!diagonal[i].merged && !diagonal[i].shoulder);
+        QCOMPARE(diagonal[i].neighbourDistance, diagonalDistance[i]);
+        QCOMPARE(row[i].neighbourDistance, rowDistance[i]);
+        pixels += diagonal[i].pixels;
+    }
+    QCOMPARE(pixels, len);
+    // Each maximum owns the pixels whose steepest ascent reaches it. On the flat ridge a tie goes
+    // to the earlier pixel, so every flat pixel drains back along the ridge: the first maximum
+    // owns 0 .. 58, the second 59 .. 77 (59 and 61 .. 77 drain to it), the last 78 and itself.
+    QCOMPARE(diagonal[0].pixels, 59);
+    QCOMPARE(diagonal[1].pixels, 19);
+    QCOMPARE(diagonal[2].pixels, 2);
 }
 
 void TestFinder::splitDataset()

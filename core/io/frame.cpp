@@ -15,20 +15,24 @@ std::string shapeText(const Frame &f)
 
 Frame subtractDark(const Frame &frame, const Frame &dark)
 {
+    Frame out = frame;
+    subtractDarkInPlace(out, dark);
+    return out;
+}
+
+void subtractDarkInPlace(Frame &frame, const Frame &dark)
+{
     if (frame.rows != dark.rows || frame.cols != dark.cols)
         throw InputError("dark frame is " + shapeText(dark) + " but the frame is "
                          + shapeText(frame) + "; expected the same shape");
-    Frame out(frame.rows, frame.cols);
     const std::size_t n = frame.data.size();
-    const float *f = frame.data.data();
+    float *f = frame.data.data();
     const float *d = dark.data.data();
-    float *o = out.data.data();
     for (std::size_t i = 0; i < n; ++i) {
         const float v = f[i] - d[i];
         // NaN compares false: non-finite results stay non-finite.
-        o[i] = v < 0.f ? 0.f : v;
+        f[i] = v < 0.f ? 0.f : v;
     }
-    return out;
 }
 
 void accumulateMax(Frame &acc, const Frame &frame)

@@ -22,6 +22,8 @@ struct Frame {
 /// frame - dark, clipped at 0. Non-finite pixels stay non-finite (masked by the finder).
 /// Throws InputError when the shapes differ.
 Frame subtractDark(const Frame &frame, const Frame &dark);
+/// The same in place (no frame allocated: the finder's and predict's read loops).
+void subtractDarkInPlace(Frame &frame, const Frame &dark);
 
 /// Element-wise maximum over frames (for the "max over frames" view).
 void accumulateMax(Frame &acc, const Frame &frame);

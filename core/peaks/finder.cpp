@@ -78,10 +78,9 @@ struct Component {
 
 /// Per-thread scratch of the prominence split, reused from component to component.
 struct SplitScratch {
-    std::vector<int> pos;    // frame index -> position in the component's pixel list
-    std::vector<float> values; // position -> value
-    std::vector<int> rowIdx, colIdx; // position -> row, column
-    std::vector<int> grid;             // bounding box (+1 px) -> position, -1 outside
+    std::vector<int> pos;    // frame index -> position (a sprawling component only, see grid)
+    std::vector<int> grid;   // bounding box (+1 px) -> position, -1 outside
+    std::vector<std::uint64_t> key; // position -> order key (value, then row-major position)
     std::vector<int> up;     // steepest-ascent neighbour (itself at a local maximum)
     std::vector<int> stamp;  // flood membership (the flood's number)
     std::vector<int> heap;   // flood frontier
@@ -92,8 +91,7 @@ struct SplitScratch {
     std::vector<float> death;
     std::vector<int> parentMax, owner;
     std::vector<int> rejected; // maxima (indices into `maxima`) that failed the prominence test
-    std::vector<int> neighbours;              // 8 per position
-    std::vector<std::uint8_t> neighbourCount;
+    std::vector<int> neighbours;              // 8 per position (n: none)
 };
 
 struct PeakStats {
@@ -144,6 +142,7 @@ struct SymmetryScratch {
     std::vector<int> fit;              // window positions used to fit the centre
     std::vector<double> d, var, mir, gradR, gradC, sm, smVar, smLin;
     std::vector<std::uint8_t> need, cand, ok;
+    std::vector<int> needList, candList; // the window positions with need / cand set
 };
 
 /// Fits the centre of symmetry of the peak at (row, col) (plateau radius `plateau` px, its
@@ -254,6 +253,19 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
     s.need.assign(cells, 0);
     s.cand.assign(cells, 0);
     s.ok.assign(cells, 0);
+    s.needList.clear();
+    s.candList.clear();
+    auto setNeed = [&](std::size_t k) {
+        if (!s.need[k]) {
+            s.need[k] = 1;
+            s.needList.push_back(int(k));
+        }
+    };
+    auto setCand = [&](std::size_t k, std::uint8_t kind) {
+        if (!s.cand[k])
+            s.candList.push_back(int(k));
+        s.cand[k] = kind;
+    };
     {
         const double lo = std::max(0.0, dMin - 1), hi = dMax + 1;
         const double min2 = dMin * dMin, max2 = dMax * dMax;
@@ -275,10 +287,10 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
                             }
                     any = interior;
                 }
-                s.cand[std::size_t(i) * side + j] = 1;
+                setCand(std::size_t(i) * side + j, 1);
                 for (int a = -1; a <= 1; ++a)
                     for (int b = -1; b <= 1; ++b)
-                        s.need[std::size_t(i + a) * side + (j + b)] = 1;
+                        setNeed(std::size_t(i + a) * side + (j + b));
             }
         // Probes: local maxima too weak for the prominence test, at any distance up to
         // kSymmetryProbeMax; their 3 x 3 neighbourhoods are searched too (cand 2: the distance
@@ -290,11 +302,11 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
                     const int i = r - row + half, j = c - col + half;
                     if (i < 2 || j < 2 || i >= side - 2 || j >= side - 2 || !inComponent(r, c))
                         continue;
-                    s.cand[std::size_t(i) * side + j] = 2;
+                    setCand(std::size_t(i) * side + j, 2);
                     any = true;
                     for (int x = -1; x <= 1; ++x)
                         for (int y = -1; y <= 1; ++y)
-                            s.need[std::size_t(i + x) * side + (j + y)] = 1;
+                            setNeed(std::size_t(i + x) * side + (j + y));
                 }
         }
         if (!any)
@@ -374,91 +386,101 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
     // (d .. smLin are read only where ok / cand say they were written.)
     for (auto *v : {&s.d, &s.var, &s.mir, &s.gradR, &s.gradC, &s.sm, &s.smVar, &s.smLin})
         v->resize(cells);
-    for (int i = half - reach; i <= half + reach; ++i)
-        for (int j = half - reach; j <= half + reach; ++j) {
-            const std::size_t k = std::size_t(i) * side + j;
-            double m, gr, gc;
-            if (!s.need[k] || !load(k) || !mirror(i, j, m, gr, gc))
-                continue;
-            const double v = s.lin[k];
-            s.d[k] = v - m;
-            s.var[k] = variance(v) + variance(m);
-            s.mir[k] = m;
-            s.gradR[k] = gr;
-            s.gradC[k] = gc;
-            s.ok[k] = 1;
-        }
+    // The residual where needed, within reach of the start; the smoothed residual and its
+    // maxima at the candidates within reach - 1 (in row-major order, as partners are listed).
+    const auto within = [&](int k, int margin) {
+        const int i = k / side, j = k % side;
+        return i >= half - reach + margin && i <= half + reach - margin && j >= half - reach + margin
+            && j <= half + reach - margin;
+    };
+    for (const int kk : s.needList) {
+        if (!within(kk, 0))
+            continue;
+        const std::size_t k = std::size_t(kk);
+        const int i = kk / side, j = kk % side;
+        double m, gr, gc;
+        if (!load(k) || !mirror(i, j, m, gr, gc))
+            continue;
+        const double v = s.lin[k];
+        s.d[k] = v - m;
+        s.var[k] = variance(v) + variance(m);
+        s.mir[k] = m;
+        s.gradR[k] = gr;
+        s.gradC[k] = gc;
+        s.ok[k] = 1;
+    }
     for (int i = half - reach; i <= half + reach; ++i)
         std::fill_n(s.sm.begin() + std::ptrdiff_t(i * side + half - reach), 2 * reach + 1, -HUGE_VAL);
+    s.candList.erase(std::remove_if(s.candList.begin(), s.candList.end(), [&](int k) { return !within(k, 1); }),
+                     s.candList.end());
+    std::sort(s.candList.begin(), s.candList.end());
     static const double kB[3] = {0.25, 0.5, 0.25};
-    for (int i = half - reach + 1; i < half + reach; ++i)
-        for (int j = half - reach + 1; j < half + reach; ++j) {
-            const std::size_t k = std::size_t(i) * side + j;
-            if (!s.cand[k])
-                continue;
-            double acc = 0, accVar = 0, accLin = 0, accMir = 0, accGr = 0, accGc = 0;
-            bool all = true;
-            for (int a = -1; a <= 1 && all; ++a)
-                for (int b = -1; b <= 1; ++b) {
-                    const std::size_t q = std::size_t(i + a) * side + (j + b);
-                    if (!s.ok[q]) {
-                        all = false;
-                        break;
-                    }
-                    const double wq = kB[a + 1] * kB[b + 1];
-                    acc += wq * s.d[q];
-                    accVar += wq * wq * s.var[q];
-                    accLin += wq * s.lin[q];
-                    accMir += wq * s.mir[q];
-                    accGr += wq * s.gradR[q];
-                    accGc += wq * s.gradC[q];
+    for (const int kk : s.candList) {
+        const std::size_t k = std::size_t(kk);
+        const int i = kk / side, j = kk % side;
+        double acc = 0, accVar = 0, accLin = 0, accMir = 0, accGr = 0, accGc = 0;
+        bool all = true;
+        for (int a = -1; a <= 1 && all; ++a)
+            for (int b = -1; b <= 1; ++b) {
+                const std::size_t q = std::size_t(i + a) * side + (j + b);
+                if (!s.ok[q]) {
+                    all = false;
+                    break;
                 }
-            if (!all)
-                continue;
-            s.sm[k] = acc;
-            // Pixel noise averages out under the kernel; the centre's error and the model's
-            // (kSymmetryModel x the mirror value) do not.
-            s.smVar[k] = accVar + kSymmetryModel * kSymmetryModel * accMir * accMir
-                + 4 * (accGr * accGr * c11 + 2 * accGr * accGc * c12 + accGc * accGc * c22);
-            s.smLin[k] = accLin;
-        }
+                const double wq = kB[a + 1] * kB[b + 1];
+                acc += wq * s.d[q];
+                accVar += wq * wq * s.var[q];
+                accLin += wq * s.lin[q];
+                accMir += wq * s.mir[q];
+                accGr += wq * s.gradR[q];
+                accGc += wq * s.gradC[q];
+            }
+        if (!all)
+            continue;
+        s.sm[k] = acc;
+        // Pixel noise averages out under the kernel; the centre's error and the model's
+        // (kSymmetryModel x the mirror value) do not.
+        s.smVar[k] = accVar + kSymmetryModel * kSymmetryModel * accMir * accMir
+            + 4 * (accGr * accGr * c11 + 2 * accGr * accGc * c12 + accGc * accGc * c22);
+        s.smLin[k] = accLin;
+    }
     const double min2 = dMin * dMin, max2 = dMax * dMax;
-    for (int i = half - reach + 1; i < half + reach; ++i)
-        for (int j = half - reach + 1; j < half + reach; ++j) {
-            const std::size_t k = std::size_t(i) * side + j;
-            const int r = row - half + i, c = col - half + j;
-            const double dist2 = (r - cr) * (r - cr) + (c - cc) * (c - cc);
-            if (s.sm[k] == -HUGE_VAL || dist2 < min2
-                || dist2 > (s.cand[k] == 2 ? kSymmetryProbeMax * kSymmetryProbeMax : max2))
-                continue;
-            if (s.sm[k] < kSymmetryFraction * s.smLin[k] || s.sm[k] < zMin * std::sqrt(s.smVar[k])
-                || s.lin[k] < kSymmetryMinValue * sigma)
-                continue;
-            bool isMax = true;
-            for (int a = -1; a <= 1 && isMax; ++a)
-                for (int b = -1; b <= 1; ++b)
-                    if ((a || b) && s.sm[std::size_t(i + a) * side + (j + b)] > s.sm[k]) {
-                        isMax = false;
-                        break;
-                    }
-            if (!isMax)
-                continue;
-            SymmetryPartner p;
-            p.row = r;
-            p.col = c;
-            p.z = s.sm[k] / std::sqrt(s.smVar[k]);
-            // Sub-pixel: log-parabola through the smoothed residual along each axis.
-            auto offset = [](double minus, double centre, double plus) {
-                if (!(minus > 0 && plus > 0 && centre > 0))
-                    return 0.0;
-                const double y0 = std::log(minus), y1 = std::log(centre), y2 = std::log(plus);
-                const double den = y0 - 2 * y1 + y2;
-                return den < 0 ? std::clamp(0.5 * (y0 - y2) / den, -1.0, 1.0) : 0.0;
-            };
-            p.centreRow = r + offset(s.sm[k - std::size_t(side)], s.sm[k], s.sm[k + std::size_t(side)]);
-            p.centreCol = c + offset(s.sm[k - 1], s.sm[k], s.sm[k + 1]);
-            partners.push_back(p);
-        }
+    for (const int kk : s.candList) {
+        const std::size_t k = std::size_t(kk);
+        const int i = kk / side, j = kk % side;
+        const int r = row - half + i, c = col - half + j;
+        const double dist2 = (r - cr) * (r - cr) + (c - cc) * (c - cc);
+        if (s.sm[k] == -HUGE_VAL || dist2 < min2
+            || dist2 > (s.cand[k] == 2 ? kSymmetryProbeMax * kSymmetryProbeMax : max2))
+            continue;
+        if (s.sm[k] < kSymmetryFraction * s.smLin[k] || s.sm[k] < zMin * std::sqrt(s.smVar[k])
+            || s.lin[k] < kSymmetryMinValue * sigma)
+            continue;
+        bool isMax = true;
+        for (int a = -1; a <= 1 && isMax; ++a)
+            for (int b = -1; b <= 1; ++b)
+                if ((a || b) && s.sm[std::size_t(i + a) * side + (j + b)] > s.sm[k]) {
+                    isMax = false;
+                    break;
+                }
+        if (!isMax)
+            continue;
+        SymmetryPartner p;
+        p.row = r;
+        p.col = c;
+        p.z = s.sm[k] / std::sqrt(s.smVar[k]);
+        // Sub-pixel: log-parabola through the smoothed residual along each axis.
+        auto offset = [](double minus, double centre, double plus) {
+            if (!(minus > 0 && plus > 0 && centre > 0))
+                return 0.0;
+            const double y0 = std::log(minus), y1 = std::log(centre), y2 = std::log(plus);
+            const double den = y0 - 2 * y1 + y2;
+            return den < 0 ? std::clamp(0.5 * (y0 - y2) / den, -1.0, 1.0) : 0.0;
+        };
+        p.centreRow = r + offset(s.sm[k - std::size_t(side)], s.sm[k], s.sm[k + std::size_t(side)]);
+        p.centreCol = c + offset(s.sm[k - 1], s.sm[k], s.sm[k + 1]);
+        partners.push_back(p);
+    }
     std::sort(partners.begin(), partners.end(),
               [](const SymmetryPartner &a, const SymmetryPartner &b) { return a.z > b.z; });
     return true;
@@ -503,6 +525,14 @@ struct FrameScratch {
     std::vector<int> labels;
     std::vector<int> parent;
     SplitScratch split;
+    // The foreground list (row-major): frame index, value and label of each pixel ...
+    std::vector<std::size_t> foreground;
+    std::vector<float> values;
+    std::vector<int> listLabels;
+    // ... and the same grouped by component (row-major within each), with rows and columns.
+    std::vector<std::size_t> groupedIndex;
+    std::vector<float> groupedValue;
+    std::vector<int> groupedRow, groupedCol;
 };
 
 class ScratchPool {
@@ -541,44 +571,51 @@ struct ScratchLease {
 
 /// Splits one component (pixels in row-major order) into its prominent maxima; appends the peaks
 /// (frame fields, border and origin left for the caller) to `out` as FoundPeak with `label`.
+/// The component's pixels in row-major order (their positions 0 .. n - 1): frame index, value, row
+/// and column of each.
+struct ComponentPixels {
+    const std::size_t *index;
+    const float *value;
+    const int *row, *col;
+    int n;
+};
+
+/// An order key per value: a higher value has a higher key (finite floats; -0 and +0 alike).
+inline std::uint32_t orderBits(float v)
+{
+    v += 0.0f; // -0 -> +0
+    std::uint32_t u;
+    std::memcpy(&u, &v, sizeof u);
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
+/// Splits one component into its prominent maxima; appends the peaks (frame fields, border and
+/// origin left for the caller) to `out` as FoundPeak with `label`.
 void splitComponent(const float *data, int rows, int cols, const int *labels, int label,
-                    const std::size_t *pixels, int n, double background, double sigma,
+                    const ComponentPixels &px, double background, double sigma,
                     float saturation, const FinderOptions &o, SplitScratch &s,
                     std::vector<FoundPeak> &out)
 {
-    if (s.pos.size() < std::size_t(rows) * cols)
-        s.pos.resize(std::size_t(rows) * cols);
-    for (int i = 0; i < n; ++i)
-        s.pos[pixels[i]] = i;
-    // The component's values in position order (one indirection less in the hot loops).
-    s.values.resize(std::size_t(n));
-    for (int i = 0; i < n; ++i)
-        s.values[std::size_t(i)] = data[pixels[i]];
-    const float *values = s.values.data();
+    const std::size_t *pixels = px.index;
+    const int n = px.n;
+    const float *values = px.value;
     auto value = [values](int i) { return values[i]; };
-    // Row and column of every position, once (the pixels are in row-major order, so the row is
-    // tracked rather than divided out: the loops below ask for them many times).
-    s.rowIdx.resize(std::size_t(n));
-    s.colIdx.resize(std::size_t(n));
-    {
-        RowCursor at(cols);
-        for (int i = 0; i < n; ++i) {
-            at.to(pixels[i]);
-            s.rowIdx[std::size_t(i)] = int(at.row);
-            s.colIdx[std::size_t(i)] = int(at.col);
-        }
-    }
-    const int *rowIdx = s.rowIdx.data(), *colIdx = s.colIdx.data();
+    const int *rowIdx = px.row, *colIdx = px.col;
     auto rowOf = [rowIdx](int i) { return rowIdx[i]; };
     auto colOf = [colIdx](int i) { return colIdx[i]; };
-    // Strict order: higher value first, then earlier in row-major order (= smaller position).
-    auto higher = [&](int a, int b) {
-        const float va = value(a), vb = value(b);
-        return va > vb || (va == vb && a < b);
-    };
-    // The 8-connected neighbours of every pixel within the component (positions), computed once.
+    // Strict order: higher value first, then earlier in row-major order (= smaller position), as
+    // one 64-bit key per position (value bits above, the complemented position below).
+    // key[n] = 0, below every pixel's: the "no neighbour" slot.
+    s.key.resize(std::size_t(n) + 1);
+    for (int i = 0; i < n; ++i)
+        s.key[std::size_t(i)] = std::uint64_t(orderBits(values[i])) << 32 | std::uint32_t(~std::uint32_t(i));
+    s.key[std::size_t(n)] = 0;
+    const std::uint64_t *key = s.key.data();
+    auto higher = [key](int a, int b) { return key[a] > key[b]; };
+    // The 8-connected neighbours of every pixel within the component (positions), computed once:
+    // eight slots per pixel, n where the neighbour is not in the component (no branches, and
+    // the loops below run eight times).
     s.neighbours.resize(std::size_t(n) * 8);
-    s.neighbourCount.resize(std::size_t(n));
     // Membership from a grid of positions over the component's bounding box (1 px border, -1
     // outside the component): small and hot, where the frame's label image is cold outside the
     // component. A sprawling component (box much larger than its pixels) uses the labels.
@@ -591,6 +628,17 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
     }
     const std::size_t gw = std::size_t(c1 - c0 + 3), gh = std::size_t(r1 - r0 + 3);
     const bool useGrid = gw * gh <= 16 * std::size_t(n) + 1024;
+    // Position of the component's pixel at (r, c), or -1 when (r, c) is not one.
+    const auto positionAt = [&](int r, int c) {
+        if (useGrid)
+            return r < r0 || c < c0 || r > r1 || c > c1
+                ? -1
+                : s.grid[std::size_t(r - r0 + 1) * gw + std::size_t(c - c0 + 1)];
+        if (r < 0 || c < 0 || r >= rows || c >= cols)
+            return -1;
+        const std::size_t idx = std::size_t(r) * cols + c;
+        return labels[idx] == label ? s.pos[idx] : -1;
+    };
     if (useGrid) {
         s.grid.assign(gw * gh, -1);
         for (int i = 0; i < n; ++i)
@@ -600,15 +648,16 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
         for (int i = 0; i < n; ++i) {
             const int *at = s.grid.data() + std::size_t(rowOf(i) - r0 + 1) * gw + std::size_t(colOf(i) - c0 + 1);
             int *out = s.neighbours.data() + std::size_t(i) * 8;
-            int count = 0;
-            for (std::ptrdiff_t off : goff) {
-                const int q = at[off];
-                if (q >= 0)
-                    out[count++] = q;
+            for (int k = 0; k < 8; ++k) {
+                const int q = at[goff[k]];
+                out[k] = q < 0 ? n : q;
             }
-            s.neighbourCount[std::size_t(i)] = std::uint8_t(count);
         }
     } else {
+        if (s.pos.size() < std::size_t(rows) * cols)
+            s.pos.resize(std::size_t(rows) * cols);
+        for (int i = 0; i < n; ++i)
+            s.pos[pixels[i]] = i;
         const std::ptrdiff_t offsets[8] = {-std::ptrdiff_t(cols) - 1, -std::ptrdiff_t(cols),
                                            -std::ptrdiff_t(cols) + 1, -1, 1, std::ptrdiff_t(cols) - 1,
                                            std::ptrdiff_t(cols), std::ptrdiff_t(cols) + 1};
@@ -616,6 +665,7 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
             const std::size_t idx = pixels[i];
             const int r = rowOf(i), c = colOf(i);
             int *out = s.neighbours.data() + std::size_t(i) * 8;
+            std::fill_n(out, 8, n);
             int count = 0;
             if (r > 0 && c > 0 && r < rows - 1 && c < cols - 1) {
                 for (std::ptrdiff_t off : offsets) {
@@ -634,25 +684,22 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
                             out[count++] = s.pos[j];
                     }
             }
-            s.neighbourCount[std::size_t(i)] = std::uint8_t(count);
         }
     }
-    const int *neighbours = nullptr;
-    auto neighboursOf = [&](int i) {
-        neighbours = s.neighbours.data() + std::size_t(i) * 8;
-        return int(s.neighbourCount[std::size_t(i)]);
-    };
+    auto neighboursOf = [&](int i) { return s.neighbours.data() + std::size_t(i) * 8; };
 
     s.up.resize(std::size_t(n));
     int maximaCount = 0;
     for (int i = 0; i < n; ++i) {
-        int best = i;
-        const int count = neighboursOf(i);
-        for (int k = 0; k < count; ++k)
-            if (higher(neighbours[k], best))
-                best = neighbours[k];
-        s.up[std::size_t(i)] = best;
-        maximaCount += best == i;
+        // The highest key among the pixel and its neighbours (a maximum, no branches); its low
+        // half is the complemented position.
+        std::uint64_t best = key[i];
+        const int *nb = neighboursOf(i);
+        for (int k = 0; k < 8; ++k)
+            best = std::max(best, key[nb[k]]);
+        const int b = int(~std::uint32_t(best));
+        s.up[std::size_t(i)] = b;
+        maximaCount += b == i;
     }
 
     std::vector<PeakStats> peaks;
@@ -675,17 +722,18 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
             s.maxId[std::size_t(s.maxima[m])] = int(m);
         s.death.assign(mcount, -std::numeric_limits<float>::infinity());
         s.parentMax.assign(mcount, -1);
-        s.stamp.assign(std::size_t(n), 0);
+        s.stamp.assign(std::size_t(n) + 1, 0); // [n]: the "no neighbour" slot, always stamped
         auto lower = [&](int a, int b) { return higher(b, a); }; // heap order: highest on top
         for (std::size_t m = 1; m < mcount; ++m) {
             const int start = s.maxima[m];
             const int stamp = int(m);
             s.heap.clear();
             s.stamp[std::size_t(start)] = stamp;
+            s.stamp[std::size_t(n)] = stamp;
             auto push = [&](int p) {
-                const int count = neighboursOf(p);
-                for (int k = 0; k < count; ++k) {
-                    const int q = neighbours[k];
+                const int *nb = neighboursOf(p);
+                for (int k = 0; k < 8; ++k) {
+                    const int q = nb[k];
                     if (s.stamp[std::size_t(q)] == stamp)
                         continue;
                     s.stamp[std::size_t(q)] = stamp;
@@ -816,9 +864,7 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
                 startCol += logParabolaOffset(at, 1, col, cols, background);
             }
             double centreRow = 0, centreCol = 0;
-            const auto inComponent = [&](int r, int c) {
-                return r >= 0 && c >= 0 && r < rows && c < cols && labels[std::size_t(r) * cols + c] == label;
-            };
+            const auto inComponent = [&](int r, int c) { return positionAt(r, c) >= 0; };
             // Probes within kSymmetryProbeMax: this peak's weak maxima (failed the prominence
             // test), and the component's fainter peaks (their centres come from this residual).
             probes.clear();
@@ -842,8 +888,8 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
                 continue;
             bool added = false;
             for (const SymmetryPartner &p : partners) {
-                const std::size_t idx = std::size_t(p.row) * cols + p.col;
-                if (labels[idx] != label)
+                const int at = positionAt(p.row, p.col);
+                if (at < 0)
                     continue;
                 // At a fainter maximum of this component: this peak's residual is that one's
                 // profile with this one's flank taken away -- its centre, unless a brighter
@@ -871,11 +917,11 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
                 }
                 // A new shoulder: clear of every peak and (several maxima) in this peak's basin
                 // (the flanks of the other maxima are theirs).
-                if ((maximaPeaks > 1 && s.basin[std::size_t(s.pos[idx])] != int(k))
+                if ((maximaPeaks > 1 && s.basin[std::size_t(at)] != int(k))
                     || std::hypot(p.row - centreRow, p.col - centreCol) < o.minSeparation)
                     continue;
                 PeakStats &q = peaks.emplace_back();
-                q.centre = s.pos[idx];
+                q.centre = at;
                 q.shoulder = true;
                 q.fixedCentre = true;
                 q.centreRow = p.centreRow;
@@ -1116,10 +1162,13 @@ float saturationLevel(const std::vector<Component> &comps, const FinderOptions &
 /// filters, peaks (one per component or split), in row-major order of their centres, flags and
 /// patches.
 std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderOptions &options,
-                               const FrameThreshold &thr, const int *labels, int labelCount,
-                               const std::vector<std::size_t> &foreground, SplitScratch &scratch,
+                               const FrameThreshold &thr, int labelCount, FrameScratch &scratch,
                                std::vector<float> *patches)
 {
+    const int *labels = scratch.labels.data();
+    const std::vector<std::size_t> &foreground = scratch.foreground;
+    const float *fgValue = scratch.values.data();
+    const int *fgLabel = scratch.listLabels.data();
     const double background = thr.background;
     const int rows = frame.rows, cols = frame.cols;
     const float *data = frame.data.data();
@@ -1129,10 +1178,11 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
     const float fixedSaturation = options.saturation > 0 ? float(options.saturation)
                                                          : std::numeric_limits<float>::infinity();
     RowCursor at(cols); // the list is sorted
-    for (std::size_t idx : foreground) {
+    for (std::size_t k = 0; k < foreground.size(); ++k) {
+        const std::size_t idx = foreground[k];
         at.to(idx);
-        Component &c = comps[std::size_t(labels[idx])];
-        const float v = data[idx];
+        Component &c = comps[std::size_t(fgLabel[k])];
+        const float v = fgValue[k];
         const double w = double(v) - background;
         const double r = double(at.row), col = double(at.col);
         ++c.area;
@@ -1162,13 +1212,29 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
         c.firstPixel = offset;
         offset += std::size_t(c.area);
     }
-    std::vector<std::size_t> grouped(foreground.size());
+    std::vector<std::size_t> &grouped = scratch.groupedIndex;
+    grouped.resize(foreground.size());
+    const bool split = options.split == SplitMode::Prominence;
+    if (split) {
+        scratch.groupedValue.resize(foreground.size());
+        scratch.groupedRow.resize(foreground.size());
+        scratch.groupedCol.resize(foreground.size());
+    }
     {
         std::vector<std::size_t> fill(comps.size());
         for (std::size_t k = 0; k < comps.size(); ++k)
             fill[k] = comps[k].firstPixel;
-        for (std::size_t idx : foreground)
-            grouped[fill[std::size_t(labels[idx])]++] = idx;
+        RowCursor at(cols);
+        for (std::size_t k = 0; k < foreground.size(); ++k) {
+            const std::size_t to = fill[std::size_t(fgLabel[k])]++;
+            grouped[to] = foreground[k];
+            if (split) {
+                at.to(foreground[k]);
+                scratch.groupedValue[to] = fgValue[k];
+                scratch.groupedRow[to] = int(at.row);
+                scratch.groupedCol[to] = int(at.col);
+            }
+        }
     }
 
     std::vector<FoundPeak> found;
@@ -1176,9 +1242,12 @@ std::vector<Peak> collectPeaks(const Frame &frame, int frameIndex, const FinderO
         const Component &c = comps[std::size_t(k)];
         if (c.area < options.minPixels || c.area > options.maxPixels)
             continue;
-        if (options.split == SplitMode::Prominence) {
-            splitComponent(data, rows, cols, labels, k, grouped.data() + c.firstPixel, c.area,
-                           background, thr.sigma, saturation, options, scratch, found);
+        if (split) {
+            const ComponentPixels px{grouped.data() + c.firstPixel, scratch.groupedValue.data() + c.firstPixel,
+                                     scratch.groupedRow.data() + c.firstPixel,
+                                     scratch.groupedCol.data() + c.firstPixel, c.area};
+            splitComponent(data, rows, cols, labels, k, px, background, thr.sigma, saturation, options,
+                           scratch.split, found);
             continue;
         }
         FoundPeak f;
@@ -1324,7 +1393,12 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
 
     // Foreground: finite and strictly above the threshold (NaN and +-Inf never are), listed in
     // row-major order in one pass (no mask image: labelling.h works on this list).
-    std::vector<std::size_t> foreground;
+    ScratchLease lease;
+    FrameScratch &scratch = *lease.scratch;
+    std::vector<std::size_t> &foreground = scratch.foreground;
+    std::vector<float> &values = scratch.values;
+    foreground.clear();
+    values.clear();
     {
         std::size_t i = 0;
         // SSE2 (the x86-64 baseline): 16 pixels per step, a bit per pixel; NaN compares false.
@@ -1342,21 +1416,24 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
                 bits |= unsigned(_mm_movemask_ps(_mm_and_ps(above[k], finite))) << (4 * k);
             }
             while (bits) {
-                foreground.push_back(i + std::size_t(__builtin_ctz(bits)));
+                const std::size_t at = i + std::size_t(__builtin_ctz(bits));
+                foreground.push_back(at);
+                values.push_back(data[at]);
                 bits &= bits - 1;
             }
         }
         for (; i < n; ++i)
-            if (data[i] > threshold && data[i] <= FLT_MAX)
+            if (data[i] > threshold && data[i] <= FLT_MAX) {
                 foreground.push_back(i);
+                values.push_back(data[i]);
+            }
     }
     if (foreground.empty())
         return peaks;
 
     // The label image is all zero between frames: only the foreground pixels are labelled, and
     // only they are cleared afterwards (also when collectPeaks throws).
-    ScratchLease lease;
-    std::vector<int> &labels = lease.scratch->labels;
+    std::vector<int> &labels = scratch.labels;
     if (labels.size() != n)
         labels.assign(n, 0);
     struct Clear {
@@ -1368,10 +1445,10 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
                 labels[idx] = 0;
         }
     } clear{labels, foreground};
-    const int count = labelForeground(foreground, frame.rows, frame.cols, labels.data(),
-                                      lease.scratch->parent);
-    return collectPeaks(frame, frameIndex, options, thr, labels.data(), count, foreground,
-                        lease.scratch->split, patches);
+    scratch.listLabels.resize(foreground.size());
+    const int count = labelForeground(foreground, frame.rows, frame.cols, labels.data(), scratch.parent,
+                                      scratch.listLabels.data());
+    return collectPeaks(frame, frameIndex, options, thr, count, scratch, patches);
 }
 
 namespace {
@@ -1388,13 +1465,15 @@ PatchDataset runFinder(int first, int last, const FrameGetter &get,
     std::vector<std::vector<Peak>> peaks(frames);
     std::vector<std::vector<float>> patches(frames);
     std::atomic<std::size_t> done{0};
+    // One frame buffer per worker for the whole run: a buffer per chunk (= per frame) would be
+    // allocated and cleared (16 MB for 2048 x 2048) for every frame read.
+    std::vector<Frame> scratch(std::size_t(std::max(1, resolveThreads(options.threads))));
     parallelChunks(
         frames, options.threads, 1,
-        [&](std::size_t begin, std::size_t end, int) {
-            Frame scratch;
+        [&](std::size_t begin, std::size_t end, int worker) {
             for (std::size_t i = begin; i < end; ++i) {
                 const int index = first + int(i);
-                peaks[i] = findPeaks(get(index, scratch), index, options, &patches[i]);
+                peaks[i] = findPeaks(get(index, scratch[std::size_t(worker)]), index, options, &patches[i]);
                 const std::size_t n = ++done;
                 monitor.report(double(n) / frames, "frame " + std::to_string(n) + "/"
                                                       + std::to_string(frames));
@@ -1484,7 +1563,7 @@ PatchDataset findPeaksInSource(const FrameSource &source, int first, int last,
     const FrameGetter read = [&](int index, Frame &scratch) -> const Frame & {
         source.readFrameInto(index, scratch);
         if (dark)
-            scratch = subtractDark(scratch, *dark);
+            subtractDarkInPlace(scratch, *dark);
         return scratch;
     };
     return runFinder(first, last, read, options, monitor, peaksOut);

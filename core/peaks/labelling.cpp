@@ -17,7 +17,7 @@ struct Run {
 } // namespace
 
 int labelForeground(const std::vector<std::size_t> &foreground, int rows, int cols, int *labels,
-                    std::vector<int> &parent)
+                    std::vector<int> &parent, int *listLabels)
 {
     (void)rows;
     parent.assign(1, 0);
@@ -101,6 +101,8 @@ int labelForeground(const std::vector<std::size_t> &foreground, int rows, int co
         const std::size_t n = r.c1 - r.c0 + 1;
         for (std::size_t q = 0; q < n; ++q)
             labels[foreground[r.first + q]] = l;
+        if (listLabels)
+            std::fill_n(listLabels + r.first, n, l);
     }
     return next;
 }

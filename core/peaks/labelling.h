@@ -33,8 +33,10 @@ struct RowCursor {
 /// `labels`: a rows x cols image, not read; on return each foreground pixel holds its
 /// component's label 1..count-1, nothing else is written. Returns count = number of
 /// components + 1 (0 is the background, as OpenCV counts).
-/// `parent` is scratch (reused between calls).
+/// `parent` is scratch (reused between calls). `listLabels`, when given, receives the same labels
+/// in list order (listLabels[k]: the label of foreground[k]), so that passes over the list need
+/// not read them back from the image.
 int labelForeground(const std::vector<std::size_t> &foreground, int rows, int cols, int *labels,
-                    std::vector<int> &parent);
+                    std::vector<int> &parent, int *listLabels = nullptr);
 
 } // namespace braggnac::core
