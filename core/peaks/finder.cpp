@@ -517,10 +517,11 @@ double logParabolaOffset(const float *data, std::ptrdiff_t stride, int at, int s
     return std::clamp(base - b / (2 * a), std::max(-0.5, at - 1.5), std::min(size - 0.5, at + 1.5)) - at;
 }
 
-/// The frame-sized buffers of one findPeaks call: the label image (all zero between frames), the
-/// union-find scratch and the split's position map. They live in a small pool, not per thread,
-/// so that the worker threads each findPeaksIn* call starts reuse them instead of allocating and
-/// zeroing tens of MB per call (parallelChunks' workers are new threads every call).
+/// The buffers of one findPeaks call: the label image (frame-sized, all zero between frames), the
+/// union-find scratch, the foreground lists and the split's scratch (with a frame-sized position
+/// map once a sprawling component needed it). They live in a small pool, not per thread, so that
+/// the worker threads each findPeaksIn* call starts reuse them instead of allocating and zeroing
+/// tens of MB per call (parallelChunks' workers are new threads every call).
 struct FrameScratch {
     std::vector<int> labels;
     std::vector<int> parent;
@@ -536,6 +537,8 @@ struct FrameScratch {
 };
 
 class ScratchPool {
+    static constexpr std::size_t kKeptForeground = std::size_t(1) << 20; // pixels (36 MB of lists)
+
 public:
     std::unique_ptr<FrameScratch> take()
     {
@@ -548,8 +551,18 @@ public:
     }
     void give(std::unique_ptr<FrameScratch> s)
     {
+        // The list buffers grow with the foreground; after a frame with an unusually large one
+        // (a threshold below the background) they are released rather than kept in the pool.
+        if (s->foreground.capacity() > kKeptForeground) {
+            for (auto *v : {&s->foreground, &s->groupedIndex})
+                std::vector<std::size_t>().swap(*v);
+            for (auto *v : {&s->values, &s->groupedValue})
+                std::vector<float>().swap(*v);
+            for (auto *v : {&s->listLabels, &s->groupedRow, &s->groupedCol})
+                std::vector<int>().swap(*v);
+        }
         std::lock_guard<std::mutex> lock(mutex_);
-        // Keeps at most one per hardware thread (a 2048 x 2048 frame: 32 MB each).
+        // Keeps at most one per hardware thread (a 2048 x 2048 frame: 16 MB of labels each).
         if (free_.size() < std::size_t(std::max(2u, std::thread::hardware_concurrency())))
             free_.push_back(std::move(s));
     }
