@@ -1023,6 +1023,60 @@ void TestFinder::autoThreshold()
     t = frameThreshold(m_large.frames[0], o);
     QVERIFY(std::abs(t.background - 20) < 4);
     QVERIFY(std::abs(t.sigma - std::sqrt(20.0 + 9.0)) < 1.2);
+
+    // Integer counts (0..65535) take a histogram instead of a sort: the same median and MAD,
+    // bit for bit, as sorting every finite pixel (frames up to 512 x 512 use all of them), for odd
+    // and even counts (half-integer medians), heavy ties, the full 16-bit range, and for values
+    // that are not counts (the sort).
+    auto sorted = [](const Frame &f) {
+        std::vector<float> v;
+        for (float x : f.data)
+            if (std::isfinite(x))
+                v.push_back(x);
+        auto median = [](std::vector<float> w) {
+            std::sort(w.begin(), w.end());
+            const std::size_t m = w.size() / 2;
+            return w.size() % 2 ? double(w[m]) : 0.5 * (double(w[m - 1]) + double(w[m]));
+        };
+        const double med = median(v);
+        for (float &x : v)
+            x = std::fabs(x - float(med));
+        return std::pair<double, double>(med, 1.4826 * median(v));
+    };
+    std::mt19937_64 rng(11);
+    struct Case {
+        const char *name;
+        int rows, cols;
+        std::function<float()> value;
+    };
+    std::poisson_distribution<int> poisson(20);
+    std::uniform_int_distribution<int> wide(0, 65535), few(3, 6);
+    std::uniform_real_distribution<float> real(-5.f, 50.f);
+    const std::vector<Case> cases = {
+        {"Poisson, odd", 101, 101, [&] { return float(poisson(rng)); }},
+        {"Poisson, even", 100, 101, [&] { return float(poisson(rng)); }},
+        {"Poisson, even, 512 x 512", 512, 512, [&] { return float(poisson(rng)); }},
+        {"full 16-bit range, even", 64, 64, [&] { return float(wide(rng)); }},
+        {"four values, even", 10, 10, [&] { return float(few(rng)); }},
+        // 7 7 7 NaN 7 7 0 0 0 0 0: five 7s and five 0s, median 3.5, every deviation 3.5.
+        {"two values, half-way median", 1, 11, [k = 0]() mutable { return k++ < 6 ? 7.f : 0.f; }},
+        {"not counts (the sort)", 64, 63, [&] { return real(rng); }},
+    };
+    for (const Case &c : cases) {
+        Frame g(c.rows, c.cols);
+        for (float &x : g.data)
+            x = c.value();
+        g.data[3] = kNaN; // not counted
+        const FrameThreshold got = frameThreshold(g, o);
+        const auto [median, sigma] = sorted(g);
+        if (c.cols == 11) {
+            QCOMPARE(got.background, 3.5);
+            QCOMPARE(got.sigma, 1.4826 * 3.5);
+        }
+        QVERIFY2(got.background == median && got.sigma == sigma,
+                 qPrintable(QStringLiteral("%1: median %2 vs %3, sigma %4 vs %5")
+                                .arg(c.name).arg(got.background).arg(median).arg(got.sigma).arg(sigma)));
+    }
 }
 
 void TestFinder::badOptions_data()

@@ -60,6 +60,62 @@ double medianInPlace(std::vector<float> &v)
     return 0.5 * (lower + upper);
 }
 
+/// Median and median absolute deviation of a sample of integer counts lo..hi (what detectors
+/// give), from its histogram: the order statistics medianInPlace picks (rank n / 2, and the
+/// largest value below it for an even n), so the same values, without sorting. The deviations
+/// |v - median| come out in ascending order from a walk outward from the median.
+std::pair<double, double> countsMedianMad(const std::vector<float> &sample, int lo, int hi)
+{
+    thread_local std::vector<std::uint32_t> hist;
+    const std::size_t bins = std::size_t(hi - lo) + 1;
+    hist.assign(bins, 0);
+    for (const float v : sample)
+        ++hist[std::size_t(int(v) - lo)];
+    const std::size_t n = sample.size(), mid = n / 2;
+    const bool even = n % 2 == 0;
+    // The value at rank mid, and (even n) at rank mid - 1, of a sequence of (value, count) steps.
+    struct Ranks {
+        std::size_t seen = 0, mid;
+        bool even;
+        double below = 0, at = 0;
+        bool done = false;
+        void add(double value, std::size_t count)
+        {
+            if (even && seen <= mid - 1 && mid - 1 < seen + count)
+                below = value;
+            if (seen <= mid && mid < seen + count) {
+                at = value;
+                done = true;
+            }
+            seen += count;
+        }
+        double result() const { return even ? 0.5 * (below + at) : at; }
+    };
+    Ranks m{0, mid, even};
+    for (std::size_t b = 0; b < bins && !m.done; ++b)
+        if (hist[b])
+            m.add(double(lo) + double(b), hist[b]);
+    const double median = m.result();
+    // Deviations: bins at or below the median (left, going down) and above it (right, going up).
+    Ranks d{0, mid, even};
+    std::ptrdiff_t left = std::ptrdiff_t(std::floor(median)) - lo, right = left + 1;
+    while (!d.done) {
+        const bool hasLeft = left >= 0, hasRight = right < std::ptrdiff_t(bins);
+        const double devLeft = hasLeft ? median - double(lo + left) : HUGE_VAL;
+        const double devRight = hasRight ? double(lo + right) - median : HUGE_VAL;
+        if (devLeft <= devRight) {
+            if (hist[std::size_t(left)])
+                d.add(devLeft, hist[std::size_t(left)]);
+            --left;
+        } else {
+            if (hist[std::size_t(right)])
+                d.add(devRight, hist[std::size_t(right)]);
+            ++right;
+        }
+    }
+    return {median, d.result()};
+}
+
 void checkOptions(const FinderOptions &o)
 {
     o.validate();
@@ -142,7 +198,7 @@ struct SymmetryScratch {
     std::vector<int> fit;              // window positions used to fit the centre
     std::vector<double> d, var, mir, gradR, gradC, sm, smVar, smLin;
     std::vector<std::uint8_t> need, cand, ok;
-    std::vector<int> needList, candList; // the window positions with need / cand set
+    std::vector<int> candList; // the window positions with cand set
 };
 
 /// Fits the centre of symmetry of the peak at (row, col) (plateau radius `plateau` px, its
@@ -253,14 +309,7 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
     s.need.assign(cells, 0);
     s.cand.assign(cells, 0);
     s.ok.assign(cells, 0);
-    s.needList.clear();
     s.candList.clear();
-    auto setNeed = [&](std::size_t k) {
-        if (!s.need[k]) {
-            s.need[k] = 1;
-            s.needList.push_back(int(k));
-        }
-    };
     auto setCand = [&](std::size_t k, std::uint8_t kind) {
         if (!s.cand[k])
             s.candList.push_back(int(k));
@@ -288,9 +337,6 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
                     any = interior;
                 }
                 setCand(std::size_t(i) * side + j, 1);
-                for (int a = -1; a <= 1; ++a)
-                    for (int b = -1; b <= 1; ++b)
-                        setNeed(std::size_t(i + a) * side + (j + b));
             }
         // Probes: local maxima too weak for the prominence test, at any distance up to
         // kSymmetryProbeMax; their 3 x 3 neighbourhoods are searched too (cand 2: the distance
@@ -304,13 +350,20 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
                         continue;
                     setCand(std::size_t(i) * side + j, 2);
                     any = true;
-                    for (int x = -1; x <= 1; ++x)
-                        for (int y = -1; y <= 1; ++y)
-                            setNeed(std::size_t(i + x) * side + (j + y));
                 }
         }
         if (!any)
             return false;
+        // The residual is needed at the candidates' 3 x 3 neighbourhoods (the smoothing kernel),
+        // within reach of the start (where it is computed): the candidate mask dilated, row by row.
+        for (int i = half - reach; i <= half + reach; ++i) {
+            std::uint8_t *needRow = s.need.data() + std::size_t(i) * side;
+            for (int a = -1; a <= 1; ++a) {
+                const std::uint8_t *candRow = s.cand.data() + std::size_t(i + a) * side;
+                for (int j = half - reach; j <= half + reach; ++j)
+                    needRow[j] |= candRow[j - 1] | candRow[j] | candRow[j + 1];
+            }
+        }
     }
     // The centre: Gauss-Newton on sum w D^2 over the pixels within fitRadius of the start.
     s.fit.clear();
@@ -393,27 +446,26 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
         return i >= half - reach + margin && i <= half + reach - margin && j >= half - reach + margin
             && j <= half + reach - margin;
     };
-    for (const int kk : s.needList) {
-        if (!within(kk, 0))
-            continue;
-        const std::size_t k = std::size_t(kk);
-        const int i = kk / side, j = kk % side;
-        double m, gr, gc;
-        if (!load(k) || !mirror(i, j, m, gr, gc))
-            continue;
-        const double v = s.lin[k];
-        s.d[k] = v - m;
-        s.var[k] = variance(v) + variance(m);
-        s.mir[k] = m;
-        s.gradR[k] = gr;
-        s.gradC[k] = gc;
-        s.ok[k] = 1;
-    }
+    for (int i = half - reach; i <= half + reach; ++i)
+        for (int j = half - reach; j <= half + reach; ++j) {
+            const std::size_t k = std::size_t(i) * side + j;
+            double m, gr, gc;
+            if (!s.need[k] || !load(k) || !mirror(i, j, m, gr, gc))
+                continue;
+            const double v = s.lin[k];
+            s.d[k] = v - m;
+            s.var[k] = variance(v) + variance(m);
+            s.mir[k] = m;
+            s.gradR[k] = gr;
+            s.gradC[k] = gc;
+            s.ok[k] = 1;
+        }
     for (int i = half - reach; i <= half + reach; ++i)
         std::fill_n(s.sm.begin() + std::ptrdiff_t(i * side + half - reach), 2 * reach + 1, -HUGE_VAL);
     s.candList.erase(std::remove_if(s.candList.begin(), s.candList.end(), [&](int k) { return !within(k, 1); }),
                      s.candList.end());
-    std::sort(s.candList.begin(), s.candList.end());
+    if (!std::is_sorted(s.candList.begin(), s.candList.end())) // only probes come out of order
+        std::sort(s.candList.begin(), s.candList.end());
     static const double kB[3] = {0.25, 0.5, 0.25};
     for (const int kk : s.candList) {
         const std::size_t k = std::size_t(kk);
@@ -1373,11 +1425,23 @@ FrameThreshold frameThreshold(const Frame &frame, const FinderOptions &options)
     std::vector<float> sample;
     sample.reserve(full ? n : (n / stride + 1) * run);
     const float *d = frame.data.data();
+    // Integer counts in 0..65535 (what detectors write) take the histogram; others the sort.
+    bool counts = true;
+    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
     for (std::size_t start = 0; start < n; start += stride)
         for (std::size_t i = start; i < std::min(n, start + run); ++i)
-            if (std::isfinite(d[i]))
-                sample.push_back(d[i]);
-    if (!sample.empty()) {
+            if (std::isfinite(d[i])) {
+                const float v = d[i];
+                sample.push_back(v);
+                counts &= v >= 0.f && v <= 65535.f && v == std::floor(v);
+                lo = std::min(lo, v);
+                hi = std::max(hi, v);
+            }
+    if (!sample.empty() && counts) {
+        const auto [median, mad] = countsMedianMad(sample, int(lo), int(hi));
+        t.background = median;
+        t.sigma = 1.4826 * mad;
+    } else if (!sample.empty()) {
         t.background = medianInPlace(sample);
         for (float &v : sample)
             v = std::fabs(v - float(t.background));
