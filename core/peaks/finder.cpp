@@ -1017,13 +1017,13 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
         }
         single = false;
     }
-    bool edge = false;
+    // A pixel on the frame's border: the bounding box touches it.
+    const bool edge = r0 == 0 || c0 == 0 || r1 == rows - 1 || c1 == cols - 1;
     for (int i = 0; i < n; ++i) {
         PeakStats &q = peaks[single ? 0 : std::size_t(s.basin[std::size_t(i)])];
         const float v = value(i);
         const double w = double(v) - background;
         const double r = double(rowOf(i)), c = double(colOf(i));
-        edge |= r == 0 || c == 0 || r == rows - 1 || c == cols - 1;
         ++q.area;
         q.sumW += w;
         q.sumWR += w * r;
