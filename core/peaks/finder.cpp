@@ -634,8 +634,6 @@ struct ScratchLease {
     ~ScratchLease() { pool().give(std::move(scratch)); }
 };
 
-/// Splits one component (pixels in row-major order) into its prominent maxima; appends the peaks
-/// (frame fields, border and origin left for the caller) to `out` as FoundPeak with `label`.
 /// The component's pixels in row-major order (their positions 0 .. n - 1): frame index, value, row
 /// and column of each.
 struct ComponentPixels {
