@@ -172,6 +172,12 @@ int diagnose(const std::string &what, int frames, const FrameSimOptions &so)
     if (what.rfind("dump:", 0) == 0) {
         int f = 0, r = 0, c = 0;
         std::sscanf(what.c_str() + 5, "%d,%d,%d", &f, &r, &c);
+        if (f < 0 || f >= int(sim.frames.size())) {
+            std::fprintf(stderr, "bench_finder: dump: frame %d is not one of the %d simulated\n", f,
+                         int(sim.frames.size()));
+            return 2;
+        }
+        const Frame &frame = sim.frames[std::size_t(f)];
         for (const TruthPeak &t : sim.truth)
             if (t.frame == f && std::hypot(t.params.row - r, t.params.col - c) < 12)
                 std::printf("truth %.2f %.2f amp %.0f s %.2f %.2f g %.2f %.2f eta %.2f theta %.2f\n", t.params.row,
@@ -179,8 +185,11 @@ int diagnose(const std::string &what, int frames, const FrameSimOptions &so)
                             t.params.gammaV, t.params.eta, t.params.theta);
         for (int i = r - 7; i <= r + 7; ++i) {
             std::printf("%5d:", i);
-            for (int j = c - 7; j <= c + 7; ++j)
-                std::printf(" %6.0f", sim.frames[std::size_t(f)].at(i, j));
+            for (int j = c - 7; j <= c + 7; ++j) // outside the frame: blank
+                if (i >= 0 && j >= 0 && i < frame.rows && j < frame.cols)
+                    std::printf(" %6.0f", frame.at(i, j));
+                else
+                    std::printf("       ");
             std::printf("\n");
         }
         return 0;
