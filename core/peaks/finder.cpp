@@ -195,10 +195,13 @@ struct SymmetryPartner {
 struct SymmetryScratch {
     std::vector<float> lin, lg;        // window: value - background; its log (NaN: linear only)
     std::vector<std::uint8_t> good;    // window: inside the frame, finite, not saturated
-    std::vector<int> fit;              // window positions used to fit the centre
+    struct Cell {
+        int k, i, j; // window position k = i x side + j (rows and columns kept: no divisions)
+    };
+    std::vector<Cell> fit;             // window cells used to fit the centre
     std::vector<double> d, var, mir, gradR, gradC, sm, smVar, smLin;
     std::vector<std::uint8_t> need, cand, ok;
-    std::vector<int> candList; // the window positions with cand set
+    std::vector<Cell> candList; // the window cells with cand set
 };
 
 /// Fits the centre of symmetry of the peak at (row, col) (plateau radius `plateau` px, its
@@ -230,10 +233,11 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
     s.lin.resize(cells);
     s.lg.resize(cells);
     s.good.assign(cells, 0);
-    auto load = [&](std::size_t k) {
+    auto load = [&](int i, int j) {
+        const std::size_t k = std::size_t(i) * side + j;
         if (s.good[k])
             return s.good[k] == 1;
-        const int r = row - half + int(k / std::size_t(side)), c = col - half + int(k % std::size_t(side));
+        const int r = row - half + i, c = col - half + j;
         const bool inside = r >= 0 && c >= 0 && r < rows && c < cols;
         const float x = inside ? data[std::size_t(r) * cols + c] : 0.f;
         const bool ok = inside && std::isfinite(x) && x < saturation;
@@ -275,10 +279,9 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
         bool logOk = true;
         for (int x = 0; x < 3; ++x)
             for (int y = 0; y < 3; ++y) {
-                const std::size_t k = std::size_t(r0 + x) * side + (c0 + y);
-                if (!load(k))
+                if (!load(r0 + x, c0 + y))
                     return false;
-                logOk &= !std::isnan(s.lg[k]);
+                logOk &= !std::isnan(s.lg[std::size_t(r0 + x) * side + (c0 + y)]);
             }
         const std::vector<float> &f = logOk ? s.lg : s.lin;
         double val = 0, vr = 0, vc = 0;
@@ -310,9 +313,10 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
     s.cand.assign(cells, 0);
     s.ok.assign(cells, 0);
     s.candList.clear();
-    auto setCand = [&](std::size_t k, std::uint8_t kind) {
+    auto setCand = [&](int i, int j, std::uint8_t kind) {
+        const std::size_t k = std::size_t(i) * side + j;
         if (!s.cand[k])
-            s.candList.push_back(int(k));
+            s.candList.push_back({int(k), i, j});
         s.cand[k] = kind;
     };
     {
@@ -336,7 +340,7 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
                             }
                     any = interior;
                 }
-                setCand(std::size_t(i) * side + j, 1);
+                setCand(i, j, 1);
             }
         // Probes: local maxima too weak for the prominence test, at any distance up to
         // kSymmetryProbeMax; their 3 x 3 neighbourhoods are searched too (cand 2: the distance
@@ -348,7 +352,7 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
                     const int i = r - row + half, j = c - col + half;
                     if (i < 2 || j < 2 || i >= side - 2 || j >= side - 2 || !inComponent(r, c))
                         continue;
-                    setCand(std::size_t(i) * side + j, 2);
+                    setCand(i, j, 2);
                     any = true;
                 }
         }
@@ -374,8 +378,8 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
             for (int j = half - fr; j <= half + fr; ++j) {
                 const double dr = row - half + i - startRow, dc = col - half + j - startCol;
                 const std::size_t k = std::size_t(i) * side + j;
-                if (dr * dr + dc * dc <= fr2 && load(k) && s.lin[k] >= 3 * sigma)
-                    s.fit.push_back(i * side + j);
+                if (dr * dr + dc * dc <= fr2 && load(i, j) && s.lin[k] >= 3 * sigma)
+                    s.fit.push_back({int(k), i, j});
             }
     }
     double cr = startRow, cc = startCol;
@@ -386,8 +390,7 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
         double b1 = 0, b2 = 0;
         a11 = a12 = a22 = chi2 = 0;
         used = 0;
-        for (int k : s.fit) {
-            const int i = k / side, j = k % side;
+        for (const auto &[k, i, j] : s.fit) {
             double m, gr, gc;
             if (!mirror(i, j, m, gr, gc))
                 continue;
@@ -441,8 +444,7 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
         v->resize(cells);
     // The residual where needed, within reach of the start; the smoothed residual and its
     // maxima at the candidates within reach - 1 (in row-major order, as partners are listed).
-    const auto within = [&](int k, int margin) {
-        const int i = k / side, j = k % side;
+    const auto within = [&](int i, int j, int margin) {
         return i >= half - reach + margin && i <= half + reach - margin && j >= half - reach + margin
             && j <= half + reach - margin;
     };
@@ -450,7 +452,7 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
         for (int j = half - reach; j <= half + reach; ++j) {
             const std::size_t k = std::size_t(i) * side + j;
             double m, gr, gc;
-            if (!s.need[k] || !load(k) || !mirror(i, j, m, gr, gc))
+            if (!s.need[k] || !load(i, j) || !mirror(i, j, m, gr, gc))
                 continue;
             const double v = s.lin[k];
             s.d[k] = v - m;
@@ -462,14 +464,15 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
         }
     for (int i = half - reach; i <= half + reach; ++i)
         std::fill_n(s.sm.begin() + std::ptrdiff_t(i * side + half - reach), 2 * reach + 1, -HUGE_VAL);
-    s.candList.erase(std::remove_if(s.candList.begin(), s.candList.end(), [&](int k) { return !within(k, 1); }),
+    s.candList.erase(std::remove_if(s.candList.begin(), s.candList.end(),
+                                    [&](const SymmetryScratch::Cell &q) { return !within(q.i, q.j, 1); }),
                      s.candList.end());
-    if (!std::is_sorted(s.candList.begin(), s.candList.end())) // only probes come out of order
-        std::sort(s.candList.begin(), s.candList.end());
+    const auto rowMajor = [](const SymmetryScratch::Cell &a, const SymmetryScratch::Cell &b) { return a.k < b.k; };
+    if (!std::is_sorted(s.candList.begin(), s.candList.end(), rowMajor)) // only probes come out of order
+        std::sort(s.candList.begin(), s.candList.end(), rowMajor);
     static const double kB[3] = {0.25, 0.5, 0.25};
-    for (const int kk : s.candList) {
+    for (const auto &[kk, i, j] : s.candList) {
         const std::size_t k = std::size_t(kk);
-        const int i = kk / side, j = kk % side;
         double acc = 0, accVar = 0, accLin = 0, accMir = 0, accGr = 0, accGc = 0;
         bool all = true;
         for (int a = -1; a <= 1 && all; ++a)
@@ -497,9 +500,8 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
         s.smLin[k] = accLin;
     }
     const double min2 = dMin * dMin, max2 = dMax * dMax;
-    for (const int kk : s.candList) {
+    for (const auto &[kk, i, j] : s.candList) {
         const std::size_t k = std::size_t(kk);
-        const int i = kk / side, j = kk % side;
         const int r = row - half + i, c = col - half + j;
         const double dist2 = (r - cr) * (r - cr) + (c - cc) * (c - cc);
         if (s.sm[k] == -HUGE_VAL || dist2 < min2
