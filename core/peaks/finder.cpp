@@ -226,6 +226,15 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
     const int half = reach + int(std::ceil(2 * kSymmetryMaxShift)) + 2;
     const int side = 2 * half + 1;
     const std::size_t cells = std::size_t(side) * side;
+    // The window's rows lie a frame row apart and are cold (the split works from lists): ask for
+    // their cache lines all at once rather than one miss at a time as the values are first read.
+    for (int r = std::max(0, row - half); r <= std::min(rows - 1, row + half); ++r) {
+        const float *line = data + std::size_t(r) * cols;
+        const int c1 = std::min(cols - 1, col + half);
+        for (int c = std::max(0, col - half); c <= c1; c += 16)
+            _mm_prefetch(reinterpret_cast<const char *>(line + c), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char *>(line + c1), _MM_HINT_T0);
+    }
     const double logLevel = std::max(1.0, 3 * sigma);
     const double floorVar = std::max(1.0, sigma * sigma);
     auto variance = [&](double v) { return floorVar + gain * std::max(0.0, v); };
