@@ -204,6 +204,23 @@ struct SymmetryScratch {
     std::vector<Cell> candList; // the window cells with cand set
 };
 
+/// Asks for the cache lines of the frame's (2 half + 1)^2 window around (row, col), clipped to the
+/// frame. The split and the shoulder search work from lists, so the frame rows around a peak are
+/// cold when the search first reads them, a frame row apart: one request for all of them beats
+/// one miss at a time.
+void prefetchWindow(const float *data, int rows, int cols, int row, int col, int half)
+{
+    const int c0 = std::max(0, col - half), c1 = std::min(cols - 1, col + half);
+    if (c0 > c1)
+        return;
+    for (int r = std::max(0, row - half); r <= std::min(rows - 1, row + half); ++r) {
+        const float *line = data + std::size_t(r) * cols;
+        for (int c = c0; c <= c1; c += 16)
+            _mm_prefetch(reinterpret_cast<const char *>(line + c), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char *>(line + c1), _MM_HINT_T0);
+    }
+}
+
 /// Fits the centre of symmetry of the peak at (row, col) (plateau radius `plateau` px, its
 /// centroid (startRow, startCol) when saturated) and lists the partners the residual shows on
 /// pixels where inComponent(row, col) holds, most significant first. Returns false when the fit
@@ -226,15 +243,7 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
     const int half = reach + int(std::ceil(2 * kSymmetryMaxShift)) + 2;
     const int side = 2 * half + 1;
     const std::size_t cells = std::size_t(side) * side;
-    // The window's rows lie a frame row apart and are cold (the split works from lists): ask for
-    // their cache lines all at once rather than one miss at a time as the values are first read.
-    for (int r = std::max(0, row - half); r <= std::min(rows - 1, row + half); ++r) {
-        const float *line = data + std::size_t(r) * cols;
-        const int c1 = std::min(cols - 1, col + half);
-        for (int c = std::max(0, col - half); c <= c1; c += 16)
-            _mm_prefetch(reinterpret_cast<const char *>(line + c), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char *>(line + c1), _MM_HINT_T0);
-    }
+    prefetchWindow(data, rows, cols, row, col, half);
     const double logLevel = std::max(1.0, 3 * sigma);
     const double floorVar = std::max(1.0, sigma * sigma);
     auto variance = [&](double v) { return floorVar + gain * std::max(0.0, v); };
@@ -681,10 +690,20 @@ void splitComponent(const float *data, int rows, int cols, const int *labels, in
     // one 64-bit key per position (value bits above, the complemented position below).
     // key[n] = 0, below every pixel's: the "no neighbour" slot.
     s.key.resize(std::size_t(n) + 1);
-    for (int i = 0; i < n; ++i)
+    std::uint64_t topKey = 0;
+    for (int i = 0; i < n; ++i) {
         s.key[std::size_t(i)] = std::uint64_t(orderBits(values[i])) << 32 | std::uint32_t(~std::uint32_t(i));
+        topKey = std::max(topKey, s.key[std::size_t(i)]);
+    }
     s.key[std::size_t(n)] = 0;
     const std::uint64_t *key = s.key.data();
+    if (o.shoulderSigma > 0 && n >= kMinShoulderPixels) {
+        // The shoulder search below reads the frame around the highest pixel (a window of about
+        // 12 px each way): its lines are asked for now, to arrive while the maxima and basins are
+        // worked out.
+        const int top = int(~std::uint32_t(topKey));
+        prefetchWindow(data, rows, cols, rowIdx[top], colIdx[top], 14);
+    }
     auto higher = [key](int a, int b) { return key[a] > key[b]; };
     // The 8-connected neighbours of every pixel within the component (positions), computed once:
     // eight slots per pixel, n where the neighbour is not in the component (no branches, and
