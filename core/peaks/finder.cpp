@@ -462,10 +462,6 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
         v->resize(cells);
     // The residual where needed, within reach of the start; the smoothed residual and its
     // maxima at the candidates within reach - 1 (in row-major order, as partners are listed).
-    const auto within = [&](int i, int j, int margin) {
-        return i >= half - reach + margin && i <= half + reach - margin && j >= half - reach + margin
-            && j <= half + reach - margin;
-    };
     for (int i = half - reach; i <= half + reach; ++i)
         for (int j = half - reach; j <= half + reach; ++j) {
             const std::size_t k = std::size_t(i) * side + j;
@@ -482,9 +478,10 @@ bool symmetryPartners(const float *data, int rows, int cols, double background, 
         }
     for (int i = half - reach; i <= half + reach; ++i)
         std::fill_n(s.sm.begin() + std::ptrdiff_t(i * side + half - reach), 2 * reach + 1, -HUGE_VAL);
-    s.candList.erase(std::remove_if(s.candList.begin(), s.candList.end(),
-                                    [&](const SymmetryScratch::Cell &q) { return !within(q.i, q.j, 1); }),
-                     s.candList.end());
+    const auto outsideSmoothing = [&](const SymmetryScratch::Cell &q) {
+        return q.i <= half - reach || q.i >= half + reach || q.j <= half - reach || q.j >= half + reach;
+    };
+    s.candList.erase(std::remove_if(s.candList.begin(), s.candList.end(), outsideSmoothing), s.candList.end());
     const auto rowMajor = [](const SymmetryScratch::Cell &a, const SymmetryScratch::Cell &b) { return a.k < b.k; };
     if (!std::is_sorted(s.candList.begin(), s.candList.end(), rowMajor)) // only probes come out of order
         std::sort(s.candList.begin(), s.candList.end(), rowMajor);
@@ -1509,15 +1506,17 @@ std::vector<Peak> findPeaks(const Frame &frame, int frameIndex, const FinderOpti
         // SSE2 (the x86-64 baseline): 16 pixels per step, a bit per pixel; NaN compares false.
         const __m128 thr4 = _mm_set1_ps(threshold), max4 = _mm_set1_ps(FLT_MAX);
         for (; i + 16 <= n; i += 16) {
-            __m128 above[4];
-            for (int k = 0; k < 4; ++k)
-                above[k] = _mm_cmpgt_ps(_mm_loadu_ps(data + i + 4 * k), thr4);
+            __m128 v[4], above[4];
+            for (int k = 0; k < 4; ++k) {
+                v[k] = _mm_loadu_ps(data + i + 4 * k);
+                above[k] = _mm_cmpgt_ps(v[k], thr4);
+            }
             const __m128 any = _mm_or_ps(_mm_or_ps(above[0], above[1]), _mm_or_ps(above[2], above[3]));
             if (_mm_movemask_ps(any) == 0)
                 continue;
             unsigned bits = 0;
             for (int k = 0; k < 4; ++k) {
-                const __m128 finite = _mm_cmple_ps(_mm_loadu_ps(data + i + 4 * k), max4);
+                const __m128 finite = _mm_cmple_ps(v[k], max4);
                 bits |= unsigned(_mm_movemask_ps(_mm_and_ps(above[k], finite))) << (4 * k);
             }
             while (bits) {
