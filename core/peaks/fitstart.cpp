@@ -58,53 +58,73 @@ StartValues estimateStart(const float *patch, int size, std::uint8_t *weight, bo
     p[1] = bg;
 
     // 3x3 mean over usable pixels (separable sums): locates maxima robustly against
-    // single-pixel noise.
+    // single-pixel noise. Computed on a grid padded by one pixel of zeros (weight 0) on every
+    // side, so that no loop tests the patch edge: adding the padding's zeros leaves the sums
+    // (taken in the same order) exactly as they were.
+    const int wp = s + 2;             // padded row length
+    const int np = wp * (s + 2);      // padded pixels
     std::vector<double> &smooth = scratch.smooth;
-    smooth.assign(std::size_t(3) * n, 0.0);
-    double *rowSum = smooth.data() + n, *rowCnt = rowSum + n;
-    for (int r = 0; r < s; ++r) {
+    smooth.assign(std::size_t(5) * np, 0.0);
+    double *val = smooth.data() + np, *cnt = val + np; // usable values (0 elsewhere), 0/1
+    double *rowSum = cnt + np, *rowCnt = rowSum + np;
+    double *sm = smooth.data(); // smoothed values, padded; -inf where not usable
+    std::vector<int> &unpad = scratch.unpad; // padded index -> patch index
+    unpad.resize(np);
+    for (int r = 0; r < s; ++r)
         for (int c = 0; c < s; ++c) {
-            double sum = 0, count = 0;
-            for (int cc = std::max(0, c - 1); cc <= std::min(s - 1, c + 1); ++cc) {
-                const int k = r * s + cc;
-                sum += weight[k] ? patch[k] : 0.0;
-                count += weight[k];
-            }
-            rowSum[r * s + c] = sum;
-            rowCnt[r * s + c] = count;
+            const int k = r * s + c, kp = (r + 1) * wp + c + 1;
+            val[kp] = weight[k] ? double(patch[k]) : 0.0;
+            cnt[kp] = weight[k];
+            unpad[kp] = k;
         }
-    }
-    for (int r = 0; r < s; ++r) {
-        for (int c = 0; c < s; ++c) {
-            double sum = 0, count = 0;
-            for (int rr = std::max(0, r - 1); rr <= std::min(s - 1, r + 1); ++rr) {
-                sum += rowSum[rr * s + c];
-                count += rowCnt[rr * s + c];
-            }
-            smooth[r * s + c] = count > 0 ? sum / count : bg;
+    for (int r = 1; r <= s; ++r)
+        for (int c = 1; c <= s; ++c) {
+            const int kp = r * wp + c;
+            rowSum[kp] = ((0.0 + val[kp - 1]) + val[kp]) + val[kp + 1];
+            rowCnt[kp] = (cnt[kp - 1] + cnt[kp]) + cnt[kp + 1];
         }
-    }
+    for (int r = 1; r <= s; ++r)
+        for (int c = 1; c <= s; ++c) {
+            const int kp = r * wp + c;
+            const double sum = ((0.0 + rowSum[kp - wp]) + rowSum[kp]) + rowSum[kp + wp];
+            const double count = (rowCnt[kp - wp] + rowCnt[kp]) + rowCnt[kp + wp];
+            sm[kp] = count > 0 ? sum / count : bg;
+        }
+    // Unusable pixels and the padding never win a comparison below.
+    for (int kp = 0; kp < np; ++kp)
+        if (!(cnt[kp] > 0))
+            sm[kp] = -HUGE_VAL;
 
     // Uphill pointers: every usable pixel points at the highest usable pixel of its 3x3
-    // neighbourhood (ties: lower index); local maxima point at themselves.
+    // neighbourhood (ties: lower index); local maxima point at themselves. A strict total
+    // order, so the order of the comparisons does not matter (padded indices order pixels as
+    // the patch's do): one neighbour offset at a time over all pixels, whose comparison chains
+    // are then independent.
     std::vector<int> &up = scratch.up;
     up.assign(n, -1);
-    for (int r = 0; r < s; ++r) {
+    std::vector<int> &next = scratch.next;
+    next.resize(np);
+    double *bestV = rowSum; // reused: the row sums are no longer needed
+    for (int kp = wp; kp < np - wp; ++kp) {
+        bestV[kp] = sm[kp];
+        next[kp] = kp;
+    }
+    const int offsets[8] = {-wp - 1, -wp, -wp + 1, -1, 1, wp - 1, wp, wp + 1};
+    for (int o : offsets)
+        for (int kp = wp + 1; kp < np - wp - 1; ++kp) {
+            const int q = kp + o;
+            const double v = sm[q];
+            const bool better = (v > bestV[kp]) | ((v == bestV[kp]) & (q < next[kp]));
+            next[kp] = better ? q : next[kp];
+            bestV[kp] = better ? v : bestV[kp];
+        }
+    for (int r = 0; r < s; ++r)
         for (int c = 0; c < s; ++c) {
             const int k = r * s + c;
-            if (!weight[k])
-                continue;
-            int next = k;
-            for (int rr = std::max(0, r - 1); rr <= std::min(s - 1, r + 1); ++rr)
-                for (int cc = std::max(0, c - 1); cc <= std::min(s - 1, c + 1); ++cc) {
-                    const int q = rr * s + cc;
-                    if (weight[q]
-                        && (smooth[q] > smooth[next] || (smooth[q] == smooth[next] && q < next)))
-                        next = q;
-                }
-            up[k] = next;
+            if (weight[k])
+                up[k] = unpad[next[(r + 1) * wp + c + 1]];
         }
-    }
+    auto smoothAt = [&](int k) { return sm[(k / s + 1) * wp + k % s + 1]; };
     auto ascend = [&](int k) {
         while (up[k] != k)
             k = up[k];
@@ -116,17 +136,17 @@ StartValues estimateStart(const float *patch, int size, std::uint8_t *weight, bo
     int best = -1;
     for (int r = s / 2 - win; r <= s / 2 + win; ++r)
         for (int c = s / 2 - win; c <= s / 2 + win; ++c)
-            if (weight[r * s + c] && (best < 0 || smooth[r * s + c] > smooth[best]))
+            if (weight[r * s + c] && (best < 0 || smoothAt(r * s + c) > smoothAt(best)))
                 best = r * s + c;
     if (best < 0)
         for (int k = 0; k < n; ++k)
-            if (weight[k] && (best < 0 || smooth[k] > smooth[best]))
+            if (weight[k] && (best < 0 || smoothAt(k) > smoothAt(best)))
                 best = k;
     if (best < 0)
         return out;
     const int mainMax = ascend(best);
     const int mr = mainMax / s, mc = mainMax % s;
-    const double mainHeight = smooth[mainMax] - bg;
+    const double mainHeight = smoothAt(mainMax) - bg;
 
     if (maskNeighbours && mainHeight > 0) {
         // A second maximum is a neighbour when it is significant (above the noise and at least
@@ -142,7 +162,7 @@ StartValues estimateStart(const float *patch, int size, std::uint8_t *weight, bo
             if (up[k] != k || k == mainMax)
                 continue;
             const double dr = k / s - mr, dc = k % s - mc;
-            if (smooth[k] - bg >= minHeight && dr * dr + dc * dc >= 4.0) {
+            if (smoothAt(k) - bg >= minHeight && dr * dr + dc * dc >= 4.0) {
                 up[k] = -2 - k; // marks a neighbour maximum
                 any = true;
             }

@@ -17,7 +17,7 @@ struct StartValues {
 /// Reusable buffers (one per thread) so that estimating a start allocates nothing.
 struct StartScratch {
     std::vector<double> values, smooth;
-    std::vector<int> up, basin;
+    std::vector<int> up, basin, unpad, next;
 };
 
 /// `weight` (size*size) holds 1 for usable pixels and 0 for masked/non-finite ones on entry;

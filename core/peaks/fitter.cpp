@@ -65,7 +65,10 @@ struct Workspace {
     std::vector<std::uint8_t> use;
     std::vector<std::uint8_t> validPixels, fitPixels; // per-patch copies of `use` (reused)
     std::vector<double> resid; // data - model (neighbourStart)
-    std::vector<double> seRow, seCol; // J x per pixel (centreStderr)
+    // 3x3 window sums of the one-peak fit's residual over the valid pixels and the number of
+    // valid pixels in each window (residualBoxSums), on a grid padded by one pixel of zeros.
+    std::vector<double> padResid, boxSum;
+    std::vector<int> padValid, boxCount;
     fit::StartScratch scratch;
 
     explicit Workspace(int s) : size(s)
@@ -86,8 +89,10 @@ struct Workspace {
             r = fit::FloatArray(padded);
         model = fit::DoubleArray(padded);
         resid.assign(n, 0.0);
-        seRow.assign(n, 0.0);
-        seCol.assign(n, 0.0);
+        padResid.assign(std::size_t(s + 2) * (s + 2), 0.0);
+        padValid.assign(std::size_t(s + 2) * (s + 2), 0);
+        boxSum.assign(n, 0.0);
+        boxCount.assign(n, 0);
         use.assign(n, 0);
         for (int k = 0; k < padded; ++k) {
             row[k] = k < n ? k / s : s / 2;
@@ -522,6 +527,51 @@ BRAGGNAC_FIT_INLINE double modelAt(Workspace &ws, const double *p)
     return fit::horizontalSum(chi);
 }
 
+// The pixel sums of the centre's sandwich covariance (centreStderr): with J x_r and J x_c at
+// every pixel (the weighted Jacobian of slot `slot`, columns idx[0..m)), var = gain max(model,
+// 0) + rn^2 and the data - model residual d, out = {sum w^2 var (J x_r)^2, sum w^2 var (J x_c)^2,
+// sum d^2 / var} over the pixels with weight > 0. N: double lanes.
+template <int N>
+BRAGGNAC_FIT_INLINE void sandwichAt(const Workspace &ws, int slot, const int *idx, int m,
+                                    const double *xr, const double *xc, double gain, double rn2,
+                                    double *out)
+{
+    using V = typename fit::Vec<N>::D;
+    typedef float F __attribute__((vector_size(N * sizeof(float))));
+    const int nb = ws.padded / N;
+    const float *J = ws.jac[slot].data();
+    const float *res = ws.res[slot].data();
+    const double *wt = ws.weight.data(), *data = ws.data.data();
+    V vr = {}, vc = {}, chi = {};
+    for (int b = 0; b < nb; ++b) {
+        V jr = {}, jc = {};
+        for (int i = 0; i < m; ++i) {
+            F f;
+            std::memcpy(&f, J + std::size_t(idx[i]) * ws.padded + b * N, sizeof f);
+            const V ji = __builtin_convertvector(f, V);
+            jr += ji * xr[i];
+            jc += ji * xc[i];
+        }
+        F rf;
+        std::memcpy(&rf, res + b * N, sizeof rf);
+        V w, d;
+        std::memcpy(&w, wt + b * N, sizeof w);
+        std::memcpy(&d, data + b * N, sizeof d);
+        const auto used = w > 0;
+        const V diff = __builtin_convertvector(rf, V) / (used ? w : V{} + 1); // data - model
+        const V model = d - diff;
+        const V var = gain * (model > 0 ? model : V{}) + rn2;
+        const V safeVar = var > 0 ? var : V{} + 1;
+        const V g = w * w * safeVar;
+        chi += used ? diff * diff / safeVar : V{};
+        vr += used ? g * jr * jr : V{};
+        vc += used ? g * jc * jc : V{};
+    }
+    out[0] = fit::horizontalSum(vr);
+    out[1] = fit::horizontalSum(vc);
+    out[2] = fit::horizontalSum(chi);
+}
+
 // The kernels, compiled once per instruction set with its natural vector width (LM in float: 16
 // lanes for AVX-512, 8 for AVX2+FMA, 4 for the SSE2 baseline; the model pass in double: 8, 4, 2)
 // and picked at run time.
@@ -529,6 +579,8 @@ struct Kernels {
     void (*onePeak)(Workspace &, double *, LmRun &);
     void (*twoPeaks)(Workspace &, double *, LmRun &);
     double (*model)(Workspace &, const double *); // modelAt
+    void (*sandwich)(const Workspace &, int, const int *, int, const double *, const double *,
+                     double, double, double *); // sandwichAt
 
     const char *name;
 };
@@ -542,7 +594,13 @@ struct Kernels {
     {                                                                                           \
         levenbergMarquardt<kP2, flanes>(ws, p, run);                                            \
     }                                                                                           \
-    attr double model##suffix(Workspace &ws, const double *p) { return modelAt<dlanes>(ws, p); }
+    attr double model##suffix(Workspace &ws, const double *p) { return modelAt<dlanes>(ws, p); } \
+    attr void sandwich##suffix(const Workspace &ws, int slot, const int *idx, int m,            \
+                               const double *xr, const double *xc, double gain, double rn2,     \
+                               double *out)                                                     \
+    {                                                                                           \
+        sandwichAt<dlanes>(ws, slot, idx, m, xr, xc, gain, rn2, out);                           \
+    }
 
 BRAGGNAC_FIT_KERNELS(Base, , 4, 2)
 #ifdef BRAGGNAC_FIT_X86
@@ -555,10 +613,11 @@ BRAGGNAC_FIT_KERNELS(Avx512, __attribute__((target("arch=x86-64-v4"))), 16, 8)
 const Kernels &kernels()
 {
     static const Kernels k = [] {
-        const Kernels base{&onePeakBase, &twoPeaksBase, &modelBase, "sse2"};
+        const Kernels base{&onePeakBase, &twoPeaksBase, &modelBase, &sandwichBase, "sse2"};
 #ifdef BRAGGNAC_FIT_X86
-        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2, &modelAvx2, "avx2"};
-        const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512, &modelAvx512, "avx512"};
+        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2, &modelAvx2, &sandwichAvx2, "avx2"};
+        const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512, &modelAvx512, &sandwichAvx512,
+                             "avx512"};
         const char *env = std::getenv("BRAGGNAC_FIT_ISA");
         const std::string want = env ? env : "avx512";
         __builtin_cpu_init();
@@ -620,12 +679,9 @@ double flatChi2Weighted(const Workspace &ws)
 // last LM evaluation left in `slot`: the sandwich A^-1 (J^T diag(w^2 var) J) A^-1 with
 // A = J^T J over the free parameters (those not on a bound), var = gain max(model, 0) + rn^2,
 // scaled by chi^2 / dof of the residuals in units of var. False when A is singular.
-bool centreStderr(Workspace &ws, const LmRun &lm, int np, const double *p, const Bounds &b,
+bool centreStderr(const Workspace &ws, const LmRun &lm, int np, const double *p, const Bounds &b,
                   const FitOptions &o, double &seRow, double &seCol, int ir = 2, int ic = 3)
 {
-    const int padded = ws.padded, n = ws.size * ws.size;
-    const float *J = ws.jac[lm.residual].data();
-    const float *res = ws.res[lm.residual].data();
     int idx[kP2];
     int m = 0;
     for (int i = 0; i < np; ++i) {
@@ -692,38 +748,10 @@ bool centreStderr(Workspace &ws, const LmRun &lm, int np, const double *p, const
     double xr[kP2], xc[kP2];
     solve(ir, xr);
     solve(ic, xc);
-    // J x_r and J x_c at every pixel, column by column (contiguous: vectorised), summed over the
-    // parameters in the same order as before.
-    double *jrs = ws.seRow.data(), *jcs = ws.seCol.data();
-    std::fill(jrs, jrs + n, 0.0);
-    std::fill(jcs, jcs + n, 0.0);
-    for (int i = 0; i < m; ++i) {
-        const float *Ji = J + std::size_t(idx[i]) * padded;
-        const double a = xr[i], b = xc[i];
-        for (int k = 0; k < n; ++k) {
-            const double jk = Ji[k];
-            jrs[k] += jk * a;
-            jcs[k] += jk * b;
-        }
-    }
-    const double rn2 = o.readNoise * o.readNoise;
-    double vr = 0, vc = 0, chi2 = 0;
-    int used = 0;
-    for (int k = 0; k < n; ++k) {
-        const double w = ws.weight[k];
-        if (!(w > 0))
-            continue;
-        ++used;
-        const double diff = res[k] / w;          // data - model
-        const double model = ws.data[k] - diff;
-        const double var = o.gain * std::max(model, 0.0) + rn2;
-        const double safeVar = var > 0 ? var : 1.0;
-        chi2 += diff * diff / safeVar;
-        const double jr = jrs[k], jc = jcs[k];
-        const double g = w * w * safeVar;
-        vr += g * jr * jr;
-        vc += g * jc * jc;
-    }
+    double sums[3];
+    kernels().sandwich(ws, lm.residual, idx, m, xr, xc, o.gain, o.readNoise * o.readNoise, sums);
+    const double vr = sums[0], vc = sums[1], chi2 = sums[2];
+    const int used = lm.used; // every pixel in the fit has a weight > 0
     if (used <= m)
         return false;
     const double scale = chi2 / double(used - m);
@@ -748,40 +776,65 @@ void centroidEstimate(const float *patch, int s, const std::vector<std::uint8_t>
     out.col = sw > 0 ? sc / sw : s / 2;
 }
 
+// The residual of the one-peak fit in `ws.model` over the valid pixels (ws.resid), its 3x3
+// window sums (ws.boxSum) and the valid pixels in each window (ws.boxCount).
+void residualBoxSums(Workspace &ws, const float *patch)
+{
+    const int s = ws.size, wp = s + 2;
+    double *pr = ws.padResid.data();
+    int *pv = ws.padValid.data();
+    for (int r = 0; r < s; ++r)
+        for (int c = 0; c < s; ++c) {
+            const int k = r * s + c, kp = (r + 1) * wp + c + 1;
+            const bool valid = ws.validPixels[k];
+            ws.resid[k] = valid ? patch[k] - ws.model[k] : 0.0;
+            pr[kp] = ws.resid[k];
+            pv[kp] = valid;
+        }
+    // Summed in the window's row-major order (the zeros of invalid pixels and of the padding
+    // change nothing).
+    const int offsets[9] = {-wp - 1, -wp, -wp + 1, -1, 0, 1, wp - 1, wp, wp + 1};
+    for (int r = 0; r < s; ++r)
+        for (int c = 0; c < s; ++c) {
+            const int kp = (r + 1) * wp + c + 1;
+            double sum = 0;
+            int cnt = 0;
+            for (int o : offsets) {
+                sum += pr[kp + o];
+                cnt += pv[kp + o];
+            }
+            ws.boxSum[r * s + c] = sum;
+            ws.boxCount[r * s + c] = cnt;
+        }
+}
+
 // Structure left by a one-peak fit over every valid pixel (those a neighbour's basin mask left
 // out included; `ws.model` holds the fit, modelAt): the largest sum of residuals over a 3x3
 // window at least 2 px from the fitted centre, divided by sqrt(pixels in the window) (so that
 // noise gives unit variance), in units of the residuals' robust sigma (1.4826 MAD). A
-// neighbour's tail leaves a coherent positive blob (docs/fitting.md).
+// neighbour's tail leaves a coherent positive blob (docs/fitting.md). Leaves the window sums
+// in the workspace (residualBoxSums) for neighbourStart.
 double residualStructure(Workspace &ws, const float *patch, const double *p)
 {
     const int s = ws.size;
-    for (int k = 0; k < s * s; ++k)
-        ws.resid[k] = ws.validPixels[k] ? patch[k] - ws.model[k] : 0.0;
-    auto at = [&](int k) { return ws.resid[k]; };
-    auto w = [&](int k) { return ws.validPixels[k]; };
+    residualBoxSums(ws, patch);
+    static const double kSqrt[10] = {0,         1,         std::sqrt(2.0), std::sqrt(3.0),
+                                     2,         std::sqrt(5.0), std::sqrt(6.0), std::sqrt(7.0),
+                                     std::sqrt(8.0), 3};
     double best = 0;
     for (int r = 0; r < s; ++r)
         for (int c = 0; c < s; ++c) {
             const double dr = r - p[2], dc = c - p[3];
-            if (dr * dr + dc * dc < 4.0)
+            const int k = r * s + c;
+            if (dr * dr + dc * dc < 4.0 || ws.boxCount[k] == 0)
                 continue;
-            double sum = 0;
-            int cnt = 0;
-            for (int rr = std::max(0, r - 1); rr <= std::min(s - 1, r + 1); ++rr)
-                for (int cc = std::max(0, c - 1); cc <= std::min(s - 1, c + 1); ++cc)
-                    if (w(rr * s + cc)) {
-                        sum += at(rr * s + cc);
-                        ++cnt;
-                    }
-            if (cnt > 0)
-                best = std::max(best, sum / std::sqrt(double(cnt)));
+            best = std::max(best, ws.boxSum[k] / kSqrt[ws.boxCount[k]]);
         }
     std::vector<double> &v = ws.scratch.values;
     v.clear();
     for (int k = 0; k < s * s; ++k)
-        if (w(k))
-            v.push_back(std::fabs(at(k)));
+        if (ws.validPixels[k])
+            v.push_back(std::fabs(ws.resid[k]));
     if (v.empty())
         return 0;
     std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
@@ -790,36 +843,27 @@ double residualStructure(Workspace &ws, const float *patch, const double *p)
 }
 
 // Start for a second peak: the maximum of the 3x3-smoothed residual of the one-peak fit, at least
-// 2 px from the fitted centre, with the one-peak fit's mean widths.
-// `model` holds the one-peak fit at every pixel (modelAt).
-bool neighbourStart(const float *patch, int s, const std::vector<std::uint8_t> &use,
-                    const PseudoVoigt &fit1, const double *model, std::vector<double> &res,
-                    double *q)
+// 2 px from the fitted centre, with the one-peak fit's mean widths. Reads the window sums and
+// residuals residualStructure left in the workspace (the same fit, the same valid pixels).
+bool neighbourStart(const Workspace &ws, const float *patch, const PseudoVoigt &fit1, double *q)
 {
-    for (int k = 0; k < s * s; ++k)
-        res[k] = use[k] ? patch[k] - model[k] : 0.0;
+    const int s = ws.size;
     double best = 0;
     int at = -1;
     for (int r = 0; r < s; ++r)
         for (int c = 0; c < s; ++c) {
             if (std::hypot(r - fit1.row, c - fit1.col) < 2.0)
                 continue;
-            double sum = 0;
-            int cnt = 0;
-            for (int rr = std::max(0, r - 1); rr <= std::min(s - 1, r + 1); ++rr)
-                for (int cc = std::max(0, c - 1); cc <= std::min(s - 1, c + 1); ++cc)
-                    if (use[rr * s + cc]) {
-                        sum += res[rr * s + cc];
-                        ++cnt;
-                    }
-            if (cnt && sum / cnt > best) {
-                best = sum / cnt;
-                at = r * s + c;
+            const int k = r * s + c;
+            const int cnt = ws.boxCount[k];
+            if (cnt && ws.boxSum[k] / cnt > best) {
+                best = ws.boxSum[k] / cnt;
+                at = k;
             }
         }
     if (at < 0)
         return false;
-    q[10] = std::max(best, patch[at] - model[at]);
+    q[10] = std::max(best, patch[at] - ws.model[at]);
     q[11] = at / s;
     q[12] = at % s;
     // Its shape: the main peak's mean widths and mixing (kept off the eta bounds, where the
@@ -893,11 +937,10 @@ FitResult assess(double *p, const LmRun &lm, int used, double flatChi2, int para
 void poissonReweight(Workspace &ws, const FitOptions &o)
 {
     const double rn2 = o.readNoise * o.readNoise;
-    for (int k = 0; k < ws.size * ws.size; ++k) {
-        if (!ws.use[k])
-            continue;
+    for (int k = 0; k < ws.size * ws.size; ++k) { // branch-free: vectorises
         const double var = o.gain * std::max(ws.model[k], 0.0) + rn2;
-        ws.weight[k] = 1 / std::sqrt(std::max(var, 1e-6));
+        const double w = 1 / std::sqrt(std::max(var, 1e-6));
+        ws.weight[k] = ws.use[k] ? w : ws.weight[k];
     }
     ws.syncWeights();
 }
@@ -1057,7 +1100,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         const double chi1 = kernel.model(ws, p);
         double q[kP2];
         std::copy(p, p + kP, q);
-        if (neighbourStart(patch, s, ws.use, toPseudoVoigt(p), ws.model.data(), ws.resid, q)) {
+        if (neighbourStart(ws, patch, toPseudoVoigt(p), q)) {
             for (int i = kP; i < kP2; ++i)
                 q[i] = std::clamp(q[i], bounds.lo[i], bounds.hi[i]);
             const double flat2 = flatChi2Of(patch, ws.use);
