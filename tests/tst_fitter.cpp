@@ -112,6 +112,7 @@ private Q_SLOTS:
     void nanPixelsAreMasked();
     void neighbourHandlingReducesError();
     void twoPeakNeighbourOwnShape();
+    void twoPeakEllipticalNeighbour();
     void poissonWeightsLowerBrightError();
     void iterationLimit();
     void threadsGiveIdenticalResults();
@@ -360,11 +361,13 @@ void TestFitter::twoPeakNeighbourOwnShape()
 {
     // A narrow, elongated main peak and a broad, Lorentzian-heavy round neighbour 5 px away
     // (noiseless): the two-peak model gives the neighbour its own widths and mixing, so the
-    // main peak's centre is recovered to < 1e-3 px (a neighbour forced into the main peak's
+    // main peak's centre is recovered to < 5e-3 px (a neighbour forced into the main peak's
     // shape leaves residual structure under the main peak: least squares started at the truth
     // then ends 0.02 px off); the masked one-peak fit is biased. Only the centre is asserted:
     // the statistical stop (docs/fitting.md) ends once the centre is known far below its
-    // standard error, before the background / neighbour-tail trade-off is settled.
+    // standard error, before the background / neighbour-tail trade-off is settled (the round
+    // pair stopped < 1e-3 px off; its continuation as a full neighbour, this patch being
+    // bright, stops 0.004 px off).
     const PseudoVoigt main = peak(3000, 20, 5.2, 4.7, 0.8, 0.6, 0.9, 0.7, 0.3, 0.25);
     const PseudoVoigt nb = peak(2000, 0, 6.1, 9.6, 2.0, 2.0, 1.8, 1.8, 0.7, 0.0);
     std::vector<float> img = render(main);
@@ -373,13 +376,30 @@ void TestFitter::twoPeakNeighbourOwnShape()
     const FitResult two = fitPseudoVoigt(img.data(), 11, o);
     QVERIFY(two.converged);
     QCOMPARE(two.peaks, 2);
-    QVERIFY2(centreError(two, main.row, main.col) < 1e-3,
+    QVERIFY2(centreError(two, main.row, main.col) < 5e-3,
              qPrintable(QString::number(centreError(two, main.row, main.col))));
     o.neighbours = NeighbourHandling::Mask;
     const FitResult one = fitPseudoVoigt(img.data(), 11, o);
     QCOMPARE(one.peaks, 1);
     QVERIFY2(centreError(one, main.row, main.col) > 0.01,
              qPrintable(QString::number(centreError(one, main.row, main.col))));
+}
+
+void TestFitter::twoPeakEllipticalNeighbour()
+{
+    // A bright patch whose neighbour is elongated and rotated (noiseless): the round pair
+    // continues as a full pseudo-Voigt neighbour (SNR >= 30, docs/fitting.md "Neighbours"),
+    // which recovers the main centre to < 2e-3 px; a round neighbour cannot follow the ellipse
+    // and leaves the main centre ~0.01 px off.
+    const PseudoVoigt main = peak(3000, 20, 5.3, 4.8, 1.0, 0.9, 1.1, 1.0, 0.4, 0.1);
+    const PseudoVoigt nb = peak(2500, 0, 7.6, 9.5, 2.0, 0.7, 1.8, 0.6, 0.5, 0.6);
+    std::vector<float> img = render(main);
+    nb.render(img.data(), 11, 11, 0, 0, true);
+    const FitResult two = fitPseudoVoigt(img.data(), 11, FitOptions{});
+    QCOMPARE(two.peaks, 2);
+    QVERIFY(two.status != FitStatus::TooFaint && two.status != FitStatus::Bounds);
+    QVERIFY2(centreError(two, main.row, main.col) < 2e-3,
+             qPrintable(QString::number(centreError(two, main.row, main.col))));
 }
 
 void TestFitter::poissonWeightsLowerBrightError()

@@ -24,9 +24,12 @@ namespace braggnac::core {
 namespace {
 
 constexpr int kP = PseudoVoigt::kParameterCount;
-// The two-peak model adds a second, round peak with its own shape: amplitude, row, col, sigma,
-// gamma, eta (docs/fitting.md, "Neighbours").
-constexpr int kP2 = kP + 6;
+// The two-peak model adds a second peak with its own shape (docs/fitting.md, "Neighbours"):
+// round (amplitude, row, col, sigma, gamma, eta) or, for bright patches, a full pseudo-Voigt
+// (amplitude, row, col, sigmaU, sigmaV, gammaU, gammaV, eta, theta).
+constexpr int kPRound = kP + 6;
+constexpr int kPFull = kP + 9;
+constexpr int kP2 = kPFull; // the most parameters (array sizes)
 // Patches with this many usable pixels or fewer are not fitted.
 constexpr int kMinPixels = 15;
 constexpr double kPi = 3.14159265358979323846;
@@ -35,19 +38,23 @@ constexpr double kMinWidth = 0.3;
 // residual variances (a 6 sigma detection; pure-noise patches pass in < 0.1%); otherwise it
 // fitted noise.
 constexpr double kSignificance = 36.0;
-// Two-peak stage: tried when a neighbour's basin was masked or the one-peak residual shows
-// structure above this (robust sigmas of a 3x3 mean), kept when the F statistic of its 6 extra
-// parameters exceeds kTwoPeakF (chi^2 lowered by > 60 residual variances).
+// Two-peak stage: tried when the one-peak residual shows structure above this (robust sigmas of
+// a 3x3 mean), kept when the second peak lowers chi^2 by more than kTwoPeakDrop residual
+// variances (an F statistic of 10 on the round neighbour's 6 extra parameters).
 constexpr double kResidualStructure = 3.5;
-constexpr double kTwoPeakF = 10.0;
+constexpr double kTwoPeakDrop = 60.0;
+// The neighbour gets its own ellipse and rotation (kPFull) when the one-peak fit's SNR,
+// amplitude / sqrt(amplitude + background + read noise^2), is at least this: there a round
+// model's mismatch biases the main centre more than three more parameters cost in variance
+// (docs/fitting.md, "Neighbours").
+constexpr double kFullNeighbourSnr = 30.0;
 constexpr double kTwoPeakApart = 2.5; // px between the two fitted centres
 // Statistical stop: the Gauss-Newton decrement, in noise variances, below which a fit is at its
-// minimum (what a full Gauss-Newton step would still change is < 0.22 standard errors along the
-// least determined direction, far less along the centre's).
-constexpr double kDecrementTol = 0.05;
-// The same for the first, unweighted one-peak run when the Poisson-weighted continuation
-// follows and refines it: within ~1 standard error along the least determined direction.
-constexpr double kDecrementTolFirst = 1.0;
+// minimum: what a full Gauss-Newton step would still change is < 1 standard error along the
+// least determined direction (a width, eta or theta), far less along the centre's. (0.05, i.e.
+// 0.22 standard errors, cost 2.6 more iterations per realistic patch and was 0.001 px worse:
+// docs/fitting.md, "Convergence".)
+constexpr double kDecrementTol = 1.0;
 // chi^2 changes below this fraction of the flat-patch chi^2 are rounding (the kernels evaluate
 // in float: residuals cannot go below ~1e-7 of the signal).
 constexpr double kChi2Floor = 1e-11;
@@ -174,6 +181,20 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
     V *j[NP];
     for (int i = 0; i < NP; ++i)
         j[i] = jac + i * nb;
+    // The full second peak's constants.
+    struct {
+        K amp, r0, c0, isu2, isv2, igu2, igv2, isu3, isv3, igu3, igv3, eta, ct, st, ga, la;
+    } n2{};
+    if constexpr (NP == kPFull) {
+        const double *q = p + kP;
+        n2 = {K(q[0]), K(q[1]), K(q[2]),
+              K(1 / (q[3] * q[3])), K(1 / (q[4] * q[4])),
+              K(1 / (q[5] * q[5])), K(1 / (q[6] * q[6])),
+              K(1 / (q[3] * q[3] * q[3])), K(1 / (q[4] * q[4] * q[4])),
+              K(1 / (q[5] * q[5] * q[5])), K(1 / (q[6] * q[6] * q[6])),
+              K(q[7]), K(std::cos(q[8])), K(std::sin(q[8])),
+              K(q[0] * (1 - q[7])), K(2 * q[0] * q[7])};
+    }
     V chi = {};
     for (int k = 0; k < nb; ++k) {
         const V w = weight[k];
@@ -191,7 +212,7 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
         V dsu = wg * u2, dsv = wg * v2, dgu = wl * u2, dgv = wl * v2;
         V deta = amp * (l - g);
         V dtheta = v * mu - u * mv;
-        if constexpr (NP == kP2) {
+        if constexpr (NP == kPRound) {
             // The neighbour: round, its own widths and mixing (no rotation).
             const K amp2 = K(p[10]), eta2 = K(p[15]);
             const K is2 = K(1 / (p[13] * p[13])), ig2 = K(1 / (p[14] * p[14]));
@@ -211,6 +232,30 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
             j[13][k] = wg2 * rho2 * is3;
             j[14][k] = wl2 * rho2 * ig3;
             j[15][k] = (w * amp2) * (l2 - g2);
+        }
+        if constexpr (NP == kPFull) {
+            // The neighbour: a pseudo-Voigt of its own shape (no background of its own), the
+            // same derivatives as the main peak's.
+            const V dr2 = rows[k] - n2.r0, dc2 = cols[k] - n2.c0;
+            const V u2b = dr2 * n2.ct + dc2 * n2.st;
+            const V v2b = dc2 * n2.ct - dr2 * n2.st;
+            const V uu = u2b * u2b, vv = v2b * v2b;
+            const V g2 = fit::expNonPositiveF<N>((uu * n2.isu2 + vv * n2.isv2) * K(-0.5));
+            const V l2 = K(1) / (K(1) + uu * n2.igu2 + vv * n2.igv2);
+            const V shape2 = g2 + n2.eta * (l2 - g2);
+            const V wg2 = n2.ga * g2 * w, wl2 = n2.la * (l2 * l2) * w;
+            const V mu2 = -(wg2 * n2.isu2 + wl2 * n2.igu2) * u2b;
+            const V mv2 = -(wg2 * n2.isv2 + wl2 * n2.igv2) * v2b;
+            model += n2.amp * shape2;
+            j[10][k] = w * shape2;
+            j[11][k] = n2.st * mv2 - n2.ct * mu2;
+            j[12][k] = -(n2.st * mu2 + n2.ct * mv2);
+            j[13][k] = wg2 * uu * n2.isu3;
+            j[14][k] = wg2 * vv * n2.isv3;
+            j[15][k] = wl2 * uu * n2.igu3;
+            j[16][k] = wl2 * vv * n2.igv3;
+            j[17][k] = (w * n2.amp) * (l2 - g2);
+            j[18][k] = v2b * mu2 - u2b * mv2;
         }
         const V r = w * (data[k] - model);
         j[0][k] = w * shape;
@@ -278,15 +323,26 @@ struct Bounds {
 };
 
 // Amplitudes > ampMin, centre inside the patch, widths in [0.3, S], eta in [0, 1]; a second
-// peak's centre may lie up to S/2 outside the patch (a partly visible neighbour).
-Bounds makeBounds(int size, double ampMin)
+// peak's centre may lie up to S/2 outside the patch (a partly visible neighbour). The second
+// peak's parameters in the round (kPRound) or full (kPFull) layout.
+Bounds makeBounds(int size, double ampMin, int parameters = kPRound)
 {
     const double inf = HUGE_VAL, w = double(size);
     const double edgeLo = -0.5, edgeHi = size - 0.5, out = 0.5 * size;
     Bounds b{{ampMin, -inf, edgeLo, edgeLo, kMinWidth, kMinWidth, kMinWidth, kMinWidth, 0, -inf,
-              ampMin, edgeLo - out, edgeLo - out, kMinWidth, kMinWidth, 0},
+              ampMin, edgeLo - out, edgeLo - out, kMinWidth, kMinWidth, 0, -inf, -inf, -inf},
              {inf, inf, edgeHi, edgeHi, w, w, w, w, 1, inf, inf, edgeHi + out, edgeHi + out, w, w,
-              1}};
+              1, inf, inf, inf}};
+    if (parameters == kPFull) {
+        for (int i = 13; i <= 16; ++i) {
+            b.lo[i] = kMinWidth;
+            b.hi[i] = w;
+        }
+        b.lo[17] = 0;
+        b.hi[17] = 1;
+        b.lo[18] = -inf;
+        b.hi[18] = inf;
+    }
     return b;
 }
 
@@ -359,7 +415,6 @@ struct LmRun {
     int maxIterations = 100;
     double tol = 1e-8;
     int used = 0; // pixels in the fit (for the noise variance chi^2 / (used - parameters))
-    double decrementTol = kDecrementTol;
     // Out:
     double chi2 = 0;
     int iterations = 0;
@@ -422,6 +477,8 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
             step[i] = trial[i] - p[i];
         }
         trial[9] = wrapTheta(trial[9]);
+        if constexpr (NP == kPFull)
+            trial[kP + 8] = wrapTheta(trial[kP + 8]);
         const int nxt = 1 - cur;
         evaluate<NP, N>(ws, trial, nxt, nrm[nxt]);
         const double chi2 = nrm[nxt].chi2;
@@ -468,7 +525,7 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
                     double dec = 0;
                     for (int i = 0; i < NP; ++i)
                         dec += gn[i] * c.jtr[i];
-                    if (dec <= run.decrementTol * s2) {
+                    if (dec <= kDecrementTol * s2) {
                         run.criteriaMet = true;
                         break;
                     }
@@ -577,7 +634,8 @@ BRAGGNAC_FIT_INLINE void sandwichAt(const Workspace &ws, int slot, const int *id
 // and picked at run time.
 struct Kernels {
     void (*onePeak)(Workspace &, double *, LmRun &);
-    void (*twoPeaks)(Workspace &, double *, LmRun &);
+    void (*twoPeaks)(Workspace &, double *, LmRun &);     // round neighbour (kPRound)
+    void (*twoPeaksFull)(Workspace &, double *, LmRun &); // full neighbour (kPFull)
     double (*model)(Workspace &, const double *); // modelAt
     void (*sandwich)(const Workspace &, int, const int *, int, const double *, const double *,
                      double, double, double *); // sandwichAt
@@ -592,7 +650,11 @@ struct Kernels {
     }                                                                                           \
     attr void twoPeaks##suffix(Workspace &ws, double *p, LmRun &run)                            \
     {                                                                                           \
-        levenbergMarquardt<kP2, flanes>(ws, p, run);                                            \
+        levenbergMarquardt<kPRound, flanes>(ws, p, run);                                        \
+    }                                                                                           \
+    attr void twoPeaksFull##suffix(Workspace &ws, double *p, LmRun &run)                        \
+    {                                                                                           \
+        levenbergMarquardt<kPFull, flanes>(ws, p, run);                                         \
     }                                                                                           \
     attr double model##suffix(Workspace &ws, const double *p) { return modelAt<dlanes>(ws, p); } \
     attr void sandwich##suffix(const Workspace &ws, int slot, const int *idx, int m,            \
@@ -613,10 +675,10 @@ BRAGGNAC_FIT_KERNELS(Avx512, __attribute__((target("arch=x86-64-v4"))), 16, 8)
 const Kernels &kernels()
 {
     static const Kernels k = [] {
-        const Kernels base{&onePeakBase, &twoPeaksBase, &modelBase, &sandwichBase, "sse2"};
+        const Kernels base{&onePeakBase, &twoPeaksBase, &twoPeaksFullBase, &modelBase, &sandwichBase, "sse2"};
 #ifdef BRAGGNAC_FIT_X86
-        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2, &modelAvx2, &sandwichAvx2, "avx2"};
-        const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512, &modelAvx512, &sandwichAvx512,
+        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2, &twoPeaksFullAvx2, &modelAvx2, &sandwichAvx2, "avx2"};
+        const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512, &twoPeaksFullAvx512, &modelAvx512, &sandwichAvx512,
                              "avx512"};
         const char *env = std::getenv("BRAGGNAC_FIT_ISA");
         const std::string want = env ? env : "avx512";
@@ -1027,12 +1089,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     lm.maxIterations = std::max(1, options.maxIterations);
     lm.tol = options.tolerance > 0 ? options.tolerance : 1e-8;
     lm.used = used;
-    // With the Poisson-weighted continuation to refine it, the first (unweighted) run stops at a
-    // looser decrement (docs/fitting.md, "Convergence").
-    if (options.poissonWeights)
-        lm.decrementTol = kDecrementTolFirst;
     kernel.onePeak(ws, p, lm);
-    lm.decrementTol = kDecrementTol;
     auto finiteFit = [&](const double *q, const LmRun &run) {
         bool f = std::isfinite(run.chi2);
         for (int i = 0; i < kP; ++i)
@@ -1101,47 +1158,81 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         double q[kP2];
         std::copy(p, p + kP, q);
         if (neighbourStart(ws, patch, toPseudoVoigt(p), q)) {
-            for (int i = kP; i < kP2; ++i)
-                q[i] = std::clamp(q[i], bounds.lo[i], bounds.hi[i]);
+            const Bounds roundBounds = makeBounds(s, bounds.lo[0], kPRound);
+            for (int i = kP; i < kPRound; ++i)
+                q[i] = std::clamp(q[i], roundBounds.lo[i], roundBounds.hi[i]);
             const double flat2 = flatChi2Of(patch, ws.use);
             LmRun lm2 = lm;
+            lm2.bounds = &roundBounds;
             lm2.chi2Floor = kChi2Floor * flat2;
             lm2.used = used2;
             kernel.twoPeaks(ws, q, lm2);
             result.iterations += lm2.iterations;
-            bool ok = std::isfinite(lm2.chi2);
-            for (double v : q)
-                ok = ok && std::isfinite(v);
-            constexpr int extra = kP2 - kP;
-            const double f =
-                (chi1 - lm2.chi2) / extra / (lm2.chi2 / std::max(1, used2 - kP2));
+            auto finitePair = [](const double *v, const LmRun &run, int np) {
+                bool f = std::isfinite(run.chi2);
+                for (int i = 0; i < np; ++i)
+                    f = f && std::isfinite(v[i]);
+                return f;
+            };
+            // Residual variances by which the second peak lowered chi^2 (the F statistic times
+            // the 6 extra parameters).
+            const double drop = (chi1 - lm2.chi2) / (lm2.chi2 / std::max(1, used2 - kPRound));
             // Two peaks closer than 2.5 px would split one peak (a bright one, whose core and
             // wings the model does not quite match, into a narrow and a broad part) or leave the
             // main one ill-defined: kept only when apart, the second one real and the F test
             // passes.
-            const double apart = std::hypot(q[11] - q[2], q[12] - q[3]);
-            if (ok && f > kTwoPeakF && q[10] > bounds.lo[10] * (1 + 1e-6)
-                && apart >= kTwoPeakApart) {
-                // The main peak is the one nearer the patch centre; when that is the round
-                // second peak, it is reported with its own shape (theta 0).
+            auto apartOf = [](const double *v) { return std::hypot(v[11] - v[2], v[12] - v[3]); };
+            if (finitePair(q, lm2, kPRound) && drop > kTwoPeakDrop
+                && q[10] > roundBounds.lo[10] * (1 + 1e-6) && apartOf(q) >= kTwoPeakApart) {
+                // In a bright patch the neighbour's ellipse and rotation matter: the round pair
+                // continues as a full one (equal axes, no rotation to start), kept when it
+                // stays a pair.
+                bool full = false;
+                const Bounds fullBounds = makeBounds(s, bounds.lo[0], kPFull);
+                const double rn2 = options.readNoise * options.readNoise;
+                if (p[0] / std::sqrt(p[0] + std::max(p[1], 0.0) + rn2) >= kFullNeighbourSnr) {
+                    double qf[kP2];
+                    std::copy(q, q + kP + 3, qf); // main peak, amplitude and centre
+                    qf[13] = qf[14] = q[13];
+                    qf[15] = qf[16] = q[14];
+                    qf[17] = q[15];
+                    qf[18] = 0;
+                    LmRun lmF = lm2;
+                    lmF.bounds = &fullBounds;
+                    kernel.twoPeaksFull(ws, qf, lmF);
+                    result.iterations += lmF.iterations;
+                    if (finitePair(qf, lmF, kPFull) && lmF.chi2 <= lm2.chi2
+                        && qf[10] > fullBounds.lo[10] * (1 + 1e-6)
+                        && apartOf(qf) >= kTwoPeakApart) {
+                        std::copy(qf, qf + kP2, q);
+                        lm2 = lmF;
+                        full = true;
+                    }
+                }
+                const int np2 = full ? kPFull : kPRound;
+                const Bounds &bounds2 = full ? fullBounds : roundBounds;
+                // The main peak is the one nearer the patch centre; when that is the second
+                // peak, it is reported with its own shape (a round one with theta 0).
                 const double mid = s / 2;
                 const bool swapped = std::hypot(q[11] - mid, q[12] - mid)
                     < std::hypot(q[2] - mid, q[3] - mid);
                 double qs[kP2];
                 std::copy(q, q + kP2, qs);
                 if (swapped) {
-                    const double main[kP] = {q[10], q[1],  q[11], q[12], q[13],
-                                             q[13], q[14], q[14], q[15], 0.0};
-                    std::copy(main, main + kP, qs);
+                    const double round[kP] = {q[10], q[1],  q[11], q[12], q[13],
+                                              q[13], q[14], q[14], q[15], 0.0};
+                    const double own[kP] = {q[10], q[1],  q[11], q[12], q[13],
+                                            q[14], q[15], q[16], q[17], q[18]};
+                    std::copy(full ? own : round, (full ? own : round) + kP, qs);
                 }
                 // When the F test prefers two peaks the one-peak fit is known to be biased, so
                 // the verdict is the two-peak fit's even when that one did not converge.
-                FitResult two = assess(qs, lm2, used2, flat2, kP2, bounds, s);
+                FitResult two = assess(qs, lm2, used2, flat2, np2, bounds2, s);
                 // The main peak's centre standard error (the Jacobian is in the fit's order).
                 if (swapped)
-                    attachStderr(two, ws, lm2, kP2, q, bounds, options, 11, 12);
+                    attachStderr(two, ws, lm2, np2, q, bounds2, options, 11, 12);
                 else
-                    attachStderr(two, ws, lm2, kP2, q, bounds, options);
+                    attachStderr(two, ws, lm2, np2, q, bounds2, options);
                 two.iterations = result.iterations;
                 two.peaks = 2;
                 return two;
@@ -1152,7 +1243,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     }
 
     // Not after a pair was kept (returned above); after a rejected two-peak attempt it refines
-    // the one-peak answer like any other (the first run stopped loosely, kDecrementTolFirst).
+    // the one-peak answer like any other.
     if (options.poissonWeights && result.status != FitStatus::TooFaint) {
         // Continue from the unweighted fit with weights 1 / sqrt(variance of its model), then
         // judge that fit.
