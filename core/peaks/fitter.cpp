@@ -1146,8 +1146,10 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     // triggers it): fit both over every valid pixel, keep the pair when it explains the patch
     // significantly better than one peak (F test on the extra parameters).
     bool tryTwo = false;
+    bool modelOfP = false; // ws.model holds the one-peak model of p (it does not depend on weights)
     if (options.neighbours == NeighbourHandling::TwoPeak) {
         kernel.model(ws, p);
+        modelOfP = true;
         tryTwo = residualStructure(ws, patch, p) > kResidualStructure;
     }
     if (tryTwo) {
@@ -1247,7 +1249,8 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     if (options.poissonWeights && result.status != FitStatus::TooFaint) {
         // Continue from the unweighted fit with weights 1 / sqrt(variance of its model), then
         // judge that fit.
-        kernel.model(ws, p);
+        if (!modelOfP)
+            kernel.model(ws, p);
         poissonReweight(ws, options);
         double q[kP2];
         std::copy(p, p + kP2, q);
