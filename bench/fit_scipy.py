@@ -456,7 +456,9 @@ def main():
                  f"{two['patches_per_cpu_s'] / scipy_cpu_rate:.0f}x scipy's one-peak fit; a second, "
                  "16-parameter fit (the neighbour round, with its own widths and mixing) runs for "
                  "the patches whose one-peak residual (over every valid pixel, a masked "
-                 "neighbour's basin included) shows structure, and the one-peak fits continue with "
+                 "neighbour's basin included) shows structure, a kept pair in a bright patch "
+                 "(SNR >= 30) continues with a full pseudo-Voigt neighbour (19 parameters), "
+                 "and the one-peak fits continue with "
                  "Poisson weights (FitOptions::poissonWeights, the default; scipy's fit is "
                  "unweighted, so `ignore` does a little more work than scipy).")
     goal = ["- Goal: >= 24,000 patches/s per core on 11x11 patches (per CPU second):"]
@@ -503,7 +505,9 @@ def main():
     L.append("Neighbour modes (docs/fitting.md): `ignore` fits one peak to every pixel; `mask` "
              "leaves out the basin of a second significant local maximum; `two-peak` (the default) "
              "also fits the main peak plus a round second peak with its own widths and mixing when "
-             "the one-peak residual shows structure, and keeps them when an F test prefers them. "
+             "the one-peak residual shows structure, and keeps them when an F test prefers them "
+             "(in a bright patch, SNR >= 30, the kept pair continues with the neighbour's own "
+             "ellipse and rotation). "
              "One-peak fits continue with Poisson weights (the default): that helps `mask` and "
              "`two-peak` but makes `ignore` worse on patches with a neighbour (its unmodelled "
              "tail weighs more against the faint pixels).")

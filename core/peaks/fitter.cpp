@@ -154,9 +154,9 @@ BRAGGNAC_FIT_INLINE void dotProducts(const V *x, const V *const *ys, int nb, V *
 }
 
 // Model, weighted residuals and the analytic Jacobian in one pass over the pixels (sharing the
-// exponential, the Lorentzian and the rotated coordinates), then J^T J and J^T r. NP = kP2 adds
-// a second peak with the same shape (parameters 10-12: amplitude, row, col). `slot` picks the
-// Jacobian/residual buffers. N: vector lanes.
+// exponential, the Lorentzian and the rotated coordinates), then J^T J and J^T r. NP = kPRound
+// adds a round second peak (parameters 10-15), kPFull a full pseudo-Voigt one (10-18). `slot`
+// picks the Jacobian/residual buffers. N: vector lanes.
 template <int NP, int N>
 BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Normal<NP> &out)
 {

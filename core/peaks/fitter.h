@@ -1,8 +1,8 @@
 #pragma once
 // Levenberg-Marquardt fit of the 2-D pseudo-Voigt (pseudovoigt.h) to patches, with an analytic
 // Jacobian (single-precision kernels), parameter bounds and starting values from image moments;
-// a round second peak with its own shape for a neighbour (NeighbourHandling::TwoPeak). Batched and
-// multi-threaded over patches. Patches that do not converge are flagged, never silently
+// a second peak with its own shape for a neighbour (NeighbourHandling::TwoPeak: round, or with
+// its own ellipse and rotation in bright patches). Batched and multi-threaded over patches. Patches that do not converge are flagged, never silently
 // labelled.
 #include <cmath>
 #include <cstdint>
@@ -19,8 +19,9 @@ namespace braggnac::core {
 enum class NeighbourHandling {
     Ignore,  // fit one peak to every pixel
     Mask,    // leave out the pixels in the basin of a second significant local maximum
-    TwoPeak, // Mask, then when a neighbour was found or the residual shows one, fit two peaks of
-             // the same shape to every pixel and keep them when an F test prefers them
+    TwoPeak, // Mask, then when the residual shows a neighbour, fit the main peak and a second
+             // one of its own shape (round; in a bright patch then with its own ellipse) to every
+             // pixel and keep them when an F test prefers them
 };
 
 struct FitOptions {
