@@ -153,6 +153,62 @@ BRAGGNAC_FIT_INLINE void dotProducts(const V *x, const V *const *ys, int nb, V *
     }
 }
 
+// One pseudo-Voigt's constants in the kernels' precision (widths as inverse squares and cubes,
+// the rotation as cosine and sine, ga = amp (1 - eta), la = 2 amp eta).
+template <typename K>
+struct PeakConsts {
+    K amp, r0, c0, isu2, isv2, igu2, igv2, isu3, isv3, igu3, igv3, eta, ct, st, ga, la;
+
+    static PeakConsts of(double amp, double row, double col, double su, double sv, double gu,
+                         double gv, double eta, double theta)
+    {
+        return {K(amp),
+                K(row),
+                K(col),
+                K(1 / (su * su)),
+                K(1 / (sv * sv)),
+                K(1 / (gu * gu)),
+                K(1 / (gv * gv)),
+                K(1 / (su * su * su)),
+                K(1 / (sv * sv * sv)),
+                K(1 / (gu * gu * gu)),
+                K(1 / (gv * gv * gv)),
+                K(eta),
+                K(std::cos(theta)),
+                K(std::sin(theta)),
+                K(amp * (1 - eta)),
+                K(2 * amp * eta)};
+    }
+};
+
+// The shape of that peak at a vector of pixels and the terms of its derivatives, weighted by w:
+// rotated coordinates u, v (and squares), the Gaussian g, the Lorentzian l, shape = the mix,
+// wg = ga g w, wl = la l^2 w, and mu, mv = d model / du, dv.
+template <typename V>
+struct PeakTerms {
+    V u, v, u2, v2, g, l, shape, wg, wl, mu, mv;
+};
+
+template <int N, typename K, typename V>
+BRAGGNAC_FIT_INLINE PeakTerms<V> peakTerms(const PeakConsts<K> &c, const V &row, const V &col,
+                                           const V &w)
+{
+    PeakTerms<V> t;
+    const V dr = row - c.r0, dc = col - c.c0;
+    t.u = dr * c.ct + dc * c.st;
+    t.v = dc * c.ct - dr * c.st;
+    t.u2 = t.u * t.u;
+    t.v2 = t.v * t.v;
+    t.g = fit::expNonPositiveF<N>((t.u2 * c.isu2 + t.v2 * c.isv2) * K(-0.5));
+    t.l = K(1) / (K(1) + t.u2 * c.igu2 + t.v2 * c.igv2);
+    t.shape = t.g + c.eta * (t.l - t.g);
+    t.wg = c.ga * t.g * w;
+    t.wl = c.la * (t.l * t.l) * w;
+    t.mu = -(t.wg * c.isu2 + t.wl * c.igu2) * t.u;
+    t.mv = -(t.wg * c.isv2 + t.wl * c.igv2) * t.v;
+    return t;
+}
+
 // Model, weighted residuals and the analytic Jacobian in one pass over the pixels (sharing the
 // exponential, the Lorentzian and the rotated coordinates), then J^T J and J^T r. NP = kPRound
 // adds a round second peak (parameters 10-15), kPFull a full pseudo-Voigt one (10-18). `slot`
@@ -170,48 +226,22 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
     const V *data = ws.dataF.vec<N>(), *weight = ws.weightF.vec<N>();
     V *jac = ws.jac[slot].vec<N>();
     V *res = ws.res[slot].vec<N>();
-    const K amp = K(p[0]), bg = K(p[1]), r0 = K(p[2]), c0 = K(p[3]);
-    const K isu2 = K(1 / (p[4] * p[4])), isv2 = K(1 / (p[5] * p[5]));
-    const K igu2 = K(1 / (p[6] * p[6])), igv2 = K(1 / (p[7] * p[7]));
-    const K isu3 = K(1 / (p[4] * p[4] * p[4])), isv3 = K(1 / (p[5] * p[5] * p[5]));
-    const K igu3 = K(1 / (p[6] * p[6] * p[6])), igv3 = K(1 / (p[7] * p[7] * p[7]));
-    const K eta = K(p[8]);
-    const K ct = K(std::cos(p[9])), st = K(std::sin(p[9]));
-    const K ga = K(p[0] * (1 - p[8])), la = K(2 * p[0] * p[8]);
+    const K bg = K(p[1]);
+    const PeakConsts<K> c1 = PeakConsts<K>::of(p[0], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]);
     V *j[NP];
     for (int i = 0; i < NP; ++i)
         j[i] = jac + i * nb;
     // The full second peak's constants.
-    struct {
-        K amp, r0, c0, isu2, isv2, igu2, igv2, isu3, isv3, igu3, igv3, eta, ct, st, ga, la;
-    } n2{};
+    PeakConsts<K> n2{};
     if constexpr (NP == kPFull) {
         const double *q = p + kP;
-        n2 = {K(q[0]), K(q[1]), K(q[2]),
-              K(1 / (q[3] * q[3])), K(1 / (q[4] * q[4])),
-              K(1 / (q[5] * q[5])), K(1 / (q[6] * q[6])),
-              K(1 / (q[3] * q[3] * q[3])), K(1 / (q[4] * q[4] * q[4])),
-              K(1 / (q[5] * q[5] * q[5])), K(1 / (q[6] * q[6] * q[6])),
-              K(q[7]), K(std::cos(q[8])), K(std::sin(q[8])),
-              K(q[0] * (1 - q[7])), K(2 * q[0] * q[7])};
+        n2 = PeakConsts<K>::of(q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8]);
     }
     V chi = {};
     for (int k = 0; k < nb; ++k) {
         const V w = weight[k];
-        const V dr = rows[k] - r0, dc = cols[k] - c0;
-        const V u = dr * ct + dc * st;
-        const V v = dc * ct - dr * st;
-        const V u2 = u * u, v2 = v * v;
-        const V g = fit::expNonPositiveF<N>((u2 * isu2 + v2 * isv2) * K(-0.5));
-        const V l = K(1) / (K(1) + u2 * igu2 + v2 * igv2);
-        const V shape = g + eta * (l - g);
-        const V wg = ga * g * w, wl = la * (l * l) * w;
-        const V mu = -(wg * isu2 + wl * igu2) * u; // d model / du (weighted)
-        const V mv = -(wg * isv2 + wl * igv2) * v;
-        V model = bg + amp * shape;
-        V dsu = wg * u2, dsv = wg * v2, dgu = wl * u2, dgv = wl * v2;
-        V deta = amp * (l - g);
-        V dtheta = v * mu - u * mv;
+        const PeakTerms<V> t = peakTerms<N>(c1, rows[k], cols[k], w);
+        V model = bg + c1.amp * t.shape;
         if constexpr (NP == kPRound) {
             // The neighbour: round, its own widths and mixing (no rotation).
             const K amp2 = K(p[10]), eta2 = K(p[15]);
@@ -236,38 +266,29 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
         if constexpr (NP == kPFull) {
             // The neighbour: a pseudo-Voigt of its own shape (no background of its own), the
             // same derivatives as the main peak's.
-            const V dr2 = rows[k] - n2.r0, dc2 = cols[k] - n2.c0;
-            const V u2b = dr2 * n2.ct + dc2 * n2.st;
-            const V v2b = dc2 * n2.ct - dr2 * n2.st;
-            const V uu = u2b * u2b, vv = v2b * v2b;
-            const V g2 = fit::expNonPositiveF<N>((uu * n2.isu2 + vv * n2.isv2) * K(-0.5));
-            const V l2 = K(1) / (K(1) + uu * n2.igu2 + vv * n2.igv2);
-            const V shape2 = g2 + n2.eta * (l2 - g2);
-            const V wg2 = n2.ga * g2 * w, wl2 = n2.la * (l2 * l2) * w;
-            const V mu2 = -(wg2 * n2.isu2 + wl2 * n2.igu2) * u2b;
-            const V mv2 = -(wg2 * n2.isv2 + wl2 * n2.igv2) * v2b;
-            model += n2.amp * shape2;
-            j[10][k] = w * shape2;
-            j[11][k] = n2.st * mv2 - n2.ct * mu2;
-            j[12][k] = -(n2.st * mu2 + n2.ct * mv2);
-            j[13][k] = wg2 * uu * n2.isu3;
-            j[14][k] = wg2 * vv * n2.isv3;
-            j[15][k] = wl2 * uu * n2.igu3;
-            j[16][k] = wl2 * vv * n2.igv3;
-            j[17][k] = (w * n2.amp) * (l2 - g2);
-            j[18][k] = v2b * mu2 - u2b * mv2;
+            const PeakTerms<V> t2 = peakTerms<N>(n2, rows[k], cols[k], w);
+            model += n2.amp * t2.shape;
+            j[10][k] = w * t2.shape;
+            j[11][k] = n2.st * t2.mv - n2.ct * t2.mu;
+            j[12][k] = -(n2.st * t2.mu + n2.ct * t2.mv);
+            j[13][k] = t2.wg * t2.u2 * n2.isu3;
+            j[14][k] = t2.wg * t2.v2 * n2.isv3;
+            j[15][k] = t2.wl * t2.u2 * n2.igu3;
+            j[16][k] = t2.wl * t2.v2 * n2.igv3;
+            j[17][k] = (w * n2.amp) * (t2.l - t2.g);
+            j[18][k] = t2.v * t2.mu - t2.u * t2.mv;
         }
         const V r = w * (data[k] - model);
-        j[0][k] = w * shape;
+        j[0][k] = w * t.shape;
         j[1][k] = w;
-        j[2][k] = st * mv - ct * mu;
-        j[3][k] = -(st * mu + ct * mv);
-        j[4][k] = dsu * isu3;
-        j[5][k] = dsv * isv3;
-        j[6][k] = dgu * igu3;
-        j[7][k] = dgv * igv3;
-        j[8][k] = w * deta;
-        j[9][k] = dtheta;
+        j[2][k] = c1.st * t.mv - c1.ct * t.mu;
+        j[3][k] = -(c1.st * t.mu + c1.ct * t.mv);
+        j[4][k] = (t.wg * t.u2) * c1.isu3;
+        j[5][k] = (t.wg * t.v2) * c1.isv3;
+        j[6][k] = (t.wl * t.u2) * c1.igu3;
+        j[7][k] = (t.wl * t.v2) * c1.igv3;
+        j[8][k] = w * (c1.amp * (t.l - t.g));
+        j[9][k] = t.v * t.mu - t.u * t.mv;
         res[k] = r;
         chi += r * r;
     }
