@@ -227,7 +227,8 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
     V *jac = ws.jac[slot].vec<N>();
     V *res = ws.res[slot].vec<N>();
     const K bg = K(p[1]);
-    const PeakConsts<K> c1 = PeakConsts<K>::of(p[0], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]);
+    const PeakConsts<K> c1 =
+        PeakConsts<K>::of(p[0], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]);
     V *j[NP];
     for (int i = 0; i < NP; ++i)
         j[i] = jac + i * nb;
@@ -696,11 +697,13 @@ BRAGGNAC_FIT_KERNELS(Avx512, __attribute__((target("arch=x86-64-v4"))), 16, 8)
 const Kernels &kernels()
 {
     static const Kernels k = [] {
-        const Kernels base{&onePeakBase, &twoPeaksBase, &twoPeaksFullBase, &modelBase, &sandwichBase, "sse2"};
+        const Kernels base{&onePeakBase,  &twoPeaksBase,   &twoPeaksFullBase,
+                           &modelBase,    &sandwichBase,   "sse2"};
 #ifdef BRAGGNAC_FIT_X86
-        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2, &twoPeaksFullAvx2, &modelAvx2, &sandwichAvx2, "avx2"};
-        const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512, &twoPeaksFullAvx512, &modelAvx512, &sandwichAvx512,
-                             "avx512"};
+        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2,  &twoPeaksFullAvx2,
+                           &modelAvx2,   &sandwichAvx2,  "avx2"};
+        const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512,  &twoPeaksFullAvx512,
+                             &modelAvx512,   &sandwichAvx512,  "avx512"};
         const char *env = std::getenv("BRAGGNAC_FIT_ISA");
         const std::string want = env ? env : "avx512";
         __builtin_cpu_init();
@@ -1111,9 +1114,10 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     lm.tol = options.tolerance > 0 ? options.tolerance : 1e-8;
     lm.used = used;
     kernel.onePeak(ws, p, lm);
-    auto finiteFit = [&](const double *q, const LmRun &run) {
+    // chi^2 and the first np parameters finite.
+    auto finiteFit = [](const double *q, const LmRun &run, int np = kP) {
         bool f = std::isfinite(run.chi2);
-        for (int i = 0; i < kP; ++i)
+        for (int i = 0; i < np; ++i)
             f = f && std::isfinite(q[i]);
         return f;
     };
@@ -1181,22 +1185,15 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         double q[kP2];
         std::copy(p, p + kP, q);
         if (neighbourStart(ws, patch, toPseudoVoigt(p), q)) {
-            const Bounds roundBounds = makeBounds(s, bounds.lo[0], kPRound);
+            // `bounds` has the round neighbour's layout (makeBounds' default).
             for (int i = kP; i < kPRound; ++i)
-                q[i] = std::clamp(q[i], roundBounds.lo[i], roundBounds.hi[i]);
+                q[i] = std::clamp(q[i], bounds.lo[i], bounds.hi[i]);
             const double flat2 = flatChi2Of(patch, ws.use);
             LmRun lm2 = lm;
-            lm2.bounds = &roundBounds;
             lm2.chi2Floor = kChi2Floor * flat2;
             lm2.used = used2;
             kernel.twoPeaks(ws, q, lm2);
             result.iterations += lm2.iterations;
-            auto finitePair = [](const double *v, const LmRun &run, int np) {
-                bool f = std::isfinite(run.chi2);
-                for (int i = 0; i < np; ++i)
-                    f = f && std::isfinite(v[i]);
-                return f;
-            };
             // Residual variances by which the second peak lowered chi^2 (the F statistic times
             // the 6 extra parameters).
             const double drop = (chi1 - lm2.chi2) / (lm2.chi2 / std::max(1, used2 - kPRound));
@@ -1205,8 +1202,8 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             // main one ill-defined: kept only when apart, the second one real and the F test
             // passes.
             auto apartOf = [](const double *v) { return std::hypot(v[11] - v[2], v[12] - v[3]); };
-            if (finitePair(q, lm2, kPRound) && drop > kTwoPeakDrop
-                && q[10] > roundBounds.lo[10] * (1 + 1e-6) && apartOf(q) >= kTwoPeakApart) {
+            if (finiteFit(q, lm2, kPRound) && drop > kTwoPeakDrop
+                && q[10] > bounds.lo[10] * (1 + 1e-6) && apartOf(q) >= kTwoPeakApart) {
                 // In a bright patch the neighbour's ellipse and rotation matter: the round pair
                 // continues as a full one (equal axes, no rotation to start), kept when it
                 // stays a pair.
@@ -1224,7 +1221,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                     lmF.bounds = &fullBounds;
                     kernel.twoPeaksFull(ws, qf, lmF);
                     result.iterations += lmF.iterations;
-                    if (finitePair(qf, lmF, kPFull) && lmF.chi2 <= lm2.chi2
+                    if (finiteFit(qf, lmF, kPFull) && lmF.chi2 <= lm2.chi2
                         && qf[10] > fullBounds.lo[10] * (1 + 1e-6)
                         && apartOf(qf) >= kTwoPeakApart) {
                         std::copy(qf, qf + kP2, q);
@@ -1233,7 +1230,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                     }
                 }
                 const int np2 = full ? kPFull : kPRound;
-                const Bounds &bounds2 = full ? fullBounds : roundBounds;
+                const Bounds &bounds2 = full ? fullBounds : bounds;
                 // The main peak is the one nearer the patch centre; when that is the second
                 // peak, it is reported with its own shape (a round one with theta 0).
                 const double mid = s / 2;
@@ -1242,11 +1239,12 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                 double qs[kP2];
                 std::copy(q, q + kP2, qs);
                 if (swapped) {
-                    const double round[kP] = {q[10], q[1],  q[11], q[12], q[13],
-                                              q[13], q[14], q[14], q[15], 0.0};
-                    const double own[kP] = {q[10], q[1],  q[11], q[12], q[13],
-                                            q[14], q[15], q[16], q[17], q[18]};
-                    std::copy(full ? own : round, (full ? own : round) + kP, qs);
+                    const double roundMain[kP] = {q[10], q[1],  q[11], q[12], q[13],
+                                                  q[13], q[14], q[14], q[15], 0.0};
+                    const double fullMain[kP] = {q[10], q[1],  q[11], q[12], q[13],
+                                                 q[14], q[15], q[16], q[17], q[18]};
+                    const double *main = full ? fullMain : roundMain;
+                    std::copy(main, main + kP, qs);
                 }
                 // When the F test prefers two peaks the one-peak fit is known to be biased, so
                 // the verdict is the two-peak fit's even when that one did not converge.
