@@ -55,6 +55,13 @@ constexpr double kTwoPeakApart = 2.5; // px between the two fitted centres
 // 0.22 standard errors, cost 2.6 more iterations per realistic patch and was 0.001 px worse:
 // docs/fitting.md, "Convergence".)
 constexpr double kDecrementTol = 1.0;
+// Stop before evaluating a step whose predicted chi^2 reduction (the linear model's, at a
+// Gauss-Newton-like damping lambda <= kPredictedLambda) is at most LmRun::predictedTol noise
+// variances: the evaluation would only confirm the minimum. For the pair fits the tolerance is
+// kDecrementTol; for the one-peak fit that only starts the pair or the Poisson-weighted fit
+// (two-peak mode with Poisson weights), kProvisionalTol. docs/fitting.md, "Convergence".
+constexpr double kPredictedLambda = 1e-2;
+constexpr double kProvisionalTol = 4.0;
 // chi^2 changes below this fraction of the flat-patch chi^2 are rounding (the kernels evaluate
 // in float: residuals cannot go below ~1e-7 of the signal).
 constexpr double kChi2Floor = 1e-11;
@@ -437,6 +444,7 @@ struct LmRun {
     int maxIterations = 100;
     double tol = 1e-8;
     int used = 0; // pixels in the fit (for the noise variance chi^2 / (used - parameters))
+    double predictedTol = 0; // noise variances; 0: every step is evaluated (kPredictedLambda)
     // Out:
     double chi2 = 0;
     int iterations = 0;
@@ -494,10 +502,36 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
                 break;
             continue;
         }
+        // The reduction the linear model predicts for a step.
+        // (The upper triangle read in two branch-free parts, same order of summation.)
+        auto predicted = [&n](const double *x) {
+            double r = 0;
+            for (int i = 0; i < NP; ++i) {
+                double hs = 0;
+                for (int j = 0; j < i; ++j)
+                    hs += n.jtj[j][i] * x[j];
+                for (int j = i; j < NP; ++j)
+                    hs += n.jtj[i][j] * x[j];
+                r += x[i] * (2 * n.jtr[i] - hs);
+            }
+            return r;
+        };
+        // Of the step as solved (a step cut by a bound can predict less without being small).
+        double pred = predicted(step);
+        if (run.predictedTol > 0 && lambda <= kPredictedLambda && run.used > NP
+            && pred <= run.predictedTol * n.chi2 / (run.used - NP)) {
+            run.iterations = it; // steps evaluated
+            run.criteriaMet = true;
+            break;
+        }
+        bool clamped = false;
         for (int i = 0; i < NP; ++i) {
             trial[i] = std::clamp(p[i] + step[i], bounds.lo[i], bounds.hi[i]);
+            clamped = clamped || trial[i] != p[i] + step[i];
             step[i] = trial[i] - p[i];
         }
+        if (clamped)
+            pred = predicted(step);
         trial[9] = wrapTheta(trial[9]);
         if constexpr (NP == kPFull)
             trial[kP + 8] = wrapTheta(trial[kP + 8]);
@@ -506,16 +540,6 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
         const double chi2 = nrm[nxt].chi2;
         if (std::isfinite(chi2) && chi2 < n.chi2) {
             // Gain ratio: actual / predicted (linear model) reduction.
-            // (The upper triangle read in two branch-free parts, same order of summation.)
-            double pred = 0;
-            for (int i = 0; i < NP; ++i) {
-                double hs = 0;
-                for (int j = 0; j < i; ++j)
-                    hs += n.jtj[j][i] * step[j];
-                for (int j = i; j < NP; ++j)
-                    hs += n.jtj[i][j] * step[j];
-                pred += step[i] * (2 * n.jtr[i] - hs);
-            }
             const double rho = pred > 0 ? (n.chi2 - chi2) / pred : 0;
             const double f = 2 * rho - 1;
             lambda *= std::max(1.0 / 3, 1 - f * f * f);
@@ -962,6 +986,51 @@ bool neighbourStart(const Workspace &ws, const float *patch, const PseudoVoigt &
 
 // The result of one LM run: canonical parameters, rms and the convergence verdict
 // (docs/fitting.md): criteria met, not degenerate, significant, finite.
+// Start of the full neighbour from the round pair q: the neighbour's ellipse from the second
+// moments of the data less the pair's main peak (its positive part within 2.5 px of the
+// neighbour's centre, over the valid pixels), its axes around the round widths (their geometric
+// mean kept, the ratio at most 1.6), its rotation the moments' principal axis. Starting round
+// would leave the rotation with no gradient (a round peak does not change when turned).
+void neighbourShapeStart(Workspace &ws, double (*model)(Workspace &, const double *),
+                         const double *q, double *qf)
+{
+    const int s = ws.size;
+    model(ws, q); // the main peak and the background
+    const double r0 = q[11], c0 = q[12];
+    double m = 0, mrr = 0, mcc = 0, mrc = 0;
+    for (int k = 0; k < s * s; ++k) {
+        if (!ws.use[k])
+            continue;
+        const double dr = ws.row[k] - r0, dc = ws.col[k] - c0;
+        const double w = ws.data[k] - ws.model[k];
+        if (w <= 0 || dr * dr + dc * dc > 2.5 * 2.5)
+            continue;
+        m += w;
+        mrr += w * dr * dr;
+        mcc += w * dc * dc;
+        mrc += w * dr * dc;
+    }
+    double ratio = 1, theta = 0;
+    if (m > 0) {
+        mrr /= m;
+        mcc /= m;
+        mrc /= m;
+        const double half = 0.5 * (mrr + mcc);
+        const double dev = std::hypot(0.5 * (mrr - mcc), mrc);
+        if (half - dev > 0) {
+            ratio = std::min(1.6, std::sqrt((half + dev) / (half - dev)));
+            theta = 0.5 * std::atan2(2 * mrc, mrr - mcc);
+        }
+    }
+    const double k = std::sqrt(ratio);
+    qf[13] = q[13] * k;
+    qf[14] = q[13] / k;
+    qf[15] = q[14] * k;
+    qf[16] = q[14] / k;
+    qf[17] = q[15];
+    qf[18] = theta;
+}
+
 FitResult assess(double *p, const LmRun &lm, int used, double flatChi2, int parameters,
                  const Bounds &bounds, int size)
 {
@@ -1113,6 +1182,9 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     lm.maxIterations = std::max(1, options.maxIterations);
     lm.tol = options.tolerance > 0 ? options.tolerance : 1e-8;
     lm.used = used;
+    // A one-peak fit that the Poisson-weighted fit (or a pair) continues need not be as tight.
+    if (options.neighbours == NeighbourHandling::TwoPeak && options.poissonWeights)
+        lm.predictedTol = kProvisionalTol;
     kernel.onePeak(ws, p, lm);
     // chi^2 and the first np parameters finite.
     auto finiteFit = [](const double *q, const LmRun &run, int np = kP) {
@@ -1192,6 +1264,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             LmRun lm2 = lm;
             lm2.chi2Floor = kChi2Floor * flat2;
             lm2.used = used2;
+            lm2.predictedTol = kDecrementTol;
             kernel.twoPeaks(ws, q, lm2);
             result.iterations += lm2.iterations;
             // Residual variances by which the second peak lowered chi^2 (the F statistic times
@@ -1213,10 +1286,9 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                 if (p[0] / std::sqrt(p[0] + std::max(p[1], 0.0) + rn2) >= kFullNeighbourSnr) {
                     double qf[kP2];
                     std::copy(q, q + kP + 3, qf); // main peak, amplitude and centre
-                    qf[13] = qf[14] = q[13];
-                    qf[15] = qf[16] = q[14];
-                    qf[17] = q[15];
-                    qf[18] = 0;
+                    neighbourShapeStart(ws, kernel.model, q, qf);
+                    for (int i = 13; i <= 16; ++i)
+                        qf[i] = std::clamp(qf[i], fullBounds.lo[i], fullBounds.hi[i]);
                     LmRun lmF = lm2;
                     lmF.bounds = &fullBounds;
                     kernel.twoPeaksFull(ws, qf, lmF);
@@ -1274,6 +1346,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         double q[kP2];
         std::copy(p, p + kP2, q);
         LmRun lmW = lm;
+        lmW.predictedTol = 0; // the weighted fit's last evaluated step is worth its cost
         const double flatW = flatChi2Weighted(ws);
         lmW.chi2Floor = kChi2Floor * flatW;
         kernel.onePeak(ws, q, lmW);
