@@ -439,14 +439,15 @@ void TestFitter::poissonWeightsLowerBrightError()
 void TestFitter::iterationLimit()
 {
     // One iteration cannot meet the convergence criteria from a moment start (iterations
-    // count every stage: the moment start, the Gaussian restart and a two-peak fit). Every
+    // count every stage a patch can run, one iteration each: the moment start, then the
+    // neighbour alone and the pair, then the Poisson-weighted fit after a rejected pair). Every
     // such fit is reported as max-iterations (or too-faint), with a finite estimate.
     FitOptions o;
     o.maxIterations = 1;
     int converged = 0, maxIterations = 0;
     for (std::size_t i = 0; i < 100; ++i) {
         const FitResult f = fitPseudoVoigt(m_plain.patch(i), 11, o);
-        QVERIFY(f.iterations >= 1 && f.iterations <= 3);
+        QVERIFY2(f.iterations >= 1 && f.iterations <= 4, qPrintable(QString::number(f.iterations)));
         QVERIFY(f.status != FitStatus::Converged);
         QVERIFY(std::isfinite(f.params.row) && std::isfinite(f.params.col));
         maxIterations += f.status == FitStatus::MaxIterations;

@@ -30,6 +30,9 @@ constexpr int kP = PseudoVoigt::kParameterCount;
 constexpr int kPRound = kP + 6;
 constexpr int kPFull = kP + 9;
 constexpr int kP2 = kPFull; // the most parameters (array sizes)
+// The round neighbour alone (its 6 parameters) on a fixed main peak and background: the stage
+// that starts the pair fit.
+constexpr int kPNeighbour = 6;
 // Patches with this many usable pixels or fewer are not fitted.
 constexpr int kMinPixels = 15;
 constexpr double kPi = 3.14159265358979323846;
@@ -73,6 +76,7 @@ struct Workspace {
     int padded = 0;
     fit::DoubleArray row, col, data, weight;
     fit::FloatArray rowF, colF, dataF, weightF; // float copies for the LM kernels
+    fit::FloatArray fixedF; // the fixed part of the model (kPNeighbour: main peak + background)
     fit::FloatArray jac[2]; // kP2 columns of `padded`: current and trial Jacobian (weighted)
     fit::FloatArray res[2]; // weighted residuals
     fit::DoubleArray model;  // the one-peak model (modelAt)
@@ -97,6 +101,7 @@ struct Workspace {
         colF = fit::FloatArray(padded);
         dataF = fit::FloatArray(padded);
         weightF = fit::FloatArray(padded);
+        fixedF = fit::FloatArray(padded);
         for (auto &j : jac)
             j = fit::FloatArray(std::size_t(kP2) * padded);
         for (auto &r : res)
@@ -216,6 +221,48 @@ BRAGGNAC_FIT_INLINE PeakTerms<V> peakTerms(const PeakConsts<K> &c, const V &row,
     return t;
 }
 
+// A round neighbour's constants (q: amplitude, row, col, sigma, gamma, eta).
+template <typename K>
+struct RoundConsts {
+    K amp, r0, c0, is2, ig2, is3, ig3, eta, ga, la;
+
+    static RoundConsts of(const double *q)
+    {
+        return {K(q[0]),
+                K(q[1]),
+                K(q[2]),
+                K(1 / (q[3] * q[3])),
+                K(1 / (q[4] * q[4])),
+                K(1 / (q[3] * q[3] * q[3])),
+                K(1 / (q[4] * q[4] * q[4])),
+                K(q[5]),
+                K(q[0] * (1 - q[5])),
+                K(2 * q[0] * q[5])};
+    }
+};
+
+// The round neighbour at a vector of pixels: its 6 weighted Jacobian columns into j[0..5][k];
+// returns its (unweighted) model.
+template <int N, typename K, typename V>
+BRAGGNAC_FIT_INLINE V roundNeighbour(const RoundConsts<K> &c, const V &row, const V &col,
+                                     const V &w, V *const *j, int k)
+{
+    const V dr2 = row - c.r0, dc2 = col - c.c0;
+    const V rho2 = dr2 * dr2 + dc2 * dc2;
+    const V g2 = fit::expNonPositiveF<N>(rho2 * K(-0.5 * c.is2));
+    const V l2 = K(1) / (K(1) + rho2 * c.ig2);
+    const V shape2 = g2 + c.eta * (l2 - g2);
+    const V wg2 = c.ga * g2 * w, wl2 = c.la * (l2 * l2) * w;
+    const V q2 = wg2 * c.is2 + wl2 * c.ig2; // -2 d model / d rho2 (weighted)
+    j[0][k] = w * shape2;
+    j[1][k] = q2 * dr2;
+    j[2][k] = q2 * dc2;
+    j[3][k] = wg2 * rho2 * c.is3;
+    j[4][k] = wl2 * rho2 * c.ig3;
+    j[5][k] = (w * c.amp) * (l2 - g2);
+    return c.amp * shape2;
+}
+
 // Model, weighted residuals and the analytic Jacobian in one pass over the pixels (sharing the
 // exponential, the Lorentzian and the rotated coordinates), then J^T J and J^T r. NP = kPRound
 // adds a round second peak (parameters 10-15), kPFull a full pseudo-Voigt one (10-18). `slot`
@@ -234,8 +281,9 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
     V *jac = ws.jac[slot].vec<N>();
     V *res = ws.res[slot].vec<N>();
     const K bg = K(p[1]);
-    const PeakConsts<K> c1 =
-        PeakConsts<K>::of(p[0], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]);
+    const PeakConsts<K> c1 = NP == kPNeighbour
+        ? PeakConsts<K>{}
+        : PeakConsts<K>::of(p[0], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]);
     V *j[NP];
     for (int i = 0; i < NP; ++i)
         j[i] = jac + i * nb;
@@ -245,60 +293,59 @@ BRAGGNAC_FIT_INLINE void evaluate(Workspace &ws, const double *p, int slot, Norm
         const double *q = p + kP;
         n2 = PeakConsts<K>::of(q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8]);
     }
+    RoundConsts<K> rn{};
+    if constexpr (NP == kPRound)
+        rn = RoundConsts<K>::of(p + kP);
     V chi = {};
-    for (int k = 0; k < nb; ++k) {
-        const V w = weight[k];
-        const PeakTerms<V> t = peakTerms<N>(c1, rows[k], cols[k], w);
-        V model = bg + c1.amp * t.shape;
-        if constexpr (NP == kPRound) {
-            // The neighbour: round, its own widths and mixing (no rotation).
-            const K amp2 = K(p[10]), eta2 = K(p[15]);
-            const K is2 = K(1 / (p[13] * p[13])), ig2 = K(1 / (p[14] * p[14]));
-            const K is3 = K(1 / (p[13] * p[13] * p[13])), ig3 = K(1 / (p[14] * p[14] * p[14]));
-            const K ga2 = K(p[10] * (1 - p[15])), la2 = K(2 * p[10] * p[15]);
-            const V dr2 = rows[k] - K(p[11]), dc2 = cols[k] - K(p[12]);
-            const V rho2 = dr2 * dr2 + dc2 * dc2;
-            const V g2 = fit::expNonPositiveF<N>(rho2 * K(-0.5 * is2));
-            const V l2 = K(1) / (K(1) + rho2 * ig2);
-            const V shape2 = g2 + eta2 * (l2 - g2);
-            const V wg2 = ga2 * g2 * w, wl2 = la2 * (l2 * l2) * w;
-            const V q2 = wg2 * is2 + wl2 * ig2; // -2 d model / d rho2 (weighted)
-            model += amp2 * shape2;
-            j[10][k] = w * shape2;
-            j[11][k] = q2 * dr2;
-            j[12][k] = q2 * dc2;
-            j[13][k] = wg2 * rho2 * is3;
-            j[14][k] = wl2 * rho2 * ig3;
-            j[15][k] = (w * amp2) * (l2 - g2);
+    if constexpr (NP == kPNeighbour) {
+        // The round neighbour (parameters 0-5, the layout of 10-15) on ws.fixedF.
+        const V *fixed = ws.fixedF.vec<N>();
+        const RoundConsts<K> rc = RoundConsts<K>::of(p);
+        for (int k = 0; k < nb; ++k) {
+            const V w = weight[k];
+            const V model = fixed[k] + roundNeighbour<N>(rc, rows[k], cols[k], w, j, k);
+            const V r = w * (data[k] - model);
+            res[k] = r;
+            chi += r * r;
         }
-        if constexpr (NP == kPFull) {
-            // The neighbour: a pseudo-Voigt of its own shape (no background of its own), the
-            // same derivatives as the main peak's.
-            const PeakTerms<V> t2 = peakTerms<N>(n2, rows[k], cols[k], w);
-            model += n2.amp * t2.shape;
-            j[10][k] = w * t2.shape;
-            j[11][k] = n2.st * t2.mv - n2.ct * t2.mu;
-            j[12][k] = -(n2.st * t2.mu + n2.ct * t2.mv);
-            j[13][k] = t2.wg * t2.u2 * n2.isu3;
-            j[14][k] = t2.wg * t2.v2 * n2.isv3;
-            j[15][k] = t2.wl * t2.u2 * n2.igu3;
-            j[16][k] = t2.wl * t2.v2 * n2.igv3;
-            j[17][k] = (w * n2.amp) * (t2.l - t2.g);
-            j[18][k] = t2.v * t2.mu - t2.u * t2.mv;
+    } else {
+        for (int k = 0; k < nb; ++k) {
+            const V w = weight[k];
+            const PeakTerms<V> t = peakTerms<N>(c1, rows[k], cols[k], w);
+            V model = bg + c1.amp * t.shape;
+            if constexpr (NP == kPRound) {
+                // The neighbour: round, its own widths and mixing (no rotation).
+                model += roundNeighbour<N>(rn, rows[k], cols[k], w, j + kP, k);
+            }
+            if constexpr (NP == kPFull) {
+                // The neighbour: a pseudo-Voigt of its own shape (no background of its own), the
+                // same derivatives as the main peak's.
+                const PeakTerms<V> t2 = peakTerms<N>(n2, rows[k], cols[k], w);
+                model += n2.amp * t2.shape;
+                j[10][k] = w * t2.shape;
+                j[11][k] = n2.st * t2.mv - n2.ct * t2.mu;
+                j[12][k] = -(n2.st * t2.mu + n2.ct * t2.mv);
+                j[13][k] = t2.wg * t2.u2 * n2.isu3;
+                j[14][k] = t2.wg * t2.v2 * n2.isv3;
+                j[15][k] = t2.wl * t2.u2 * n2.igu3;
+                j[16][k] = t2.wl * t2.v2 * n2.igv3;
+                j[17][k] = (w * n2.amp) * (t2.l - t2.g);
+                j[18][k] = t2.v * t2.mu - t2.u * t2.mv;
+            }
+            const V r = w * (data[k] - model);
+            j[0][k] = w * t.shape;
+            j[1][k] = w;
+            j[2][k] = c1.st * t.mv - c1.ct * t.mu;
+            j[3][k] = -(c1.st * t.mu + c1.ct * t.mv);
+            j[4][k] = (t.wg * t.u2) * c1.isu3;
+            j[5][k] = (t.wg * t.v2) * c1.isv3;
+            j[6][k] = (t.wl * t.u2) * c1.igu3;
+            j[7][k] = (t.wl * t.v2) * c1.igv3;
+            j[8][k] = w * (c1.amp * (t.l - t.g));
+            j[9][k] = t.v * t.mu - t.u * t.mv;
+            res[k] = r;
+            chi += r * r;
         }
-        const V r = w * (data[k] - model);
-        j[0][k] = w * t.shape;
-        j[1][k] = w;
-        j[2][k] = c1.st * t.mv - c1.ct * t.mu;
-        j[3][k] = -(c1.st * t.mu + c1.ct * t.mv);
-        j[4][k] = (t.wg * t.u2) * c1.isu3;
-        j[5][k] = (t.wg * t.v2) * c1.isv3;
-        j[6][k] = (t.wl * t.u2) * c1.igu3;
-        j[7][k] = (t.wl * t.v2) * c1.igv3;
-        j[8][k] = w * (c1.amp * (t.l - t.g));
-        j[9][k] = t.v * t.mu - t.u * t.mv;
-        res[k] = r;
-        chi += r * r;
     }
     out.chi2 = fit::horizontalSum(chi);
     // J^T J (upper triangle) and J^T r: for each column a, the per-lane dot products with
@@ -445,6 +492,7 @@ struct LmRun {
     double tol = 1e-8;
     int used = 0; // pixels in the fit (for the noise variance chi^2 / (used - parameters))
     double predictedTol = 0; // noise variances; 0: every step is evaluated (kPredictedLambda)
+    int evaluatedSteps = 0;  // steps evaluated before predictedTol applies
     // Out:
     double chi2 = 0;
     int iterations = 0;
@@ -518,7 +566,8 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
         };
         // Of the step as solved (a step cut by a bound can predict less without being small).
         double pred = predicted(step);
-        if (run.predictedTol > 0 && lambda <= kPredictedLambda && run.used > NP
+        if (run.predictedTol > 0 && it >= run.evaluatedSteps && lambda <= kPredictedLambda
+            && run.used > NP
             && pred <= run.predictedTol * n.chi2 / (run.used - NP)) {
             run.iterations = it; // steps evaluated
             run.criteriaMet = true;
@@ -532,7 +581,8 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
         }
         if (clamped)
             pred = predicted(step);
-        trial[9] = wrapTheta(trial[9]);
+        if constexpr (NP >= kP)
+            trial[9] = wrapTheta(trial[9]);
         if constexpr (NP == kPFull)
             trial[kP + 8] = wrapTheta(trial[kP + 8]);
         const int nxt = 1 - cur;
@@ -682,6 +732,7 @@ struct Kernels {
     void (*onePeak)(Workspace &, double *, LmRun &);
     void (*twoPeaks)(Workspace &, double *, LmRun &);     // round neighbour (kPRound)
     void (*twoPeaksFull)(Workspace &, double *, LmRun &); // full neighbour (kPFull)
+    void (*neighbour)(Workspace &, double *, LmRun &);    // the neighbour alone (kPNeighbour)
     double (*model)(Workspace &, const double *); // modelAt
     void (*sandwich)(const Workspace &, int, const int *, int, const double *, const double *,
                      double, double, double *); // sandwichAt
@@ -702,6 +753,10 @@ struct Kernels {
     {                                                                                           \
         levenbergMarquardt<kPFull, flanes>(ws, p, run);                                         \
     }                                                                                           \
+    attr void neighbour##suffix(Workspace &ws, double *p, LmRun &run)                           \
+    {                                                                                           \
+        levenbergMarquardt<kPNeighbour, flanes>(ws, p, run);                                    \
+    }                                                                                           \
     attr double model##suffix(Workspace &ws, const double *p) { return modelAt<dlanes>(ws, p); } \
     attr void sandwich##suffix(const Workspace &ws, int slot, const int *idx, int m,            \
                                const double *xr, const double *xc, double gain, double rn2,     \
@@ -721,13 +776,14 @@ BRAGGNAC_FIT_KERNELS(Avx512, __attribute__((target("arch=x86-64-v4"))), 16, 8)
 const Kernels &kernels()
 {
     static const Kernels k = [] {
-        const Kernels base{&onePeakBase,  &twoPeaksBase,   &twoPeaksFullBase,
-                           &modelBase,    &sandwichBase,   "sse2"};
+        const Kernels base{&onePeakBase, &twoPeaksBase,  &twoPeaksFullBase, &neighbourBase,
+                           &modelBase,   &sandwichBase, "sse2"};
 #ifdef BRAGGNAC_FIT_X86
-        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2,  &twoPeaksFullAvx2,
-                           &modelAvx2,   &sandwichAvx2,  "avx2"};
+        const Kernels avx2{&onePeakAvx2, &twoPeaksAvx2,  &twoPeaksFullAvx2, &neighbourAvx2,
+                           &modelAvx2,   &sandwichAvx2, "avx2"};
         const Kernels avx512{&onePeakAvx512, &twoPeaksAvx512,  &twoPeaksFullAvx512,
-                             &modelAvx512,   &sandwichAvx512,  "avx512"};
+                             &neighbourAvx512, &modelAvx512,   &sandwichAvx512,
+                             "avx512"};
         const char *env = std::getenv("BRAGGNAC_FIT_ISA");
         const std::string want = env ? env : "avx512";
         __builtin_cpu_init();
@@ -1265,6 +1321,23 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             lm2.chi2Floor = kChi2Floor * flat2;
             lm2.used = used2;
             lm2.predictedTol = kDecrementTol;
+            // First the neighbour alone on the one-peak fit (ws.model, over these pixels), then
+            // both.
+            {
+                for (int k = 0; k < ws.padded; ++k)
+                    ws.fixedF[k] = float(ws.model[k]);
+                Bounds nbBounds;
+                std::copy(bounds.lo + kP, bounds.lo + kPRound, nbBounds.lo);
+                std::copy(bounds.hi + kP, bounds.hi + kPRound, nbBounds.hi);
+                double qn[kP2] = {};
+                std::copy(q + kP, q + kPRound, qn);
+                LmRun lmN = lm2;
+                lmN.bounds = &nbBounds;
+                kernel.neighbour(ws, qn, lmN);
+                result.iterations += lmN.iterations;
+                if (finiteFit(qn, lmN, kPNeighbour))
+                    std::copy(qn, qn + kPNeighbour, q + kP);
+            }
             kernel.twoPeaks(ws, q, lm2);
             result.iterations += lm2.iterations;
             // Residual variances by which the second peak lowered chi^2 (the F statistic times
@@ -1346,7 +1419,8 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         double q[kP2];
         std::copy(p, p + kP2, q);
         LmRun lmW = lm;
-        lmW.predictedTol = 0; // the weighted fit's last evaluated step is worth its cost
+        lmW.predictedTol = kDecrementTol;
+        lmW.evaluatedSteps = 1;
         const double flatW = flatChi2Weighted(ws);
         lmW.chi2Floor = kChi2Floor * flatW;
         kernel.onePeak(ws, q, lmW);
