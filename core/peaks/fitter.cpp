@@ -58,13 +58,14 @@ constexpr double kTwoPeakApart = 2.5; // px between the two fitted centres
 // 0.22 standard errors, cost 2.6 more iterations per realistic patch and was 0.001 px worse:
 // docs/fitting.md, "Convergence".)
 constexpr double kDecrementTol = 1.0;
-// Stop before evaluating a step whose predicted chi^2 reduction (the linear model's, at a
-// Gauss-Newton-like damping lambda <= kPredictedLambda) is at most LmRun::predictedTol noise
-// variances: the evaluation would only confirm the minimum. For the pair fits the tolerance is
-// kDecrementTol; for the one-peak fit that only starts the pair or the Poisson-weighted fit
-// (two-peak mode with Poisson weights), kProvisionalTol. docs/fitting.md, "Convergence".
-constexpr double kPredictedLambda = 1e-2;
+// Stop before evaluating a step whose predicted chi^2 reduction (the linear model's) is at most
+// LmRun::predictedTol noise variances and the Gauss-Newton decrement at the current point (the
+// undamped step's) at most kPredictedDecrement times that: the evaluation would only confirm
+// the minimum. The tolerance is kDecrementTol for the pair fits and the Poisson-weighted fit
+// (after its first step); kProvisionalTol for the one-peak fit that only starts the pair or the
+// Poisson-weighted fit (two-peak mode with Poisson weights). docs/fitting.md, "Convergence".
 constexpr double kProvisionalTol = 4.0;
+constexpr double kPredictedDecrement = 4.0;
 // chi^2 changes below this fraction of the flat-patch chi^2 are rounding (the kernels evaluate
 // in float: residuals cannot go below ~1e-7 of the signal).
 constexpr double kChi2Floor = 1e-11;
@@ -491,7 +492,7 @@ struct LmRun {
     int maxIterations = 100;
     double tol = 1e-8;
     int used = 0; // pixels in the fit (for the noise variance chi^2 / (used - parameters))
-    double predictedTol = 0; // noise variances; 0: every step is evaluated (kPredictedLambda)
+    double predictedTol = 0; // noise variances; 0: every step is evaluated
     int evaluatedSteps = 0;  // steps evaluated before predictedTol applies
     // Out:
     double chi2 = 0;
@@ -566,12 +567,22 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
         };
         // Of the step as solved (a step cut by a bound can predict less without being small).
         double pred = predicted(step);
-        if (run.predictedTol > 0 && it >= run.evaluatedSteps && lambda <= kPredictedLambda
-            && run.used > NP
-            && pred <= run.predictedTol * n.chi2 / (run.used - NP)) {
-            run.iterations = it; // steps evaluated
-            run.criteriaMet = true;
-            break;
+        if (run.predictedTol > 0 && it >= run.evaluatedSteps && run.used > NP) {
+            // A small damped step can also be a short one along a curved valley: the stop
+            // also needs the Gauss-Newton decrement (undamped) to be small.
+            const double limit = run.predictedTol * n.chi2 / (run.used - NP);
+            double gn[NP];
+            double dec = HUGE_VAL;
+            if (pred <= limit && solveDamped<NP>(n, scale, 1e-9, fixed, gn)) {
+                dec = 0;
+                for (int i = 0; i < NP; ++i)
+                    dec += gn[i] * n.jtr[i];
+            }
+            if (dec <= kPredictedDecrement * limit) {
+                run.iterations = it; // steps evaluated
+                run.criteriaMet = true;
+                break;
+            }
         }
         bool clamped = false;
         for (int i = 0; i < NP; ++i) {
