@@ -1051,8 +1051,6 @@ bool neighbourStart(const Workspace &ws, const float *patch, const PseudoVoigt &
     return true;
 }
 
-// The result of one LM run: canonical parameters, rms and the convergence verdict
-// (docs/fitting.md): criteria met, not degenerate, significant, finite.
 // Start of the full neighbour from the round pair q: the neighbour's ellipse from the second
 // moments of the data less the pair's main peak (its positive part within 2.5 px of the
 // neighbour's centre, over the valid pixels), its axes around the round widths (their geometric
@@ -1098,6 +1096,8 @@ void neighbourShapeStart(Workspace &ws, double (*model)(Workspace &, const doubl
     qf[18] = theta;
 }
 
+// The result of one LM run: canonical parameters, rms and the convergence verdict
+// (docs/fitting.md): criteria met, not degenerate, significant, finite.
 FitResult assess(double *p, const LmRun &lm, int used, double flatChi2, int parameters,
                  const Bounds &bounds, int size)
 {
