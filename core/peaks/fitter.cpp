@@ -510,6 +510,22 @@ inline void heldAtBounds(const double *p, const Bounds &bounds, const double *jt
         held[i] = (p[i] <= bounds.lo[i] && jtr[i] <= 0) || (p[i] >= bounds.hi[i] && jtr[i] >= 0);
 }
 
+// The Gauss-Newton decrement g^T (J^T J)^-1 g at an evaluation (the chi^2 reduction an undamped
+// step would bring; rows in `held` left out), or HUGE_VAL when the matrix is not positive
+// definite.
+template <int NP>
+BRAGGNAC_FIT_INLINE double gaussNewtonDecrement(const Normal<NP> &nrm, const double *scale,
+                                                const bool *held)
+{
+    double gn[NP];
+    if (!solveDamped<NP>(nrm, scale, 1e-9, held, gn))
+        return HUGE_VAL;
+    double dec = 0;
+    for (int i = 0; i < NP; ++i)
+        dec += gn[i] * nrm.jtr[i];
+    return dec;
+}
+
 // Levenberg-Marquardt with Marquardt scaling (running maximum of diag(J^T J)), Nielsen's damping
 // update, and bounds by projection plus an active set (a parameter at a bound whose gradient
 // points outwards is held for that step). Converged when an accepted step changes chi^2 by at
@@ -571,14 +587,8 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
             // A small damped step can also be a short one along a curved valley: the stop
             // also needs the Gauss-Newton decrement (undamped) to be small.
             const double limit = run.predictedTol * n.chi2 / (run.used - NP);
-            double gn[NP];
-            double dec = HUGE_VAL;
-            if (pred <= limit && solveDamped<NP>(n, scale, 1e-9, fixed, gn)) {
-                dec = 0;
-                for (int i = 0; i < NP; ++i)
-                    dec += gn[i] * n.jtr[i];
-            }
-            if (dec <= kPredictedDecrement * limit) {
+            if (pred <= limit
+                && gaussNewtonDecrement<NP>(n, scale, fixed) <= kPredictedDecrement * limit) {
                 run.iterations = it; // steps evaluated
                 run.criteriaMet = true;
                 break;
@@ -627,15 +637,9 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
                 const Normal<NP> &c = nrm[cur];
                 bool held[NP];
                 heldAtBounds<NP>(p, bounds, c.jtr, held);
-                double gn[NP];
-                if (solveDamped<NP>(c, scale, 1e-9, held, gn)) {
-                    double dec = 0;
-                    for (int i = 0; i < NP; ++i)
-                        dec += gn[i] * c.jtr[i];
-                    if (dec <= kDecrementTol * s2) {
-                        run.criteriaMet = true;
-                        break;
-                    }
+                if (gaussNewtonDecrement<NP>(c, scale, held) <= kDecrementTol * s2) {
+                    run.criteriaMet = true;
+                    break;
                 }
             }
         } else {
