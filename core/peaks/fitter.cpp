@@ -159,6 +159,7 @@ BRAGGNAC_FIT_INLINE void dotProducts(const V *x, const V *const *ys, int nb, V *
 {
     for (int g = 0; g < G; ++g)
         acc[g] = V{};
+#pragma GCC unroll 4
     for (int k = 0; k < nb; ++k) {
         const V xk = x[k];
         for (int g = 0; g < G; ++g)
@@ -429,59 +430,97 @@ BRAGGNAC_FIT_INLINE double wrapTheta(double t)
     return t - kPi * std::nearbyint(t / kPi);
 }
 
-// Solves (S A S + lambda I) y = S g with S = diag(1/sqrt(scale)) by Cholesky, x = S y. Rows in
-// `fixed` are decoupled (x = 0). Returns false when the matrix is not positive definite.
+// The damped, scaled normal equations M = S A S + lambda I, S = diag(1/sqrt(scale)), factored
+// as L D L^T (no square roots: a column of the factorisation waits on one division), with the
+// forward half of the solve done: L y = S g. Rows in `fixed` are decoupled (their y = 0).
 template <int NP>
-BRAGGNAC_FIT_INLINE bool solveDamped(const Normal<NP> &nrm, const double *scale, double lambda,
+struct DampedFactor {
+    double l[NP][NP]; // L below the diagonal (unit diagonal)
+    double dinv[NP];  // 1 / D
+    double s[NP];     // S
+    double y[NP];     // L^-1 S g
+
+    // False when M is not positive definite.
+    BRAGGNAC_FIT_INLINE bool factor(const Normal<NP> &nrm, const double *sinv, double lambda,
+                                    const bool *fixed)
+    {
+        double w[NP][NP]; // M below the diagonal, then L D
+        double g[NP];
+        double diag[NP];
+        double sf[NP]; // S with the fixed rows zeroed (branch-free below)
+        for (int i = 0; i < NP; ++i) {
+            s[i] = sinv[i];
+            sf[i] = fixed[i] ? 0.0 : s[i];
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < NP; ++i) {
+            for (int j = 0; j < i; ++j)
+                w[i][j] = nrm.jtj[j][i] * sf[i] * sf[j];
+            diag[i] = fixed[i] ? 1 : nrm.jtj[i][i] * s[i] * s[i] + lambda;
+            g[i] = nrm.jtr[i] * sf[i];
+        }
+        // Column j: D_j = M_jj - sum_k (L D)_jk L_jk, (L D)_ij = M_ij - sum_k (L D)_ik L_jk.
+#pragma GCC unroll 16
+        for (int j = 0; j < NP; ++j) {
+            double d = diag[j];
+            for (int k = 0; k < j; ++k)
+                d -= w[j][k] * l[j][k];
+            if (!(d > 1e-300))
+                return false;
+            dinv[j] = 1 / d;
+            for (int i = j + 1; i < NP; ++i) {
+                double v = w[i][j];
+                for (int k = 0; k < j; ++k)
+                    v -= w[i][k] * l[j][k];
+                w[i][j] = v;
+                l[i][j] = v * dinv[j];
+            }
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < NP; ++i) {
+            double v = g[i];
+            for (int k = 0; k < i; ++k)
+                v -= l[i][k] * y[k];
+            y[i] = v;
+        }
+        return true;
+    }
+
+    // x = S M^-1 S g (the step).
+    BRAGGNAC_FIT_INLINE void solve(double *x) const
+    {
+#pragma GCC unroll 16
+        for (int i = NP - 1; i >= 0; --i) {
+            // The newest x last: each x waits on one product, not on a chain of them.
+            double v = y[i] * dinv[i];
+            for (int k = NP - 1; k > i; --k)
+                v -= l[k][i] * x[k];
+            x[i] = v;
+        }
+        for (int i = 0; i < NP; ++i)
+            x[i] *= s[i];
+    }
+
+    // g^T S M^-1 S g = y^T D^-1 y (no back substitution needed).
+    BRAGGNAC_FIT_INLINE double decrement() const
+    {
+        double dec = 0;
+        for (int i = 0; i < NP; ++i)
+            dec += y[i] * y[i] * dinv[i];
+        return dec;
+    }
+};
+
+// Solves (S A S + lambda I) y = S g, x = S y (fixed rows: x = 0; sinv: the diagonal of S).
+// False when the matrix is not positive definite.
+template <int NP>
+BRAGGNAC_FIT_INLINE bool solveDamped(const Normal<NP> &nrm, const double *sinv, double lambda,
                                      const bool *fixed, double *x)
 {
-    double a[NP][NP];
-    double g[NP];
-    double s[NP];
-    for (int i = 0; i < NP; ++i)
-        s[i] = 1 / std::sqrt(scale[i]);
-#pragma GCC unroll 16
-    for (int i = 0; i < NP; ++i) {
-        for (int j = 0; j < i; ++j)
-            a[i][j] = (fixed[i] || fixed[j]) ? 0 : nrm.jtj[j][i] * s[i] * s[j];
-        a[i][i] = fixed[i] ? 1 : nrm.jtj[i][i] * s[i] * s[i] + lambda;
-        g[i] = fixed[i] ? 0 : nrm.jtr[i] * s[i];
-    }
-    double inv[NP]; // 1 / the Cholesky diagonal
-#pragma GCC unroll 16
-    for (int j = 0; j < NP; ++j) {
-        double d = a[j][j];
-        for (int k = 0; k < j; ++k)
-            d -= a[j][k] * a[j][k];
-        if (!(d > 1e-300))
-            return false;
-        d = std::sqrt(d);
-        a[j][j] = d;
-        inv[j] = 1 / d;
-        for (int i = j + 1; i < NP; ++i) {
-            double v = a[i][j];
-            for (int k = 0; k < j; ++k)
-                v -= a[i][k] * a[j][k];
-            a[i][j] = v * inv[j];
-        }
-    }
-    double y[NP];
-#pragma GCC unroll 16
-    for (int i = 0; i < NP; ++i) {
-        double v = g[i];
-        for (int k = 0; k < i; ++k)
-            v -= a[i][k] * y[k];
-        y[i] = v * inv[i];
-    }
-#pragma GCC unroll 16
-    for (int i = NP - 1; i >= 0; --i) {
-        double v = y[i];
-        for (int k = i + 1; k < NP; ++k)
-            v -= a[k][i] * x[k];
-        x[i] = v * inv[i];
-    }
-    for (int i = 0; i < NP; ++i)
-        x[i] *= s[i];
+    DampedFactor<NP> f;
+    if (!f.factor(nrm, sinv, lambda, fixed))
+        return false;
+    f.solve(x);
     return true;
 }
 
@@ -514,16 +553,13 @@ inline void heldAtBounds(const double *p, const Bounds &bounds, const double *jt
 // step would bring; rows in `held` left out), or HUGE_VAL when the matrix is not positive
 // definite.
 template <int NP>
-BRAGGNAC_FIT_INLINE double gaussNewtonDecrement(const Normal<NP> &nrm, const double *scale,
+BRAGGNAC_FIT_INLINE double gaussNewtonDecrement(const Normal<NP> &nrm, const double *sinv,
                                                 const bool *held)
 {
-    double gn[NP];
-    if (!solveDamped<NP>(nrm, scale, 1e-9, held, gn))
+    DampedFactor<NP> f;
+    if (!f.factor(nrm, sinv, 1e-9, held))
         return HUGE_VAL;
-    double dec = 0;
-    for (int i = 0; i < NP; ++i)
-        dec += gn[i] * nrm.jtr[i];
-    return dec;
+    return f.decrement();
 }
 
 // Levenberg-Marquardt with Marquardt scaling (running maximum of diag(J^T J)), Nielsen's damping
@@ -550,6 +586,9 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
         dmax = std::max(dmax, nrm[cur].jtj[i][i]);
     for (int i = 0; i < NP; ++i)
         scale[i] = std::max(nrm[cur].jtj[i][i], 1e-14 * dmax + 1e-300);
+    double sinv[NP]; // 1 / sqrt(scale), the solves' S
+    for (int i = 0; i < NP; ++i)
+        sinv[i] = 1 / std::sqrt(scale[i]);
     double lambda = 1e-3, nu = 2;
     run.iterations = 0;
     run.criteriaMet = false;
@@ -560,7 +599,7 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
         heldAtBounds<NP>(p, bounds, n.jtr, fixed);
         double step[NP];
         double trial[NP];
-        if (!solveDamped<NP>(n, scale, lambda, fixed, step)) {
+        if (!solveDamped<NP>(n, sinv, lambda, fixed, step)) {
             lambda *= nu;
             nu *= 2;
             if (lambda > 1e16)
@@ -581,14 +620,18 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
             }
             return r;
         };
-        // Of the step as solved (a step cut by a bound can predict less without being small).
-        double pred = predicted(step);
+        // Of the step as solved (a step cut by a bound can predict less without being small):
+        // (A + lambda diag(scale)) x = g makes 2 x.g - x^T A x = x.g + lambda x^T diag(scale) x,
+        // no product with A needed (fixed rows have x = 0).
+        double pred = 0;
+        for (int i = 0; i < NP; ++i)
+            pred += step[i] * (n.jtr[i] + lambda * scale[i] * step[i]);
         if (run.predictedTol > 0 && it >= run.evaluatedSteps && run.used > NP) {
             // A small damped step can also be a short one along a curved valley: the stop
             // also needs the Gauss-Newton decrement (undamped) to be small.
             const double limit = run.predictedTol * n.chi2 / (run.used - NP);
             if (pred <= limit
-                && gaussNewtonDecrement<NP>(n, scale, fixed) <= kPredictedDecrement * limit) {
+                && gaussNewtonDecrement<NP>(n, sinv, fixed) <= kPredictedDecrement * limit) {
                 run.iterations = it; // steps evaluated
                 run.criteriaMet = true;
                 break;
@@ -626,8 +669,10 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
             const bool stepSmall = std::sqrt(stepNorm) <= xtol * (std::sqrt(xNorm) + xtol);
             std::copy(trial, trial + NP, p);
             cur = nxt;
-            for (int i = 0; i < NP; ++i)
+            for (int i = 0; i < NP; ++i) {
                 scale[i] = std::max(scale[i], nrm[cur].jtj[i][i]);
+                sinv[i] = 1 / std::sqrt(scale[i]);
+            }
             if (chiSmall && stepSmall) {
                 run.criteriaMet = true;
                 break;
@@ -637,7 +682,7 @@ BRAGGNAC_FIT_INLINE void levenbergMarquardt(Workspace &ws, double *p, LmRun &run
                 const Normal<NP> &c = nrm[cur];
                 bool held[NP];
                 heldAtBounds<NP>(p, bounds, c.jtr, held);
-                if (gaussNewtonDecrement<NP>(c, scale, held) <= kDecrementTol * s2) {
+                if (gaussNewtonDecrement<NP>(c, sinv, held) <= kDecrementTol * s2) {
                     run.criteriaMet = true;
                     break;
                 }
@@ -861,7 +906,8 @@ double flatChi2Weighted(const Workspace &ws)
 // A = J^T J over the free parameters (those not on a bound), var = gain max(model, 0) + rn^2,
 // scaled by chi^2 / dof of the residuals in units of var. False when A is singular.
 bool centreStderr(const Workspace &ws, const LmRun &lm, int np, const double *p, const Bounds &b,
-                  const FitOptions &o, double &seRow, double &seCol, int ir = 2, int ic = 3)
+                  const FitOptions &o, double &seRow, double &seCol, int ir = 2, int ic = 3,
+                  bool sums = true)
 {
     int idx[kP2];
     int m = 0;
@@ -926,15 +972,19 @@ bool centreStderr(const Workspace &ws, const LmRun &lm, int np, const double *p,
         for (int i = 0; i < m; ++i)
             x[i] = dropped[i] ? 0 : x[i] * sc[i];
     };
-    double xr[kP2], xc[kP2];
-    solve(ir, xr);
-    solve(ic, xc);
-    double sums[3];
-    kernels().sandwich(ws, lm.residual, idx, m, xr, xc, o.gain, o.readNoise * o.readNoise, sums);
-    const double vr = sums[0], vc = sums[1], chi2 = sums[2];
     const int used = lm.used; // every pixel in the fit has a weight > 0
     if (used <= m)
         return false;
+    if (!sums) { // A is regular: the caller computes the pixel sums later if it needs them
+        seRow = seCol = std::nan("");
+        return true;
+    }
+    double xr[kP2], xc[kP2];
+    solve(ir, xr);
+    solve(ic, xc);
+    double s[3];
+    kernels().sandwich(ws, lm.residual, idx, m, xr, xc, o.gain, o.readNoise * o.readNoise, s);
+    const double vr = s[0], vc = s[1], chi2 = s[2];
     const double scale = chi2 / double(used - m);
     seRow = std::sqrt(vr * scale);
     seCol = std::sqrt(vc * scale);
@@ -1172,13 +1222,16 @@ void poissonReweight(Workspace &ws, const FitOptions &o)
 }
 
 // Marks `result` with its centre standard error (from the LM run that just ended) or +inf.
-void attachStderr(FitResult &result, Workspace &ws, const LmRun &lm, int np,
+// With sums = false only the covariance's regularity is decided (the status) and the standard
+// error is left pending (NaN; returns true): for a fit that a later one will most likely
+// replace, the pixel sums are computed only if it stays (fitOne).
+bool attachStderr(FitResult &result, Workspace &ws, const LmRun &lm, int np,
                   const double *p, const Bounds &bounds, const FitOptions &options, int ir = 2,
-                  int ic = 3)
+                  int ic = 3, bool sums = true)
 {
     double sr = HUGE_VAL, sc = HUGE_VAL;
     if (result.status == FitStatus::TooFaint
-        || !centreStderr(ws, lm, np, p, bounds, options, sr, sc, ir, ic)) {
+        || !centreStderr(ws, lm, np, p, bounds, options, sr, sc, ir, ic, sums)) {
         sr = sc = HUGE_VAL;
         if (result.status == FitStatus::Converged) {
             result.status = FitStatus::Singular;
@@ -1187,6 +1240,7 @@ void attachStderr(FitResult &result, Workspace &ws, const LmRun &lm, int np,
     }
     result.rowStderr = sr;
     result.colStderr = sc;
+    return std::isnan(sr);
 }
 
 bool betterThan(const FitResult &a, double chiA, const FitResult &b, double chiB)
@@ -1268,8 +1322,12 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     double one[kP2];
     std::copy(p, p + kP2, one);
     result = assess(one, lm, used, flatChi2, kP, bounds, s);
+    // With Poisson weights the weighted continuation (or a pair) nearly always replaces this
+    // fit, so its standard error's pixel sums wait until it is known to stay (the end).
+    const bool deferSums = options.poissonWeights;
+    bool stderrPending = false;
     if (finite)
-        attachStderr(result, ws, lm, kP, p, bounds, options);
+        stderrPending = attachStderr(result, ws, lm, kP, p, bounds, options, 2, 3, !deferSums);
     int iterations = lm.iterations;
 
     // A second start when the first stalled or went degenerate (not when it ran out of
@@ -1291,9 +1349,11 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             double qq[kP2];
             std::copy(q, q + kP2, qq);
             FitResult b = assess(qq, lmB, used, flatChi2, kP, bounds, s);
-            attachStderr(b, ws, lmB, kP, q, bounds, options);
+            const bool bPending =
+                attachStderr(b, ws, lmB, kP, q, bounds, options, 2, 3, !deferSums);
             if (!finite || betterThan(b, lmB.chi2, result, lm.chi2)) {
                 result = b;
+                stderrPending = bPending;
                 lm = lmB;
                 std::copy(q, q + kP2, p);
                 finite = true;
@@ -1449,9 +1509,19 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                 wfit.iterations = result.iterations;
                 wfit.rms = std::sqrt(lm.chi2 / used);
                 result = wfit;
+                stderrPending = false;
                 std::copy(q, q + kP, p);
             }
         }
+    }
+    if (stderrPending) {
+        // The unweighted one-peak fit stays: its final evaluation again (unit weights over the
+        // same pixels, the same Jacobian and residuals: no iterations), then its pixel sums.
+        ws.load(patch);
+        LmRun again = lm;
+        again.maxIterations = 0;
+        kernel.onePeak(ws, p, again);
+        attachStderr(result, ws, again, kP, p, bounds, options);
     }
     return result;
 }
