@@ -120,6 +120,7 @@ private Q_SLOTS:
     void stderrIsCalibrated_data();
     void stderrIsCalibrated();
     void noPatchLabelledAtCentre();
+    void keptUnweightedFitStderr();
     void saturatedPixelsMasked();
     void cancellation();
     void realFrames();
@@ -591,6 +592,43 @@ void TestFitter::noPatchLabelledAtCentre()
     QVERIFY(others > 0);
     QVERIFY2(errFit < 0.5 * errCentre, qPrintable(QString("%1 vs %2").arg(errFit).arg(errCentre)));
     QVERIFY(byStatus[0] > 1350); // > 90 % converge
+}
+
+void TestFitter::keptUnweightedFitStderr()
+{
+    // With Poisson weights the first (unweighted) fit's standard-error pixel sums are deferred
+    // until that fit is known to stay, and then recomputed from a repeated final evaluation.
+    // Every field of every fit must be bit for bit what computing them at once gives, in every
+    // neighbour mode (205 of these 18,000 fits keep their unweighted fit, counted once with a
+    // temporary counter), and no standard error is left pending (NaN).
+    PatchSimOptions so = PatchSimOptions::realistic();
+    so.seed = 11;
+    const PatchDataset d = simulatePatches(6000, so);
+    for (NeighbourHandling mode :
+         {NeighbourHandling::TwoPeak, NeighbourHandling::Mask, NeighbourHandling::Ignore}) {
+        FitOptions deferred;
+        deferred.neighbours = mode;
+        FitOptions atOnce = deferred;
+        atOnce.deferStderrSums = false;
+        const auto a = fitPatches(d, deferred);
+        const auto b = fitPatches(d, atOnce);
+        QCOMPARE(a.size(), b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            QVERIFY(!std::isnan(a[i].rowStderr) && !std::isnan(a[i].colStderr));
+            const bool same = a[i].params.toArray() == b[i].params.toArray()
+                && a[i].status == b[i].status && a[i].converged == b[i].converged
+                && a[i].iterations == b[i].iterations && a[i].peaks == b[i].peaks
+                && a[i].rms == b[i].rms && a[i].rowStderr == b[i].rowStderr
+                && a[i].colStderr == b[i].colStderr;
+            QVERIFY2(same, qPrintable(QString("mode %1, patch %2: stderr %3, %4 vs %5, %6")
+                                          .arg(int(mode))
+                                          .arg(i)
+                                          .arg(a[i].rowStderr, 0, 'g', 17)
+                                          .arg(a[i].colStderr, 0, 'g', 17)
+                                          .arg(b[i].rowStderr, 0, 'g', 17)
+                                          .arg(b[i].colStderr, 0, 'g', 17)));
+        }
+    }
 }
 
 void TestFitter::saturatedPixelsMasked()

@@ -1324,7 +1324,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     result = assess(one, lm, used, flatChi2, kP, bounds, s);
     // With Poisson weights the weighted continuation (or a pair) nearly always replaces this
     // fit, so its standard error's pixel sums wait until it is known to stay (the end).
-    const bool deferSums = options.poissonWeights;
+    const bool deferSums = options.poissonWeights && options.deferStderrSums;
     bool stderrPending = false;
     if (finite)
         stderrPending = attachStderr(result, ws, lm, kP, p, bounds, options, 2, 3, !deferSums);

@@ -27,8 +27,8 @@ enum class NeighbourHandling {
 struct FitOptions {
     int maxIterations = 100;
     double tolerance = 1e-8;  // relative change in chi^2 / step size for convergence (a fit
-                              // also stops once its Gauss-Newton decrement is < 0.05 noise
-                              // variances, docs/fitting.md)
+                              // also stops on the statistical rules, docs/fitting.md
+                              // "Convergence")
     int threads = 0;          // <= 0: all hardware threads
     NeighbourHandling neighbours = NeighbourHandling::TwoPeak;
     /// Noise model of a pixel, variance = gain * max(model, 0) + readNoise^2 (counts^2): used
@@ -36,8 +36,12 @@ struct FitOptions {
     double gain = 1;          // counts per detected photon
     double readNoise = 3;     // counts
     /// Continue the one-peak fit with weights 1 / sqrt(variance of the unweighted fit's model)
-    /// (not after a two-peak attempt: there unit weights did better, docs/fitting.md).
+    /// (not when a two-peak pair is kept: there unit weights did better, docs/fitting.md).
     bool poissonWeights = true;
+    /// The same results either way: with poissonWeights the unweighted fit's standard-error
+    /// pixel sums wait until that fit is known to stay (the weighted one nearly always replaces
+    /// it); false computes them at once (tst_fitter compares the two).
+    bool deferStderrSums = true;
     /// Pixels >= saturation are left out of the fit. < 0: automatic (fitPatches reads each
     /// patch's level from /peaks/saturation when the file has it; fitPseudoVoigt: none);
     /// 0: none.
