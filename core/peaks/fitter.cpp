@@ -153,7 +153,8 @@ struct Normal {
 };
 
 // acc[g] = the per-lane products x . ys[g] for G columns at once (independent accumulators hide
-// the FMA latency); the lanes are summed later, N dot products at a time (fit::transposedSums).
+// the FMA latency; the pixel loop unrolled, or its control costs more instructions than the
+// multiply-adds); the lanes are summed later, N dot products at a time (fit::transposedSums).
 template <typename V, int G>
 BRAGGNAC_FIT_INLINE void dotProducts(const V *x, const V *const *ys, int nb, V *acc)
 {
@@ -440,7 +441,7 @@ struct DampedFactor {
     double s[NP];     // S
     double y[NP];     // L^-1 S g
 
-    // False when M is not positive definite.
+    // sinv: the diagonal of S. False when M is not positive definite.
     BRAGGNAC_FIT_INLINE bool factor(const Normal<NP> &nrm, const double *sinv, double lambda,
                                     const bool *fixed)
     {
