@@ -1324,7 +1324,10 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
     std::copy(p, p + kP2, one);
     result = assess(one, lm, used, flatChi2, kP, bounds, s);
     // With Poisson weights the weighted continuation (or a pair) nearly always replaces this
-    // fit, so its standard error's pixel sums wait until it is known to stay (the end).
+    // fit, so its standard error's pixel sums wait until it is known to stay (the end). The
+    // factorisation decides `singular` at once, as before; only sums that came out non-finite
+    // after a regular factorisation (not seen) would now mark the fit singular later, after
+    // the decisions that read `converged`.
     const bool deferSums = options.poissonWeights && options.deferStderrSums;
     bool stderrPending = false;
     if (finite)
