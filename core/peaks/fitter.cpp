@@ -437,9 +437,9 @@ BRAGGNAC_FIT_INLINE double wrapTheta(double t)
 template <int NP>
 struct DampedFactor {
     double l[NP][NP]; // L below the diagonal (unit diagonal)
-    double dinv[NP];  // 1 / D
-    double s[NP];     // S
-    double y[NP];     // L^-1 S g
+    double dinv[NP];          // 1 / D
+    const double *s = nullptr; // S's diagonal (the caller's, which outlives the factor)
+    double y[NP];             // L^-1 S g
 
     // sinv: the diagonal of S. False when M is not positive definite.
     BRAGGNAC_FIT_INLINE bool factor(const Normal<NP> &nrm, const double *sinv, double lambda,
@@ -449,10 +449,9 @@ struct DampedFactor {
         double g[NP];
         double diag[NP];
         double sf[NP]; // S with the fixed rows zeroed (branch-free below)
-        for (int i = 0; i < NP; ++i) {
-            s[i] = sinv[i];
+        s = sinv;
+        for (int i = 0; i < NP; ++i)
             sf[i] = fixed[i] ? 0.0 : s[i];
-        }
 #pragma GCC unroll 16
         for (int i = 0; i < NP; ++i) {
             for (int j = 0; j < i; ++j)
