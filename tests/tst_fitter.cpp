@@ -113,6 +113,7 @@ private Q_SLOTS:
     void neighbourHandlingReducesError();
     void twoPeakNeighbourOwnShape();
     void twoPeakEllipticalNeighbour();
+    void faintNeighbourSameShape();
     void poissonWeightsLowerBrightError();
     void iterationLimit();
     void threadsGiveIdenticalResults();
@@ -389,8 +390,8 @@ void TestFitter::twoPeakNeighbourOwnShape()
 void TestFitter::twoPeakEllipticalNeighbour()
 {
     // A bright patch whose neighbour is elongated and rotated (noiseless): the round pair
-    // continues as a full pseudo-Voigt neighbour (SNR >= 30, docs/fitting.md "Neighbours"),
-    // which recovers the main centre to < 2e-3 px; a round neighbour cannot follow the ellipse
+    // continues as a full pseudo-Voigt neighbour (the F test on its 3 more parameters passes:
+    // docs/fitting.md "Neighbours"), which recovers the main centre to < 2e-3 px; a round neighbour cannot follow the ellipse
     // and leaves the main centre ~0.01 px off.
     const PseudoVoigt main = peak(3000, 20, 5.3, 4.8, 1.0, 0.9, 1.1, 1.0, 0.4, 0.1);
     const PseudoVoigt nb = peak(2500, 0, 7.6, 9.5, 2.0, 0.7, 1.8, 0.6, 0.5, 0.6);
@@ -401,6 +402,47 @@ void TestFitter::twoPeakEllipticalNeighbour()
     QVERIFY(two.status != FitStatus::TooFaint && two.status != FitStatus::Bounds);
     QVERIFY2(centreError(two, main.row, main.col) < 2e-3,
              qPrintable(QString::number(centreError(two, main.row, main.col))));
+}
+
+void TestFitter::faintNeighbourSameShape()
+{
+    // A faint peak (SNR 5.3) with a fainter neighbour (40 %) 5 px away, 300 noise realisations:
+    // one peak is pulled towards the neighbour's tail, and the round pair (6 more parameters)
+    // passes its F test in fewer than half of them. The pair with the neighbour in the main
+    // peak's shape (3 more parameters, docs/fitting.md "Neighbours") is kept in most and
+    // removes most of that pull; `mask` (one peak, the neighbour's basin left out) keeps it.
+    // Measured: 257 pairs, pull 0.029 px (mask 0.166), rms 0.233 px (mask 0.290); without the
+    // same-shape pair 123 pairs, pull 0.117 px, rms 0.271 px.
+    const PseudoVoigt main = peak(50, 20, 5.2, 4.9, 1.4, 1.4, 1.5, 1.5, 0.4, 0.0);
+    const PseudoVoigt nb = peak(20, 0, 8.2, 8.9, 1.4, 1.4, 1.5, 1.5, 0.4, 0.0);
+    std::vector<float> mean = render(main);
+    nb.render(mean.data(), 11, 11, 0, 0, true);
+    const double ur = (nb.row - main.row) / 5.0, uc = (nb.col - main.col) / 5.0; // towards it
+    std::mt19937_64 rng(5);
+    std::normal_distribution<double> read(0.0, 3.0);
+    FitOptions masked;
+    masked.neighbours = NeighbourHandling::Mask;
+    const int n = 300;
+    int pairs = 0;
+    double pullTwo = 0, pullMask = 0, sqTwo = 0, sqMask = 0;
+    std::vector<float> img(mean.size());
+    for (int t = 0; t < n; ++t) {
+        for (std::size_t k = 0; k < img.size(); ++k)
+            img[k] = float(std::poisson_distribution<long>(mean[k])(rng) + read(rng));
+        const FitResult two = fitPseudoVoigt(img.data(), 11, FitOptions{});
+        const FitResult one = fitPseudoVoigt(img.data(), 11, masked);
+        pairs += two.peaks == 2;
+        pullTwo += (two.params.row - main.row) * ur + (two.params.col - main.col) * uc;
+        pullMask += (one.params.row - main.row) * ur + (one.params.col - main.col) * uc;
+        sqTwo += std::pow(centreError(two, main.row, main.col), 2);
+        sqMask += std::pow(centreError(one, main.row, main.col), 2);
+    }
+    qInfo("pairs %d / %d; pull towards the neighbour: two-peak %.4f px, mask %.4f px; rms %.4f / "
+          "%.4f px",
+          pairs, n, pullTwo / n, pullMask / n, std::sqrt(sqTwo / n), std::sqrt(sqMask / n));
+    QVERIFY2(pairs > 2 * n / 3, qPrintable(QString::number(pairs)));
+    QVERIFY2(pullTwo / n < 0.4 * (pullMask / n), qPrintable(QString::number(pullTwo / n)));
+    QVERIFY2(std::sqrt(sqTwo / sqMask) < 0.9, qPrintable(QString::number(std::sqrt(sqTwo / n))));
 }
 
 void TestFitter::poissonWeightsLowerBrightError()
@@ -441,14 +483,16 @@ void TestFitter::iterationLimit()
 {
     // One iteration cannot meet the convergence criteria from a moment start (iterations
     // count every stage a patch can run, one iteration each: the moment start, then the
-    // neighbour alone and the pair, then the Poisson-weighted fit after a rejected pair). Every
-    // such fit is reported as max-iterations (or too-faint), with a finite estimate.
+    // neighbour alone and the round pair, then either the full pair and its Poisson-weighted
+    // continuation (a kept pair) or the same-shape pair and the Poisson-weighted one-peak fit
+    // (a rejected one): at most 5). Every such fit is reported as max-iterations (or
+    // too-faint), with a finite estimate.
     FitOptions o;
     o.maxIterations = 1;
     int converged = 0, maxIterations = 0;
     for (std::size_t i = 0; i < 100; ++i) {
         const FitResult f = fitPseudoVoigt(m_plain.patch(i), 11, o);
-        QVERIFY2(f.iterations >= 1 && f.iterations <= 4, qPrintable(QString::number(f.iterations)));
+        QVERIFY2(f.iterations >= 1 && f.iterations <= 5, qPrintable(QString::number(f.iterations)));
         QVERIFY(f.status != FitStatus::Converged);
         QVERIFY(std::isfinite(f.params.row) && std::isfinite(f.params.col));
         maxIterations += f.status == FitStatus::MaxIterations;

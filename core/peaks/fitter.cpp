@@ -46,11 +46,20 @@ constexpr double kSignificance = 36.0;
 // variances (an F statistic of 10 on the round neighbour's 6 extra parameters).
 constexpr double kResidualStructure = 3.5;
 constexpr double kTwoPeakDrop = 60.0;
-// The neighbour gets its own ellipse and rotation (kPFull) when the one-peak fit's SNR,
-// amplitude / sqrt(amplitude + background + read noise^2), is at least this: there a round
-// model's mismatch biases the main centre more than three more parameters cost in variance
-// (docs/fitting.md, "Neighbours").
-constexpr double kFullNeighbourSnr = 30.0;
+// A kept round pair continues with the neighbour's own ellipse and rotation (kPFull); that fit
+// replaces the round one when it lowers chi^2 by more than kFullPairDrop residual variances (an
+// F statistic of 10 on the 3 more parameters): a round model of an elongated neighbour biases
+// the main centre, but where the data cannot tell the ellipse the 3 parameters only add
+// variance (docs/fitting.md, "Neighbours").
+constexpr double kFullPairDrop = 30.0;
+// In a faint patch (one-peak SNR, amplitude / sqrt(amplitude + background + read noise^2),
+// below kSameShapeSnr) a round pair the F test rejected is tried once more with the neighbour in
+// the one-peak fit's mean shape (its widths and mixing held: amplitude and centre free), kept
+// when it lowers chi^2 by more than kSameShapeDrop residual variances (F = 10 on 3 parameters).
+// A faint neighbour's tail pulls an unpaired main centre towards it; the 6-parameter round
+// neighbour is too loose to be kept there.
+constexpr double kSameShapeSnr = 15.0;
+constexpr double kSameShapeDrop = 30.0;
 constexpr double kTwoPeakApart = 2.5; // px between the two fitted centres
 // Statistical stop: the Gauss-Newton decrement, in noise variances, below which a fit is at its
 // minimum: what a full Gauss-Newton step would still change is < 1 standard error along the
@@ -1416,70 +1425,128 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                 if (finiteFit(qn, lmN, kPNeighbour))
                     std::copy(qn, qn + kPNeighbour, q + kP);
             }
+            const LmRun lm2Start = lm2;
+            double qStart[kP2];
+            std::copy(q, q + kP2, qStart);
             kernel.twoPeaks(ws, q, lm2);
             result.iterations += lm2.iterations;
-            // Residual variances by which the second peak lowered chi^2 (the F statistic times
-            // the 6 extra parameters).
-            const double drop = (chi1 - lm2.chi2) / (lm2.chi2 / std::max(1, used2 - kPRound));
+            // Residual variances by which a pair with `extra` more parameters than one peak
+            // lowered chi^2 (the F statistic times `extra`).
+            auto dropOf = [&](const LmRun &run, int extra) {
+                return (chi1 - run.chi2) / (run.chi2 / std::max(1, used2 - kP - extra));
+            };
             // Two peaks closer than 2.5 px would split one peak (a bright one, whose core and
             // wings the model does not quite match, into a narrow and a broad part) or leave the
             // main one ill-defined: kept only when apart, the second one real and the F test
             // passes.
             auto apartOf = [](const double *v) { return std::hypot(v[11] - v[2], v[12] - v[3]); };
-            if (finiteFit(q, lm2, kPRound) && drop > kTwoPeakDrop
-                && q[10] > bounds.lo[10] * (1 + 1e-6) && apartOf(q) >= kTwoPeakApart) {
-                // In a bright patch the neighbour's ellipse and rotation matter: the round pair
-                // continues as a full one (equal axes, no rotation to start), kept when it
-                // stays a pair.
-                bool full = false;
-                const Bounds fullBounds = makeBounds(s, bounds.lo[0], kPFull);
-                const double rn2 = options.readNoise * options.readNoise;
-                if (p[0] / std::sqrt(p[0] + std::max(p[1], 0.0) + rn2) >= kFullNeighbourSnr) {
-                    double qf[kP2];
-                    std::copy(q, q + kP + 3, qf); // main peak, amplitude and centre
-                    neighbourShapeStart(ws, kernel.model, q, qf);
-                    for (int i = 13; i <= 16; ++i)
-                        qf[i] = std::clamp(qf[i], fullBounds.lo[i], fullBounds.hi[i]);
-                    LmRun lmF = lm2;
-                    lmF.bounds = &fullBounds;
-                    kernel.twoPeaksFull(ws, qf, lmF);
-                    result.iterations += lmF.iterations;
-                    if (finiteFit(qf, lmF, kPFull) && lmF.chi2 <= lm2.chi2
-                        && qf[10] > fullBounds.lo[10] * (1 + 1e-6)
-                        && apartOf(qf) >= kTwoPeakApart) {
-                        std::copy(qf, qf + kP2, q);
-                        lm2 = lmF;
-                        full = true;
-                    }
-                }
-                const int np2 = full ? kPFull : kPRound;
-                const Bounds &bounds2 = full ? fullBounds : bounds;
-                // The main peak is the one nearer the patch centre; when that is the second
-                // peak, it is reported with its own shape (a round one with theta 0).
+            auto aPair = [&](const double *v, const LmRun &run, int np, const Bounds &b) {
+                return finiteFit(v, run, np) && v[10] > b.lo[10] * (1 + 1e-6)
+                    && apartOf(v) >= kTwoPeakApart;
+            };
+            // The verdict on a kept pair v (np parameters; `free` of them not held): the main
+            // peak is the one nearer the patch centre; when that is the second peak, it is
+            // reported with its own shape (a round one with theta 0). When the F test prefers
+            // two peaks the one-peak fit is known to be biased, so the verdict is the two-peak
+            // fit's even when that one did not converge.
+            auto keptPair = [&](const double *v, const LmRun &run, int np, int free,
+                                const Bounds &b, double flat, double rms) {
                 const double mid = s / 2;
-                const bool swapped = std::hypot(q[11] - mid, q[12] - mid)
-                    < std::hypot(q[2] - mid, q[3] - mid);
+                const bool swapped = std::hypot(v[11] - mid, v[12] - mid)
+                    < std::hypot(v[2] - mid, v[3] - mid);
                 double qs[kP2];
-                std::copy(q, q + kP2, qs);
+                std::copy(v, v + kP2, qs);
                 if (swapped) {
-                    const double roundMain[kP] = {q[10], q[1],  q[11], q[12], q[13],
-                                                  q[13], q[14], q[14], q[15], 0.0};
-                    const double fullMain[kP] = {q[10], q[1],  q[11], q[12], q[13],
-                                                 q[14], q[15], q[16], q[17], q[18]};
-                    const double *main = full ? fullMain : roundMain;
+                    const double roundMain[kP] = {v[10], v[1],  v[11], v[12], v[13],
+                                                  v[13], v[14], v[14], v[15], 0.0};
+                    const double fullMain[kP] = {v[10], v[1],  v[11], v[12], v[13],
+                                                 v[14], v[15], v[16], v[17], v[18]};
+                    const double *main = np == kPFull ? fullMain : roundMain;
                     std::copy(main, main + kP, qs);
                 }
-                // When the F test prefers two peaks the one-peak fit is known to be biased, so
-                // the verdict is the two-peak fit's even when that one did not converge.
-                FitResult two = assess(qs, lm2, used2, flat2, np2, bounds2, s);
+                FitResult two = assess(qs, run, used2, flat, free, b, s);
+                two.rms = rms;
                 // The main peak's centre standard error (the Jacobian is in the fit's order).
                 if (swapped)
-                    attachStderr(two, ws, lm2, np2, q, bounds2, options, 11, 12);
+                    attachStderr(two, ws, run, np, v, b, options, 11, 12);
                 else
-                    attachStderr(two, ws, lm2, np2, q, bounds2, options);
+                    attachStderr(two, ws, run, np, v, b, options);
                 two.iterations = result.iterations;
                 two.peaks = 2;
                 return two;
+            };
+            if (aPair(q, lm2, kPRound, bounds) && dropOf(lm2, kPRound - kP) > kTwoPeakDrop) {
+                // The neighbour's ellipse and rotation: the round pair continues as a full one
+                // (equal axes, no rotation to start), kept when it stays a pair and the F test
+                // on its 3 more parameters passes.
+                const Bounds fullBounds = makeBounds(s, bounds.lo[0], kPFull);
+                double qf[kP2];
+                std::copy(q, q + kP + 3, qf); // main peak, amplitude and centre
+                neighbourShapeStart(ws, kernel.model, q, qf);
+                for (int i = 13; i <= 16; ++i)
+                    qf[i] = std::clamp(qf[i], fullBounds.lo[i], fullBounds.hi[i]);
+                LmRun lmF = lm2;
+                lmF.bounds = &fullBounds;
+                kernel.twoPeaksFull(ws, qf, lmF);
+                result.iterations += lmF.iterations;
+                if (aPair(qf, lmF, kPFull, fullBounds)
+                    && (lm2.chi2 - lmF.chi2) / (lmF.chi2 / std::max(1, used2 - kPFull))
+                        > kFullPairDrop) {
+                    // With the neighbour's shape in the model its variance is known too: the
+                    // pair continues with Poisson weights (from the full pair's model) when
+                    // those are on, kept when it stays a pair.
+                    const double rmsF = std::sqrt(lmF.chi2 / used2);
+                    if (options.poissonWeights) {
+                        const float *r = ws.res[lmF.residual].data();
+                        for (int k = 0; k < s * s; ++k) // unit weights: model = data - residual
+                            ws.model[k] = ws.use[k] ? ws.data[k] - r[k] : 0.0;
+                        poissonReweight(ws, options);
+                        double qw[kP2];
+                        std::copy(qf, qf + kP2, qw);
+                        LmRun lmW = lmF;
+                        lmW.predictedTol = kDecrementTol;
+                        lmW.evaluatedSteps = 1;
+                        const double flatW = flatChi2Weighted(ws);
+                        lmW.chi2Floor = kChi2Floor * flatW;
+                        kernel.twoPeaksFull(ws, qw, lmW);
+                        result.iterations += lmW.iterations;
+                        if (aPair(qw, lmW, kPFull, fullBounds))
+                            return keptPair(qw, lmW, kPFull, kPFull, fullBounds, flatW, rmsF);
+                        // Back to the unweighted full pair: its final evaluation again.
+                        ws.load(patch);
+                        LmRun again = lmF;
+                        again.maxIterations = 0;
+                        kernel.twoPeaksFull(ws, qf, again);
+                        lmF = again;
+                    }
+                    return keptPair(qf, lmF, kPFull, kPFull, fullBounds, flat2, rmsF);
+                }
+                return keptPair(q, lm2, kPRound, kPRound, bounds, flat2,
+                                std::sqrt(lm2.chi2 / used2));
+            }
+            const double rn2 = options.readNoise * options.readNoise;
+            if (p[0] / std::sqrt(p[0] + std::max(p[1], 0.0) + rn2) < kSameShapeSnr) {
+                // The same-shape pair: the neighbour-alone stage's amplitude and centre, the
+                // one-peak fit's mean shape (as neighbourStart's), held by equal bounds.
+                const PseudoVoigt one1 = toPseudoVoigt(p);
+                double qc[kP2];
+                std::copy(p, p + kP, qc);
+                std::copy(qStart + kP, qStart + kP + 3, qc + kP);
+                qc[13] = std::sqrt(one1.sigmaU * one1.sigmaV);
+                qc[14] = std::sqrt(one1.gammaU * one1.gammaV);
+                qc[15] = std::clamp(one1.eta, 0.1, 0.9);
+                Bounds sameBounds = bounds;
+                for (int i = kP; i < kPRound; ++i)
+                    qc[i] = std::clamp(qc[i], bounds.lo[i], bounds.hi[i]);
+                for (int i = 13; i < kPRound; ++i)
+                    sameBounds.lo[i] = sameBounds.hi[i] = qc[i];
+                LmRun lmS = lm2Start;
+                lmS.bounds = &sameBounds;
+                kernel.twoPeaks(ws, qc, lmS);
+                result.iterations += lmS.iterations;
+                if (aPair(qc, lmS, kPRound, sameBounds) && dropOf(lmS, 3) > kSameShapeDrop)
+                    return keptPair(qc, lmS, kPRound, kP + 3, sameBounds, flat2,
+                                    std::sqrt(lmS.chi2 / used2));
             }
         }
         ws.use = ws.fitPixels;
