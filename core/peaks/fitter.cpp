@@ -1230,6 +1230,20 @@ void poissonReweight(Workspace &ws, const FitOptions &o)
     ws.syncWeights();
 }
 
+// The run that continues `from` with Poisson weights from the model in ws.model
+// (poissonReweight): the statistical stop after its first step, the chi^2 floor of the weighted
+// flat patch (returned in flatW).
+LmRun poissonContinuation(Workspace &ws, const FitOptions &o, const LmRun &from, double &flatW)
+{
+    poissonReweight(ws, o);
+    LmRun run = from;
+    run.predictedTol = kDecrementTol;
+    run.evaluatedSteps = 1;
+    flatW = flatChi2Weighted(ws);
+    run.chi2Floor = kChi2Floor * flatW;
+    return run;
+}
+
 // Marks `result` with its centre standard error (from the LM run that just ended) or +inf.
 // With sums = false only the covariance's regularity is decided (the status) and the standard
 // error is left pending (NaN; returns true): for a fit that a later one will most likely
@@ -1500,14 +1514,10 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                         const float *r = ws.res[lmF.residual].data();
                         for (int k = 0; k < s * s; ++k) // unit weights: model = data - residual
                             ws.model[k] = ws.use[k] ? ws.data[k] - r[k] : 0.0;
-                        poissonReweight(ws, options);
+                        double flatW = 0;
+                        LmRun lmW = poissonContinuation(ws, options, lmF, flatW);
                         double qw[kP2];
                         std::copy(qf, qf + kP2, qw);
-                        LmRun lmW = lmF;
-                        lmW.predictedTol = kDecrementTol;
-                        lmW.evaluatedSteps = 1;
-                        const double flatW = flatChi2Weighted(ws);
-                        lmW.chi2Floor = kChi2Floor * flatW;
                         kernel.twoPeaksFull(ws, qw, lmW);
                         result.iterations += lmW.iterations;
                         if (aPair(qw, lmW, kPFull, fullBounds))
@@ -1560,14 +1570,10 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         // judge that fit.
         if (!modelOfP)
             kernel.model(ws, p);
-        poissonReweight(ws, options);
+        double flatW = 0;
+        LmRun lmW = poissonContinuation(ws, options, lm, flatW);
         double q[kP2];
         std::copy(p, p + kP2, q);
-        LmRun lmW = lm;
-        lmW.predictedTol = kDecrementTol;
-        lmW.evaluatedSteps = 1;
-        const double flatW = flatChi2Weighted(ws);
-        lmW.chi2Floor = kChi2Floor * flatW;
         kernel.onePeak(ws, q, lmW);
         result.iterations += lmW.iterations;
         if (finiteFit(q, lmW)) {
