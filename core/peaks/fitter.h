@@ -1,8 +1,9 @@
 #pragma once
 // Levenberg-Marquardt fit of the 2-D pseudo-Voigt (pseudovoigt.h) to patches, with an analytic
 // Jacobian (single-precision kernels), parameter bounds and starting values from image moments;
-// a second peak with its own shape for a neighbour (NeighbourHandling::TwoPeak: round, or with
-// its own ellipse and rotation in bright patches). Batched and multi-threaded over patches. Patches that do not converge are flagged, never silently
+// a second peak with its own shape for a neighbour (NeighbourHandling::TwoPeak: round, with its
+// own ellipse and rotation where an F test asks for it, or in a faint patch in the main peak's
+// shape). Batched and multi-threaded over patches. Patches that do not converge are flagged, never silently
 // labelled.
 #include <cmath>
 #include <cstdint>
@@ -20,8 +21,9 @@ enum class NeighbourHandling {
     Ignore,  // fit one peak to every pixel
     Mask,    // leave out the pixels in the basin of a second significant local maximum
     TwoPeak, // Mask, then when the residual shows a neighbour, fit the main peak and a second
-             // one of its own shape (round; in a bright patch then with its own ellipse) to every
-             // pixel and keep them when an F test prefers them
+             // one of its own shape (round, then with its own ellipse when an F test prefers
+             // that; in a faint patch, when the round pair is rejected, in the main peak's shape)
+             // to every pixel and keep them when an F test prefers them
 };
 
 struct FitOptions {
@@ -35,8 +37,9 @@ struct FitOptions {
     /// for the centre's standard error and, with poissonWeights, as least-squares weights.
     double gain = 1;          // counts per detected photon
     double readNoise = 3;     // counts
-    /// Continue the one-peak fit with weights 1 / sqrt(variance of the unweighted fit's model)
-    /// (not when a two-peak pair is kept: there unit weights did better, docs/fitting.md).
+    /// Continue the one-peak fit with weights 1 / sqrt(variance of the unweighted fit's model),
+    /// and a kept pair whose neighbour has its own ellipse with those of the pair's model (not a
+    /// round or same-shape pair: there unit weights did better, docs/fitting.md).
     bool poissonWeights = true;
     /// The same results either way: with poissonWeights the unweighted fit's standard-error
     /// pixel sums wait until that fit is known to stay (the weighted one nearly always replaces
