@@ -1244,6 +1244,18 @@ LmRun poissonContinuation(Workspace &ws, const FitOptions &o, const LmRun &from,
     return run;
 }
 
+// The final evaluation of the finished `run` at p again, with unit weights over ws.use (the same
+// Jacobian and residuals, no iterations): for a fit whose weighted continuation did not stay.
+LmRun evaluatedAgain(Workspace &ws, const float *patch, void (*lm)(Workspace &, double *, LmRun &),
+                     double *p, const LmRun &run)
+{
+    ws.load(patch);
+    LmRun again = run;
+    again.maxIterations = 0;
+    lm(ws, p, again);
+    return again;
+}
+
 // Marks `result` with its centre standard error (from the LM run that just ended) or +inf.
 // With sums = false only the covariance's regularity is decided (the status) and the standard
 // error is left pending (NaN; returns true): for a fit that a later one will most likely
@@ -1417,6 +1429,10 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             // `bounds` has the round neighbour's layout (makeBounds' default).
             for (int i = kP; i < kPRound; ++i)
                 q[i] = std::clamp(q[i], bounds.lo[i], bounds.hi[i]);
+            // The same-shape pair's neighbour (below): this start's shape, the neighbour-alone
+            // stage's amplitude and centre.
+            double sameStart[kPRound - kP];
+            std::copy(q + kP, q + kPRound, sameStart);
             const double flat2 = flatChi2Of(patch, ws.use);
             LmRun lm2 = lm;
             lm2.chi2Floor = kChi2Floor * flat2;
@@ -1439,15 +1455,13 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                 if (finiteFit(qn, lmN, kPNeighbour))
                     std::copy(qn, qn + kPNeighbour, q + kP);
             }
-            const LmRun lm2Start = lm2;
-            double qStart[kP2];
-            std::copy(q, q + kP2, qStart);
+            std::copy(q + kP, q + kP + 3, sameStart);
             kernel.twoPeaks(ws, q, lm2);
             result.iterations += lm2.iterations;
-            // Residual variances by which a pair with `extra` more parameters than one peak
-            // lowered chi^2 (the F statistic times `extra`).
-            auto dropOf = [&](const LmRun &run, int extra) {
-                return (chi1 - run.chi2) / (run.chi2 / std::max(1, used2 - kP - extra));
+            // Residual variances by which a fit of np parameters lowered chi^2 from `from` (the F
+            // statistic times the parameters it added).
+            auto dropOf = [&](double from, const LmRun &run, int np) {
+                return (from - run.chi2) / (run.chi2 / std::max(1, used2 - np));
             };
             // Two peaks closer than 2.5 px would split one peak (a bright one, whose core and
             // wings the model does not quite match, into a narrow and a broad part) or leave the
@@ -1464,7 +1478,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
             // two peaks the one-peak fit is known to be biased, so the verdict is the two-peak
             // fit's even when that one did not converge.
             auto keptPair = [&](const double *v, const LmRun &run, int np, int free,
-                                const Bounds &b, double flat, double rms) {
+                                const Bounds &b, double flat) {
                 const double mid = s / 2;
                 const bool swapped = std::hypot(v[11] - mid, v[12] - mid)
                     < std::hypot(v[2] - mid, v[3] - mid);
@@ -1479,7 +1493,6 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                     std::copy(main, main + kP, qs);
                 }
                 FitResult two = assess(qs, run, used2, flat, free, b, s);
-                two.rms = rms;
                 // The main peak's centre standard error (the Jacobian is in the fit's order).
                 if (swapped)
                     attachStderr(two, ws, run, np, v, b, options, 11, 12);
@@ -1489,7 +1502,7 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                 two.peaks = 2;
                 return two;
             };
-            if (aPair(q, lm2, kPRound, bounds) && dropOf(lm2, kPRound - kP) > kTwoPeakDrop) {
+            if (aPair(q, lm2, kPRound, bounds) && dropOf(chi1, lm2, kPRound) > kTwoPeakDrop) {
                 // The neighbour's ellipse and rotation: the round pair continues as a full one
                 // (equal axes, no rotation to start), kept when it stays a pair and the F test
                 // on its 3 more parameters passes.
@@ -1504,12 +1517,10 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                 kernel.twoPeaksFull(ws, qf, lmF);
                 result.iterations += lmF.iterations;
                 if (aPair(qf, lmF, kPFull, fullBounds)
-                    && (lm2.chi2 - lmF.chi2) / (lmF.chi2 / std::max(1, used2 - kPFull))
-                        > kFullPairDrop) {
+                    && dropOf(lm2.chi2, lmF, kPFull) > kFullPairDrop) {
                     // With the neighbour's shape in the model its variance is known too: the
                     // pair continues with Poisson weights (from the full pair's model) when
                     // those are on, kept when it stays a pair.
-                    const double rmsF = std::sqrt(lmF.chi2 / used2);
                     if (options.poissonWeights) {
                         const float *r = ws.res[lmF.residual].data();
                         for (int k = 0; k < s * s; ++k) // unit weights: model = data - residual
@@ -1520,43 +1531,35 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
                         std::copy(qf, qf + kP2, qw);
                         kernel.twoPeaksFull(ws, qw, lmW);
                         result.iterations += lmW.iterations;
-                        if (aPair(qw, lmW, kPFull, fullBounds))
-                            return keptPair(qw, lmW, kPFull, kPFull, fullBounds, flatW, rmsF);
-                        // Back to the unweighted full pair: its final evaluation again.
-                        ws.load(patch);
-                        LmRun again = lmF;
-                        again.maxIterations = 0;
-                        kernel.twoPeaksFull(ws, qf, again);
-                        lmF = again;
+                        if (aPair(qw, lmW, kPFull, fullBounds)) {
+                            FitResult two = keptPair(qw, lmW, kPFull, kPFull, fullBounds, flatW);
+                            two.rms = std::sqrt(lmF.chi2 / used2); // unweighted, as elsewhere
+                            return two;
+                        }
+                        lmF = evaluatedAgain(ws, patch, kernel.twoPeaksFull, qf, lmF);
                     }
-                    return keptPair(qf, lmF, kPFull, kPFull, fullBounds, flat2, rmsF);
+                    return keptPair(qf, lmF, kPFull, kPFull, fullBounds, flat2);
                 }
-                return keptPair(q, lm2, kPRound, kPRound, bounds, flat2,
-                                std::sqrt(lm2.chi2 / used2));
+                return keptPair(q, lm2, kPRound, kPRound, bounds, flat2);
             }
             const double rn2 = options.readNoise * options.readNoise;
             if (p[0] / std::sqrt(p[0] + std::max(p[1], 0.0) + rn2) < kSameShapeSnr) {
                 // The same-shape pair: the neighbour-alone stage's amplitude and centre, the
-                // one-peak fit's mean shape (as neighbourStart's), held by equal bounds.
-                const PseudoVoigt one1 = toPseudoVoigt(p);
+                // shape neighbourStart gave it (the one-peak fit's mean), held by equal bounds.
                 double qc[kP2];
                 std::copy(p, p + kP, qc);
-                std::copy(qStart + kP, qStart + kP + 3, qc + kP);
-                qc[13] = std::sqrt(one1.sigmaU * one1.sigmaV);
-                qc[14] = std::sqrt(one1.gammaU * one1.gammaV);
-                qc[15] = std::clamp(one1.eta, 0.1, 0.9);
+                std::copy(sameStart, sameStart + (kPRound - kP), qc + kP);
                 Bounds sameBounds = bounds;
                 for (int i = kP; i < kPRound; ++i)
                     qc[i] = std::clamp(qc[i], bounds.lo[i], bounds.hi[i]);
                 for (int i = 13; i < kPRound; ++i)
                     sameBounds.lo[i] = sameBounds.hi[i] = qc[i];
-                LmRun lmS = lm2Start;
+                LmRun lmS = lm2; // the pair's settings (a run reads no results of the last)
                 lmS.bounds = &sameBounds;
                 kernel.twoPeaks(ws, qc, lmS);
                 result.iterations += lmS.iterations;
-                if (aPair(qc, lmS, kPRound, sameBounds) && dropOf(lmS, 3) > kSameShapeDrop)
-                    return keptPair(qc, lmS, kPRound, kP + 3, sameBounds, flat2,
-                                    std::sqrt(lmS.chi2 / used2));
+                if (aPair(qc, lmS, kPRound, sameBounds) && dropOf(chi1, lmS, kP + 3) > kSameShapeDrop)
+                    return keptPair(qc, lmS, kPRound, kP + 3, sameBounds, flat2);
             }
         }
         ws.use = ws.fitPixels;
@@ -1591,12 +1594,8 @@ FitResult fitOne(Workspace &ws, const float *patch, const FitOptions &options,
         }
     }
     if (stderrPending) {
-        // The unweighted one-peak fit stays: its final evaluation again (unit weights over the
-        // same pixels, the same Jacobian and residuals: no iterations), then its pixel sums.
-        ws.load(patch);
-        LmRun again = lm;
-        again.maxIterations = 0;
-        kernel.onePeak(ws, p, again);
+        // The unweighted one-peak fit stays: its final evaluation again, then its pixel sums.
+        const LmRun again = evaluatedAgain(ws, patch, kernel.onePeak, p, lm);
         attachStderr(result, ws, again, kP, p, bounds, options);
     }
     return result;
