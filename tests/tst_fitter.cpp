@@ -391,8 +391,8 @@ void TestFitter::twoPeakEllipticalNeighbour()
 {
     // A bright patch whose neighbour is elongated and rotated (noiseless): the round pair
     // continues as a full pseudo-Voigt neighbour (the F test on its 3 more parameters passes:
-    // docs/fitting.md "Neighbours"), which recovers the main centre to < 2e-3 px; a round neighbour cannot follow the ellipse
-    // and leaves the main centre ~0.01 px off.
+    // docs/fitting.md "Neighbours"), which recovers the main centre to < 2e-3 px; a round
+    // neighbour cannot follow the ellipse and leaves the main centre ~0.01 px off.
     const PseudoVoigt main = peak(3000, 20, 5.3, 4.8, 1.0, 0.9, 1.1, 1.0, 0.4, 0.1);
     const PseudoVoigt nb = peak(2500, 0, 7.6, 9.5, 2.0, 0.7, 1.8, 0.6, 0.5, 0.6);
     std::vector<float> img = render(main);
